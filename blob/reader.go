@@ -1,0 +1,137 @@
+// Package blob verifies content-addressed bytes while they stream: every blob
+// ferry moves, from any source, passes through a Reader that counts and hashes
+// it and fails at EOF if the size or the digest is not the declared one.
+package blob
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrDigestMismatch means the bytes do not hash to the declared digest.
+	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrSizeMismatch means more or fewer bytes arrived than declared.
+	ErrSizeMismatch = errors.New("size mismatch")
+	// ErrUnsupportedAlgorithm means the digest's algorithm is not sha256 or sha512.
+	ErrUnsupportedAlgorithm = errors.New("unsupported digest algorithm")
+)
+
+// NewHash returns a hash for the digest's algorithm.
+func NewHash(d v1.Hash) (hash.Hash, error) {
+	switch d.Algorithm {
+	case "sha256":
+		return sha256.New(), nil
+	case "sha512":
+		return sha512.New(), nil
+	}
+	return nil, fmt.Errorf("%w %q in %s", ErrUnsupportedAlgorithm, d.Algorithm, d)
+}
+
+// Reader passes bytes through while counting and hashing them. Read returns
+// an error wrapping ErrSizeMismatch as soon as more than the declared size
+// has been read, and at EOF an error wrapping ErrSizeMismatch or
+// ErrDigestMismatch when the content is not what was declared. Callers must
+// read to EOF before trusting the bytes.
+type Reader struct {
+	r      io.Reader
+	h      hash.Hash
+	want   v1.Hash
+	size   int64 // -1: unknown
+	n      int64
+	source string
+	done   bool
+	err    error
+}
+
+// NewReader wraps r to verify that it yields exactly size bytes (size < 0:
+// any) hashing to want. source names where the bytes come from (a URL, a
+// file) for error messages; it may be empty.
+func NewReader(r io.Reader, want v1.Hash, size int64, source string) (*Reader, error) {
+	h, err := NewHash(want)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{r: r, h: h, want: want, size: size, source: source}, nil
+}
+
+// Read implements io.Reader.
+func (v *Reader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	if n > 0 {
+		v.h.Write(p[:n])
+		v.n += int64(n)
+		if v.size >= 0 && v.n > v.size {
+			v.err = v.errorf("%w: more than the declared %d bytes", ErrSizeMismatch, v.size)
+			return n, v.err
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		if verr := v.check(); verr != nil {
+			v.err = verr
+			return n, verr
+		}
+		v.done = true
+	}
+	return n, err
+}
+
+func (v *Reader) check() error {
+	if v.size >= 0 && v.n != v.size {
+		return v.errorf("%w: got %d bytes, declared %d", ErrSizeMismatch, v.n, v.size)
+	}
+	got := v1.Hash{Algorithm: v.want.Algorithm, Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
+	if got != v.want {
+		return v.errorf("%w: content hashes to %s", ErrDigestMismatch, got)
+	}
+	return nil
+}
+
+func (v *Reader) errorf(format string, args ...any) error {
+	msg := fmt.Errorf(format, args...)
+	if v.source != "" {
+		return fmt.Errorf("blob %s from %s: %w", v.want, v.source, msg)
+	}
+	return fmt.Errorf("blob %s: %w", v.want, msg)
+}
+
+// N returns the number of bytes read so far.
+func (v *Reader) N() int64 { return v.n }
+
+// Verified reports whether the whole blob was read and matched.
+func (v *Reader) Verified() bool { return v.done }
+
+// ReadCloser is a Reader that closes the underlying stream.
+type ReadCloser struct {
+	*Reader
+	io.Closer
+}
+
+// NewReadCloser is NewReader for an io.ReadCloser.
+func NewReadCloser(rc io.ReadCloser, want v1.Hash, size int64, source string) (*ReadCloser, error) {
+	r, err := NewReader(rc, want, size, source)
+	if err != nil {
+		return nil, err
+	}
+	return &ReadCloser{Reader: r, Closer: rc}, nil
+}
+
+// Verifying is implemented by streams that check size and digest themselves,
+// so that callers need not hash the bytes a second time.
+type Verifying interface {
+	// VerifiesContent is a marker method.
+	VerifiesContent()
+}
+
+// VerifiesContent marks Reader as verifying.
+func (*Reader) VerifiesContent() {}

@@ -1,0 +1,321 @@
+// Package server embeds the reference OCI registry (distribution/distribution
+// v3) as a library. Its on-disk layout is docker/registry's, so a root written
+// by one can be served by the other.
+//
+// distribution panics on configuration errors and reads defaults only when it
+// parses YAML itself; this package builds a complete configuration in Go,
+// fills in the defaults a Go-built configuration lacks, and turns panics into
+// errors.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+
+	// Storage drivers and access controllers that configurations may name.
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/auth/token"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+)
+
+// DefaultForeignURLsAllow is the foreign-layer URL allow list used unless one
+// is given: manifests whose foreign layers point at https URLs are accepted,
+// so Windows images can be mirrored with their base layers left at Microsoft.
+const DefaultForeignURLsAllow = `^https://`
+
+type options struct {
+	root        string
+	inMemory    bool
+	configFile  string
+	allow       []string
+	deny        []string
+	htpasswd    string
+	deleteOK    bool
+	logOut      io.Writer
+	logLevel    string
+	secret      string
+	readOnlyErr error
+}
+
+// Option configures the embedded registry.
+type Option func(*options) error
+
+// WithRoot stores images on the filesystem under dir, in docker/registry's
+// layout. The default is an in-memory store.
+func WithRoot(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("server: empty root directory")
+		}
+		o.root, o.inMemory = dir, false
+		return nil
+	}
+}
+
+// WithInMemory keeps everything in memory (the default).
+func WithInMemory() Option {
+	return func(o *options) error { o.root, o.inMemory = "", true; return nil }
+}
+
+// WithConfigFile reads a complete distribution configuration file. Options
+// given after it override its fields.
+func WithConfigFile(path string) Option {
+	return func(o *options) error {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("server: config file: %w", err)
+		}
+		o.configFile = path
+		return nil
+	}
+}
+
+// WithForeignURLs sets the regular expressions that URLs of foreign layers in
+// pushed manifests must match (allow) and must not match (deny). The default
+// allow list is DefaultForeignURLsAllow.
+func WithForeignURLs(allow, deny []string) Option {
+	return func(o *options) error {
+		for _, s := range append(append([]string{}, allow...), deny...) {
+			if _, err := regexp.Compile(s); err != nil {
+				return fmt.Errorf("server: foreign URL pattern %q: %w", s, err)
+			}
+		}
+		if allow != nil {
+			o.allow = allow
+		}
+		o.deny = deny
+		return nil
+	}
+}
+
+// WithHTPasswd requires basic authentication checked against an htpasswd
+// file (bcrypt entries).
+func WithHTPasswd(path string) Option {
+	return func(o *options) error {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("server: htpasswd file: %w", err)
+		}
+		o.htpasswd = path
+		return nil
+	}
+}
+
+// WithDelete enables the DELETE endpoints (off by default).
+func WithDelete(enabled bool) Option {
+	return func(o *options) error { o.deleteOK = enabled; return nil }
+}
+
+// WithLog sends the registry's log to w at the given logrus level ("error"
+// unless set). The default discards it.
+func WithLog(w io.Writer, level string) Option {
+	return func(o *options) error {
+		if level == "" {
+			level = "error"
+		}
+		if _, err := logrus.ParseLevel(level); err != nil {
+			return fmt.Errorf("server: log level: %w", err)
+		}
+		o.logOut, o.logLevel = w, level
+		return nil
+	}
+}
+
+// WithSecret sets http.secret, which signs upload state. Replicas sharing a
+// store must share it; the default is random per process.
+func WithSecret(s string) Option {
+	return func(o *options) error { o.secret = s; return nil }
+}
+
+func makeOptions(opts []Option) (*options, error) {
+	o := &options{inMemory: true, allow: []string{DefaultForeignURLsAllow}, logOut: io.Discard, logLevel: "error"}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Configuration builds the distribution configuration the options describe.
+func Configuration(opts ...Option) (*configuration.Configuration, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return o.configuration()
+}
+
+func (o *options) configuration() (*configuration.Configuration, error) {
+	var cfg *configuration.Configuration
+	if o.configFile != "" {
+		f, err := os.Open(o.configFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: config file: %w", err)
+		}
+		defer f.Close()
+		cfg, err = configuration.Parse(f)
+		if err != nil {
+			return nil, fmt.Errorf("server: config file %s: %w", o.configFile, err)
+		}
+	} else {
+		cfg = &configuration.Configuration{Version: "0.1"}
+		params := configuration.Parameters{}
+		if o.inMemory {
+			cfg.Storage = configuration.Storage{"inmemory": params}
+		} else {
+			cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": o.root}}
+		}
+		cfg.Storage["maintenance"] = configuration.Parameters{
+			"uploadpurging": map[any]any{"enabled": false},
+		}
+		cfg.Validation.Manifests.URLs.Allow = o.allow
+		cfg.Validation.Manifests.URLs.Deny = o.deny
+		// A Go-built configuration gets none of the YAML parser's defaults.
+		cfg.Catalog.MaxEntries = 1000
+		cfg.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
+	}
+	if o.root != "" && o.configFile != "" {
+		if fs, ok := cfg.Storage["filesystem"]; ok {
+			fs["rootdirectory"] = o.root
+		} else {
+			return nil, fmt.Errorf("server: --root given but config file %s does not use filesystem storage", o.configFile)
+		}
+	}
+	if o.htpasswd != "" {
+		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "ferry", "path": o.htpasswd}}
+	}
+	if o.deleteOK {
+		cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
+	}
+	if cfg.HTTP.Secret == "" {
+		cfg.HTTP.Secret = o.secret
+	}
+	if cfg.HTTP.Secret == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		cfg.HTTP.Secret = hex.EncodeToString(b)
+	}
+	return cfg, nil
+}
+
+var logMu sync.Mutex
+
+// NewHandler returns the registry as an http.Handler.
+func NewHandler(ctx context.Context, opts ...Option) (http.Handler, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := o.configuration()
+	if err != nil {
+		return nil, err
+	}
+	return newApp(ctx, cfg, o)
+}
+
+func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (h http.Handler, err error) {
+	// distribution's tracing exports to localhost:4318 unless told not to.
+	if os.Getenv("OTEL_TRACES_EXPORTER") == "" {
+		_ = os.Setenv("OTEL_TRACES_EXPORTER", "none")
+	}
+	// distribution logs through logrus' global logger.
+	logMu.Lock()
+	lvl, _ := logrus.ParseLevel(o.logLevel)
+	logrus.SetLevel(lvl)
+	logrus.SetOutput(o.logOut)
+	logMu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			h, err = nil, fmt.Errorf("server: invalid configuration: %v", r)
+		}
+	}()
+	app := handlers.NewApp(ctx, cfg)
+	return app, nil
+}
+
+// Server is a running registry.
+type Server struct {
+	// URL is the base URL clients reach the registry at, e.g.
+	// "http://127.0.0.1:5000".
+	URL string
+	// Addr is the address the listener is bound to.
+	Addr string
+
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
+// registry until Close or until ctx is done.
+func Start(ctx context.Context, addr string, opts ...Option) (*Server, error) {
+	return StartTLS(ctx, addr, "", "", opts...)
+}
+
+// StartTLS is Start with TLS when certFile and keyFile are set.
+func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Option) (*Server, error) {
+	h, err := NewHandler(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
+	}
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
+	}
+	s := &Server{
+		Addr: ln.Addr().String(),
+		URL:  scheme + "://" + ln.Addr().String(),
+		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		ln:   ln,
+		done: make(chan error, 1),
+	}
+	go func() {
+		var err error
+		if certFile != "" {
+			err = s.srv.ServeTLS(ln, certFile, keyFile)
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = s.Close()
+	}()
+	return s, nil
+}
+
+// Host returns "host:port" as used in image references.
+func (s *Server) Host() string { return s.Addr }
+
+// Close shuts the server down, letting requests in flight finish for up to
+// ten seconds.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+// Wait blocks until the server stops and returns its error, if any.
+func (s *Server) Wait() error { return <-s.done }
