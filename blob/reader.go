@@ -62,21 +62,34 @@ func NewReader(r io.Reader, want v1.Hash, size int64, source string) (*Reader, e
 	return &Reader{r: r, h: h, want: want, size: size, source: source}, nil
 }
 
-// Read implements io.Reader.
+// Read implements io.Reader. When the size is known the digest is checked
+// as soon as the last declared byte is read, not only at EOF: consumers
+// such as an HTTP upload with a Content-Length stop reading there.
 func (v *Reader) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
 	n, err := v.r.Read(p)
 	if n > 0 {
+		if v.done {
+			v.err = v.errorf("%w: more than the declared %d bytes", ErrSizeMismatch, v.size)
+			return 0, v.err
+		}
 		v.h.Write(p[:n])
 		v.n += int64(n)
 		if v.size >= 0 && v.n > v.size {
 			v.err = v.errorf("%w: more than the declared %d bytes", ErrSizeMismatch, v.size)
 			return n, v.err
 		}
+		if v.size >= 0 && v.n == v.size {
+			if verr := v.check(); verr != nil {
+				v.err = verr
+				return n, verr
+			}
+			v.done = true
+		}
 	}
-	if errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) && !v.done {
 		if verr := v.check(); verr != nil {
 			v.err = verr
 			return n, verr

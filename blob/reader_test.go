@@ -1,0 +1,80 @@
+package blob
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+func digestOf(t *testing.T, b []byte) v1.Hash {
+	t.Helper()
+	h, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestReader(t *testing.T) {
+	data := []byte(strings.Repeat("windows", 1000))
+	d := digestOf(t, data)
+	bad := append([]byte{}, data...)
+	bad[10] ^= 1
+
+	cases := []struct {
+		name    string
+		content []byte
+		size    int64
+		want    error
+	}{
+		{"good", data, int64(len(data)), nil},
+		{"good unknown size", data, -1, nil},
+		{"corrupt", bad, int64(len(data)), ErrDigestMismatch},
+		{"short", data[:100], int64(len(data)), ErrSizeMismatch},
+		{"long", append(append([]byte{}, data...), 'x'), int64(len(data)), ErrSizeMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := NewReader(bytes.NewReader(tc.content), d, tc.size, "http://example/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.Copy(io.Discard, r)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if tc.want != nil && !strings.Contains(err.Error(), d.String()) {
+				t.Errorf("error %q does not name the digest", err)
+			}
+			if tc.want != nil && !strings.Contains(err.Error(), "http://example/x") {
+				t.Errorf("error %q does not name the source", err)
+			}
+			if (tc.want == nil) != r.Verified() {
+				t.Errorf("Verified() = %v", r.Verified())
+			}
+		})
+	}
+}
+
+// A consumer that stops after the declared size (as an HTTP upload with a
+// Content-Length does) still sees the mismatch.
+func TestReaderChecksAtDeclaredSize(t *testing.T) {
+	data := []byte("0123456789")
+	bad := []byte("0123456788")
+	r, _ := NewReader(bytes.NewReader(bad), digestOf(t, data), 10, "")
+	_, err := io.Copy(io.Discard, io.LimitReader(r, 10))
+	if !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestUnsupportedAlgorithm(t *testing.T) {
+	_, err := NewReader(strings.NewReader(""), v1.Hash{Algorithm: "md5", Hex: "00"}, 0, "")
+	if !errors.Is(err, ErrUnsupportedAlgorithm) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/server"
+	"github.com/ferry-dev/ferry/store/registry"
+)
+
+// randReader yields n pseudo-random bytes without holding them.
+type randReader struct {
+	rng *rand.ChaCha8
+	n   int64
+}
+
+func (r *randReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.n {
+		p = p[:r.n]
+	}
+	n, _ := r.rng.Read(p)
+	r.n -= int64(n)
+	return n, nil
+}
+
+func newRand(seed byte, n int64) *randReader {
+	var s [32]byte
+	s[0] = seed
+	return &randReader{rng: rand.NewChaCha8(s), n: n}
+}
+
+// TestCopyMemoryFlat copies an image with a 1 GiB layer between two
+// repositories of a registry on loopback with the ferry binary and asserts
+// that ferry's peak RSS stays under 100 MiB: blobs stream, never whole in
+// memory. FERRY_MEMTEST_MIB changes the layer size.
+func TestCopyMemoryFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 1 GiB; skipped with -short")
+	}
+	size := int64(1 << 30)
+	if s := os.Getenv("FERRY_MEMTEST_MIB"); s != "" {
+		mib, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size = int64(mib) << 20
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := server.Start(ctx, "127.0.0.1:0", server.WithRoot(filepath.Join(dir, "root")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// A second registry, so that the layer really streams through ferry
+	// instead of being mounted.
+	dstSrv, err := server.Start(ctx, "127.0.0.1:0", server.WithRoot(filepath.Join(dir, "root2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dstSrv.Close()
+
+	// Push the layer, streaming: hash first, then upload.
+	h := sha256.New()
+	if _, err := io.Copy(h, newRand(1, size)); err != nil {
+		t.Fatal(err)
+	}
+	layer := v1.Descriptor{MediaType: types.DockerLayer, Size: size, Digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}}
+	cfgRaw := []byte(`{"architecture":"amd64","os":"windows","os.version":"10.0.17763.1","rootfs":{"type":"layers","diff_ids":["` + layer.Digest.String() + `"]}}`)
+	cfg := descOf(types.DockerConfigJSON, cfgRaw)
+	mf := v1.Manifest{SchemaVersion: 2, MediaType: types.DockerManifestSchema2, Config: cfg, Layers: []v1.Descriptor{layer}}
+	mfRaw, _ := json.Marshal(mf)
+	mfDesc := descOf(types.DockerManifestSchema2, mfRaw)
+
+	ref, _ := name.ParseReference(srv.Host() + "/big/src:v1")
+	repo, err := registry.Open(ctx, ref, registry.WithPush())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.PushBlob(ctx, layer, newRand(1, size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.PushBlob(ctx, cfg, bytes.NewReader(cfgRaw)); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Tag(ctx, mfDesc, mfRaw); err != nil {
+		t.Fatal(err)
+	}
+
+	bin := filepath.Join(dir, "ferry")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, bin, "copy", "--progress", "none", srv.Host()+"/big/src:v1", dstSrv.Host()+"/other/dst:v1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ferry copy: %v\n%s", err, stderr.String())
+	}
+	want := dstSrv.Host() + "/other/dst:v1@" + mfDesc.Digest.String() + "\n"
+	if stdout.String() != want {
+		t.Errorf("stdout = %q, want %q", stdout.String(), want)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	peak := ru.Maxrss * 1024 // kilobytes on Linux
+	t.Logf("copied %d MiB; ferry peak RSS %.1f MiB", size>>20, float64(peak)/(1<<20))
+	if peak > 100<<20 {
+		t.Errorf("peak RSS %d MiB exceeds 100 MiB", peak>>20)
+	}
+	// The destination really holds the layer.
+	dst, _ := name.ParseReference(dstSrv.Host() + "/other/dst:v1")
+	drepo, err := registry.Open(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := drepo.HasBlob(ctx, layer); err != nil || !ok {
+		t.Errorf("layer missing at destination: %v", err)
+	}
+}
+
+func descOf(mt types.MediaType, b []byte) v1.Descriptor {
+	d, n, _ := v1.SHA256(bytes.NewReader(b))
+	return v1.Descriptor{MediaType: mt, Size: n, Digest: d}
+}

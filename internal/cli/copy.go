@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/progress"
+	"github.com/ferry-dev/ferry/transfer"
+)
+
+// copyFlags are the flags of copy (and of pull and push later).
+type copyFlags struct {
+	foreign      string
+	foreignAllow []string
+	rewrites     []string
+	platforms    []string
+	jobs         int
+	json         bool
+}
+
+func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.foreign, "foreign", defaultForeign, "foreign-layer policy: keep (leave them at their urls), include (copy their bytes), localize (copy and make them ordinary layers)")
+	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
+	fl.StringArrayVar(&f.rewrites, "foreign-rewrite-urls", nil, "FROM=TO: rewrite foreign-layer url prefixes, e.g. to an internal mirror (repeatable; with --foreign keep)")
+	fl.StringArrayVar(&f.platforms, "platform", nil, "copy only these platforms of an index: os/arch[/variant][:os.version|ltsc2019|ltsc2022|ltsc2025][:latest-ubr], or all (repeatable)")
+	fl.IntVar(&f.jobs, "jobs", 4, "blobs transferred in parallel")
+	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout instead of the reference")
+}
+
+// options turns the flags into transfer options; errors are usage errors.
+func (f *copyFlags) options() ([]transfer.Option, error) {
+	pol, err := transfer.ParseForeignPolicy(f.foreign)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	fetcher, err := foreign.NewFetcher(foreign.WithAllow(f.foreignAllow...))
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	opts := []transfer.Option{transfer.WithForeign(pol), transfer.WithFetcher(fetcher), transfer.WithJobs(f.jobs)}
+	for _, s := range f.platforms {
+		spec, err := platform.ParseSpec(s)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		opts = append(opts, transfer.WithPlatforms(spec))
+	}
+	for _, s := range f.rewrites {
+		rw, err := foreign.ParseRewrite(s)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		opts = append(opts, transfer.WithRewriteURLs(rw))
+	}
+	if f.jobs < 1 {
+		return nil, usageErr(fmt.Errorf("--jobs must be at least 1, got %d", f.jobs))
+	}
+	return opts, nil
+}
+
+func newCopyCmd(g *globals) *cobra.Command {
+	var f copyFlags
+	cmd := &cobra.Command{
+		Use:   "copy SRC DST",
+		Short: "Copy an image or a whole index between locations",
+		Long: `Copy an image, or a multi-platform index with every platform, from SRC to DST.
+
+Locations: HOST[:PORT]/REPO[:TAG|@DIGEST] (optionally docker://),
+oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG].
+
+Blobs stream and are verified; blobs already at DST are skipped; blobs in
+another repository of the same registry are mounted. Blobs are written
+first, then each manifest, then the index, then the tag: a failed copy
+leaves no tag at DST. The last line on stdout is DST@sha256:<digest>.`,
+		Example: `  ferry copy mcr.microsoft.com/windows/servercore:ltsc2022 localhost:5000/servercore:ltsc2022
+  ferry copy --foreign localize --platform ltsc2019 SRC DST`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.runCopy(cmd, args[0], args[1], &f)
+		},
+	}
+	f.register(cmd, "keep")
+	return cmd
+}
+
+func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlags) error {
+	ctx := cmd.Context()
+	srcLoc, err := g.parseLocation(srcArg)
+	if err != nil {
+		return err
+	}
+	dstLoc, err := g.parseLocation(dstArg)
+	if err != nil {
+		return err
+	}
+	opts, err := f.options()
+	if err != nil {
+		return err
+	}
+	mode, err := progress.ParseMode(g.progress)
+	if err != nil {
+		return usageErr(err)
+	}
+	src, err := g.openSource(ctx, srcLoc)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := g.openTarget(ctx, dstLoc, src)
+	if err != nil {
+		return err
+	}
+	rep := progress.New(g.stderr, mode)
+	opts = append(opts, transfer.WithEvents(rep.Event))
+	res, err := transfer.Copy(ctx, src, dst, opts...)
+	rep.Close()
+	if err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	for _, rw := range res.Rewritten {
+		fmt.Fprintf(g.stderr, "%s -> %s\n", rw.Old, rw.New)
+	}
+	ref := fmt.Sprintf("%s@%s", dstArg, res.Written.Digest)
+	if f.json {
+		return printJSON(g, struct {
+			Reference string `json:"reference"`
+			*transfer.Result
+		}{ref, res})
+	}
+	if mode != progress.None {
+		fmt.Fprintf(g.stderr, "copied %d blobs (%s), skipped %d, mounted %d, foreign kept %d, in %.1fs\n",
+			res.BlobsCopied, progress.Human(res.Bytes), res.BlobsSkipped, res.BlobsMounted, res.ForeignKept, res.Seconds)
+	}
+	fmt.Fprintln(g.stdout, ref)
+	return nil
+}
+
+func printJSON(g *globals, v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/store/registry"
+)
+
+// parseLocation parses a location argument; failures are usage errors.
+func (g *globals) parseLocation(s string) (location.Location, error) {
+	var opts []location.Option
+	if g.insecure {
+		opts = append(opts, location.WithInsecure())
+	}
+	loc, err := location.Parse(s, opts...)
+	if err != nil {
+		return location.Location{}, usageErr(err)
+	}
+	return loc, nil
+}
+
+// openSource opens a location for reading.
+func (g *globals) openSource(ctx context.Context, loc location.Location) (store.Source, error) {
+	switch loc.Kind {
+	case location.Registry:
+		return registry.Open(ctx, loc.Ref, registry.WithInsecure(g.insecure))
+	}
+	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
+}
+
+// openTarget opens a location for writing. src, when it is a repository on
+// the same registry, is where blobs may be mounted from.
+func (g *globals) openTarget(ctx context.Context, loc location.Location, src store.Source) (store.Target, error) {
+	switch loc.Kind {
+	case location.Registry:
+		opts := []registry.Option{registry.WithInsecure(g.insecure), registry.WithPush()}
+		if r, ok := src.(*registry.Repo); ok && r.Repository().RegistryStr() == loc.Ref.Context().RegistryStr() {
+			opts = append(opts, registry.WithMountFrom(r.Repository()))
+		}
+		return registry.Open(ctx, loc.Ref, opts...)
+	}
+	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
+}
+
+// openRegistry opens a registry location, refusing other kinds.
+func (g *globals) openRegistry(ctx context.Context, s string, push bool) (*registry.Repo, error) {
+	loc, err := g.parseLocation(s)
+	if err != nil {
+		return nil, err
+	}
+	if loc.Kind != location.Registry {
+		return nil, usageErr(fmt.Errorf("%s: this command needs a registry reference, not a %s location", s, loc.Kind))
+	}
+	opts := []registry.Option{registry.WithInsecure(g.insecure)}
+	if push {
+		opts = append(opts, registry.WithPush())
+	}
+	return registry.Open(ctx, loc.Ref, opts...)
+}

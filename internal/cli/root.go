@@ -1,0 +1,113 @@
+// Package cli holds ferry's commands, one file each. A command only parses
+// flags, turns them into library options, makes one library call and
+// prints the result; it never holds logic the library could.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/location"
+)
+
+// ExitError carries a process exit code.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageErr marks err as bad input: exit code 2.
+func usageErr(err error) error { return &ExitError{Code: 2, Err: err} }
+
+// ExitCode maps an error to the process exit code: 0 for nil, 2 for bad
+// usage (unparsable references, unknown prefixes, bad flags), 130 when
+// interrupted, 1 otherwise.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if errors.Is(err, location.ErrInvalid) || errors.Is(err, location.ErrUnknownTransport) {
+		return 2
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	insecure bool
+	progress string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+// NewRootCmd returns the ferry command tree writing to the given streams.
+func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "ferry",
+		Short: "Move container images — Windows images and their foreign layers included — between registries, archives and registry storage",
+		Long: `ferry moves container images between registries, OCI layouts, archives and
+registry storage, with no Docker engine. Windows images and their foreign
+(non-distributable) base layers are first-class: keep them foreign, include
+their bytes, or localize them into ordinary layers.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr(fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
+	})
+	pf := root.PersistentFlags()
+	pf.BoolVar(&g.insecure, "insecure", false, "allow plain HTTP to registries that are not on loopback")
+	pf.StringVar(&g.progress, "progress", "auto", "progress output: auto, bars, plain or none")
+
+	root.AddCommand(
+		newCopyCmd(g),
+		newInspectCmd(g),
+		newDigestCmd(g),
+		newTagsCmd(g),
+		newCatalogCmd(g),
+		newDeleteCmd(g),
+		newLoginCmd(g),
+		newLogoutCmd(g),
+		newServeCmd(g),
+	)
+	return root
+}
+
+// Main runs ferry with args and returns the exit code.
+func Main(ctx context.Context, args []string) int {
+	root := NewRootCmd(os.Stdout, os.Stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferry: %v\n", err)
+	}
+	return ExitCode(err)
+}
+
+// exactArgs is cobra.ExactArgs with exit code 2.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageErr(fmt.Errorf("%s: %w", cmd.CommandPath(), err))
+		}
+		return nil
+	}
+}

@@ -1,0 +1,727 @@
+// Package registry is the store backend for a repository in a registry that
+// speaks the OCI distribution API.
+//
+// References, credentials (docker config.json, DOCKER_CONFIG, credential
+// helpers) and the auth handshake (basic and bearer-token challenges) come
+// from go-containerregistry. The API calls themselves are ours, because the
+// copy engine needs what ggcr's remote package hides: whether a blob was
+// skipped, mounted or uploaded, a streamed upload it can time, and errors
+// that keep the registry's diagnostic codes.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ggtypes "github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/store"
+)
+
+// MaxManifestSize bounds the manifests and indexes ferry reads (4 MiB, as
+// distribution and containerd do).
+const MaxManifestSize = 4 << 20
+
+// ManifestAccept lists every manifest media type ferry reads.
+var ManifestAccept = []string{
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+}
+
+type options struct {
+	insecure  bool
+	keychain  authn.Keychain
+	auth      authn.Authenticator
+	transport http.RoundTripper
+	push      bool
+	scopes    []string
+	userAgent string
+	retries   int
+}
+
+// Option configures a Repo.
+type Option func(*options) error
+
+// WithInsecure allows plain HTTP to any registry, not only loopback ones.
+func WithInsecure(insecure bool) Option {
+	return func(o *options) error { o.insecure = insecure; return nil }
+}
+
+// WithKeychain resolves credentials through kc. The default is
+// authn.DefaultKeychain (docker config.json and credential helpers).
+func WithKeychain(kc authn.Keychain) Option {
+	return func(o *options) error {
+		if o.auth != nil {
+			return errors.New("registry: either a keychain or an authenticator, not both")
+		}
+		o.keychain = kc
+		return nil
+	}
+}
+
+// WithAuth uses a fixed authenticator instead of a keychain.
+func WithAuth(a authn.Authenticator) Option {
+	return func(o *options) error {
+		if o.keychain != nil {
+			return errors.New("registry: either a keychain or an authenticator, not both")
+		}
+		o.auth = a
+		return nil
+	}
+}
+
+// WithTransport sets the base HTTP transport. The default is a shared
+// transport tuned for parallel blob transfers.
+func WithTransport(t http.RoundTripper) Option {
+	return func(o *options) error { o.transport = t; return nil }
+}
+
+// WithPush asks for push access as well as pull.
+func WithPush() Option {
+	return func(o *options) error { o.push = true; return nil }
+}
+
+// WithMountFrom also asks for pull access to repo, so that blobs can be
+// mounted from it.
+func WithMountFrom(repo name.Repository) Option {
+	return func(o *options) error {
+		o.scopes = append(o.scopes, repo.Scope(transport.PullScope))
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent prefix.
+func WithUserAgent(ua string) Option {
+	return func(o *options) error { o.userAgent = ua; return nil }
+}
+
+// WithRetries sets how many times a small request (manifest, HEAD, tag
+// list) is tried on 429, 5xx or a network error. The default is 4.
+func WithRetries(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("registry: retries must be at least 1, got %d", n)
+		}
+		o.retries = n
+		return nil
+	}
+}
+
+// DefaultTransport is the base transport shared by every Repo unless
+// WithTransport is given: keep-alive connections, enough idle connections
+// per host for parallel blob transfers.
+var DefaultTransport http.RoundTripper = func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = 5 * time.Minute
+	return t
+}()
+
+func makeOptions(opts []Option) (*options, error) {
+	o := &options{transport: DefaultTransport, retries: 4, userAgent: "ferry"}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	if o.keychain == nil && o.auth == nil {
+		o.keychain = authn.DefaultKeychain
+	}
+	return o, nil
+}
+
+// NewRegistry returns ggcr's name.Registry for host, marked insecure (plain
+// HTTP allowed) when the host is a loopback address or insecure is set.
+func NewRegistry(host string, insecure bool) (name.Registry, error) {
+	var nopts []name.Option
+	if insecure || isLoopback(host) {
+		nopts = append(nopts, name.Insecure)
+	}
+	return name.NewRegistry(host, nopts...)
+}
+
+func isLoopback(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Client is an authenticated HTTP client for one registry.
+type Client struct {
+	reg     name.Registry
+	http    *http.Client
+	retries int
+}
+
+// NewClient authenticates to reg for the given scopes.
+func NewClient(ctx context.Context, reg name.Registry, scopes []string, opts ...Option) (*Client, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(ctx, reg, scopes, o)
+}
+
+func newClient(ctx context.Context, reg name.Registry, scopes []string, o *options) (*Client, error) {
+	auth := o.auth
+	if auth == nil {
+		var err error
+		if auth, err = o.keychain.Resolve(reg); err != nil {
+			return nil, fmt.Errorf("credentials for %s: %w", reg, err)
+		}
+	}
+	base := transport.NewUserAgent(o.transport, o.userAgent)
+	rt, err := transport.NewWithContext(ctx, reg, auth, base, scopes)
+	if err != nil {
+		return nil, classify(fmt.Errorf("connect to %s: %w", reg, err))
+	}
+	return &Client{reg: reg, http: &http.Client{Transport: rt}, retries: o.retries}, nil
+}
+
+// Repo is a repository in a registry, bound to one reference. It is both a
+// store.Source and a store.Target.
+type Repo struct {
+	ref  name.Reference
+	repo name.Repository
+	c    *Client
+}
+
+var (
+	_ store.Source  = (*Repo)(nil)
+	_ store.Target  = (*Repo)(nil)
+	_ store.Mounter = (*Repo)(nil)
+	_ store.Lister  = (*Repo)(nil)
+	_ store.Deleter = (*Repo)(nil)
+)
+
+// Open connects to the repository ref names, with pull access (and push
+// access with WithPush).
+func Open(ctx context.Context, ref name.Reference, opts ...Option) (*Repo, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := NewRegistry(ref.Context().RegistryStr(), o.insecure)
+	if err != nil {
+		return nil, err
+	}
+	repo := reg.Repo(ref.Context().RepositoryStr())
+	// Re-derive the reference on the registry we built, so that it carries
+	// the insecure flag.
+	switch r := ref.(type) {
+	case name.Digest:
+		ref = repo.Digest(r.DigestStr())
+	case name.Tag:
+		ref = repo.Tag(r.TagStr())
+	}
+	scope := repo.Scope(transport.PullScope)
+	if o.push {
+		scope = repo.Scope(transport.PushScope)
+	}
+	c, err := newClient(ctx, reg, append([]string{scope}, o.scopes...), o)
+	if err != nil {
+		return nil, err
+	}
+	return &Repo{ref: ref, repo: repo, c: c}, nil
+}
+
+// Name returns the reference as given.
+func (r *Repo) Name() string { return r.ref.String() }
+
+// Reference returns the reference the Repo is bound to.
+func (r *Repo) Reference() name.Reference { return r.ref }
+
+// Repository returns the repository.
+func (r *Repo) Repository() name.Repository { return r.repo }
+
+// Close implements store.Source and store.Target.
+func (r *Repo) Close() error { return nil }
+
+func (r *Repo) url(kind, rest string) string {
+	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(), kind, rest)
+}
+
+// Resolve implements store.Source: HEAD the manifest (falling back to GET
+// when the registry's HEAD answer lacks a digest or media type).
+func (r *Repo) Resolve(ctx context.Context) (v1.Descriptor, error) {
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("manifests", r.ref.Identifier()), nil)
+		if err == nil {
+			req.Header.Set("Accept", strings.Join(ManifestAccept, ","))
+		}
+		return req, err
+	}, http.StatusOK)
+	if err == nil {
+		resp.Body.Close()
+		d, derr := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+		mt := resp.Header.Get("Content-Type")
+		if derr == nil && mt != "" && resp.ContentLength > 0 {
+			if dg, ok := r.ref.(name.Digest); ok && dg.DigestStr() != d.String() {
+				return v1.Descriptor{}, fmt.Errorf("%s: registry answered digest %s", r.ref, d)
+			}
+			return v1.Descriptor{MediaType: ggtypes.MediaType(mt), Digest: d, Size: resp.ContentLength}, nil
+		}
+	} else if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnauthorized) {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w", r.ref, err)
+	}
+	_, desc, err := r.getManifest(ctx, r.ref.Identifier())
+	return desc, err
+}
+
+// FetchManifest implements store.Source.
+func (r *Repo) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, error) {
+	raw, got, err := r.getManifest(ctx, desc.Digest.String())
+	if err != nil {
+		return nil, err
+	}
+	if got.Digest != desc.Digest {
+		return nil, fmt.Errorf("manifest %s@%s: content hashes to %s: %w", r.repo, desc.Digest, got.Digest, blob.ErrDigestMismatch)
+	}
+	return raw, nil
+}
+
+func (r *Repo) getManifest(ctx context.Context, ident string) ([]byte, v1.Descriptor, error) {
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url("manifests", ident), nil)
+		if err == nil {
+			req.Header.Set("Accept", strings.Join(ManifestAccept, ","))
+		}
+		return req, err
+	}, http.StatusOK)
+	where := r.repo.String() + sep(ident) + ident
+	if err != nil {
+		return nil, v1.Descriptor{}, fmt.Errorf("%s: %w", where, err)
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > MaxManifestSize {
+		return nil, v1.Descriptor{}, fmt.Errorf("%s: manifest of %d bytes exceeds the %d-byte limit", where, resp.ContentLength, MaxManifestSize)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	if err != nil {
+		return nil, v1.Descriptor{}, fmt.Errorf("%s: read manifest: %w", where, err)
+	}
+	if len(raw) > MaxManifestSize {
+		return nil, v1.Descriptor{}, fmt.Errorf("%s: manifest exceeds the %d-byte limit", where, MaxManifestSize)
+	}
+	d, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	mt := resp.Header.Get("Content-Type")
+	if mt == "" || mt == "application/json" || mt == "text/plain" {
+		mt = sniffMediaType(raw)
+	}
+	return raw, v1.Descriptor{MediaType: ggtypes.MediaType(mt), Digest: d, Size: int64(len(raw))}, nil
+}
+
+func sep(ident string) string {
+	if strings.Contains(ident, ":") {
+		return "@"
+	}
+	return ":"
+}
+
+// sniffMediaType reads the mediaType field, or guesses from the shape.
+func sniffMediaType(raw []byte) string {
+	var m struct {
+		MediaType string            `json:"mediaType"`
+		Manifests []json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(raw, &m) == nil {
+		if m.MediaType != "" {
+			return m.MediaType
+		}
+		if m.Manifests != nil {
+			return "application/vnd.oci.image.index.v1+json"
+		}
+	}
+	return "application/vnd.oci.image.manifest.v1+json"
+}
+
+// FetchBlob implements store.Source.
+func (r *Repo) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, r.url("blobs", desc.Digest.String()), nil)
+	}, http.StatusOK)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, r.repo, err)
+	}
+	return resp.Body, nil
+}
+
+// HasBlob implements store.Target.
+func (r *Repo) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) {
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", desc.Digest.String()), nil)
+	}, http.StatusOK)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("blob %s in %s: %w", desc.Digest, r.repo, err)
+	}
+	resp.Body.Close()
+	if desc.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
+		return false, nil
+	}
+	return true, nil
+}
+
+// PushBlob implements store.Target with a single streamed PUT: POST opens
+// the upload, PUT sends all the bytes with the digest. The registry
+// verifies the digest before it links the blob.
+func (r *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, body io.Reader) error {
+	loc, err := r.startUpload(ctx, "")
+	if err != nil {
+		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return fmt.Errorf("blob %s to %s: upload location %q: %w", desc.Digest, r.repo, loc, err)
+	}
+	q := u.Query()
+	q.Set("digest", desc.Digest.String())
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), io.NopCloser(body))
+	if err != nil {
+		return err
+	}
+	req.ContentLength = desc.Size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := r.c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	}
+	defer resp.Body.Close()
+	if err := check(resp, http.StatusCreated); err != nil {
+		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	}
+	return nil
+}
+
+// startUpload POSTs to the upload endpoint, with a mount request when from
+// is set. It returns the upload location, or "" when the blob was mounted.
+func (r *Repo) startUpload(ctx context.Context, query string) (string, error) {
+	u := r.url("blobs", "uploads/") + query
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	}, http.StatusAccepted, http.StatusCreated)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return "", nil
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return "", errors.New("registry gave no upload location")
+	}
+	base, _ := url.Parse(u)
+	l, err := base.Parse(loc)
+	if err != nil {
+		return "", fmt.Errorf("upload location %q: %w", loc, err)
+	}
+	return l.String(), nil
+}
+
+// MountBlob implements store.Mounter: a cross-repository mount when src is
+// a repository of the same registry.
+func (r *Repo) MountBlob(ctx context.Context, desc v1.Descriptor, src store.Source) (bool, error) {
+	from, ok := src.(*Repo)
+	if !ok || from.repo.RegistryStr() != r.repo.RegistryStr() || from.repo.RepositoryStr() == r.repo.RepositoryStr() {
+		return false, nil
+	}
+	q := "?" + url.Values{"mount": {desc.Digest.String()}, "from": {from.repo.RepositoryStr()}}.Encode()
+	loc, err := r.startUpload(ctx, q)
+	if err != nil {
+		return false, fmt.Errorf("mount %s from %s to %s: %w", desc.Digest, from.repo, r.repo, err)
+	}
+	if loc == "" {
+		return true, nil
+	}
+	// The registry opened an upload instead; cancel it.
+	if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, loc, nil); err == nil {
+		if resp, err := r.c.http.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	return false, nil
+}
+
+// PushManifest implements store.Target.
+func (r *Repo) PushManifest(ctx context.Context, desc v1.Descriptor, raw []byte) error {
+	return r.putManifest(ctx, desc.Digest.String(), desc, raw)
+}
+
+// Tag implements store.Target: PUT the manifest under the reference's tag
+// (or by digest when the reference is a digest).
+func (r *Repo) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
+	if _, ok := r.ref.(name.Digest); ok {
+		if r.ref.Identifier() != desc.Digest.String() {
+			return fmt.Errorf("%s: cannot write %s under a different digest", r.ref, desc.Digest)
+		}
+		return r.putManifest(ctx, desc.Digest.String(), desc, raw)
+	}
+	return r.putManifest(ctx, r.ref.Identifier(), desc, raw)
+}
+
+func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor, raw []byte) error {
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, r.url("manifests", ident), bytes.NewReader(raw))
+		if err == nil {
+			req.Header.Set("Content-Type", string(desc.MediaType))
+		}
+		return req, err
+	}, http.StatusCreated, http.StatusOK, http.StatusAccepted)
+	if err != nil {
+		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != desc.Digest.String() {
+		return fmt.Errorf("manifest %s%s%s: registry stored it as %s, not %s", r.repo, sep(ident), ident, got, desc.Digest)
+	}
+	return nil
+}
+
+// Tags implements store.Lister, following Link pagination.
+func (r *Repo) Tags(ctx context.Context) ([]string, error) {
+	next := r.url("tags", "list?n=1000")
+	var all []string
+	for next != "" {
+		u := next
+		resp, err := r.c.do(ctx, func() (*http.Request, error) {
+			return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		}, http.StatusOK)
+		if err != nil {
+			return nil, fmt.Errorf("tags of %s: %w", r.repo, err)
+		}
+		var page struct {
+			Tags []string `json:"tags"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, MaxManifestSize)).Decode(&page)
+		link := resp.Header.Get("Link")
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("tags of %s: %w", r.repo, err)
+		}
+		all = append(all, page.Tags...)
+		next, err = nextLink(u, link)
+		if err != nil {
+			return nil, fmt.Errorf("tags of %s: %w", r.repo, err)
+		}
+	}
+	return all, nil
+}
+
+// Delete implements store.Deleter: it resolves a tag to its digest first,
+// since the API deletes by digest.
+func (r *Repo) Delete(ctx context.Context) error {
+	desc, err := r.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodDelete, r.url("manifests", desc.Digest.String()), nil)
+	}, http.StatusAccepted, http.StatusOK)
+	if err != nil {
+		return fmt.Errorf("delete %s@%s: %w", r.repo, desc.Digest, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Catalog lists the repositories of a registry, following pagination.
+func Catalog(ctx context.Context, reg name.Registry, opts ...Option) ([]string, error) {
+	c, err := NewClient(ctx, reg, []string{reg.Scope("")}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	next := fmt.Sprintf("%s://%s/v2/_catalog?n=1000", reg.Scheme(), reg.RegistryStr())
+	var all []string
+	for next != "" {
+		u := next
+		resp, err := c.do(ctx, func() (*http.Request, error) {
+			return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		}, http.StatusOK)
+		if err != nil {
+			return nil, fmt.Errorf("catalog of %s: %w", reg, err)
+		}
+		var page struct {
+			Repositories []string `json:"repositories"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page)
+		link := resp.Header.Get("Link")
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("catalog of %s: %w", reg, err)
+		}
+		all = append(all, page.Repositories...)
+		if next, err = nextLink(u, link); err != nil {
+			return nil, fmt.Errorf("catalog of %s: %w", reg, err)
+		}
+	}
+	return all, nil
+}
+
+// Ping checks that the credentials are accepted by the registry (GET /v2/).
+func Ping(ctx context.Context, reg name.Registry, opts ...Option) error {
+	c, err := NewClient(ctx, reg, nil, opts...)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/", reg.Scheme(), reg.RegistryStr()), nil)
+	}, http.StatusOK)
+	if err != nil {
+		return fmt.Errorf("%s: %w", reg, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+func nextLink(current, link string) (string, error) {
+	if link == "" {
+		return "", nil
+	}
+	start, end := strings.Index(link, "<"), strings.Index(link, ">")
+	if start < 0 || end < start {
+		return "", fmt.Errorf("malformed Link header %q", link)
+	}
+	base, err := url.Parse(current)
+	if err != nil {
+		return "", err
+	}
+	u, err := base.Parse(link[start+1 : end])
+	if err != nil {
+		return "", fmt.Errorf("malformed Link header %q: %w", link, err)
+	}
+	return u.String(), nil
+}
+
+// do sends the request newReq builds, retrying network errors, 429 and
+// 5xx with backoff (honouring Retry-After). It returns the response when
+// its status is one of ok, and an error otherwise.
+func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error), ok ...int) (*http.Response, error) {
+	var lastErr error
+	for attempt := 0; attempt < c.retries; attempt++ {
+		if attempt > 0 {
+			if err := sleep(ctx, backoff(attempt, lastErr)); err != nil {
+				return nil, err
+			}
+		}
+		req, err := newReq()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			lastErr = classify(err)
+			continue
+		}
+		if err := check(resp, ok...); err != nil {
+			resp.Body.Close()
+			lastErr = err
+			if retryable(resp.StatusCode) {
+				continue
+			}
+			return nil, err
+		}
+		return resp, nil
+	}
+	return nil, lastErr
+}
+
+// retryAfterError carries a Retry-After delay.
+type retryAfterError struct {
+	error
+	after time.Duration
+}
+
+func (e *retryAfterError) Unwrap() error { return e.error }
+
+func retryable(code int) bool {
+	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
+}
+
+func backoff(attempt int, last error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(last, &ra) && ra.after > 0 {
+		return min(ra.after, 60*time.Second)
+	}
+	return min(time.Duration(1<<attempt)*100*time.Millisecond, 5*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// check turns an unexpected response into an error that keeps the
+// registry's diagnostic codes (*transport.Error) and wraps the store's
+// sentinels.
+func check(resp *http.Response, ok ...int) error {
+	err := transport.CheckError(resp, ok...)
+	if err == nil {
+		return nil
+	}
+	err = classify(err)
+	if retryable(resp.StatusCode) {
+		if s := resp.Header.Get("Retry-After"); s != "" {
+			if n, perr := strconv.Atoi(s); perr == nil {
+				return &retryAfterError{error: err, after: time.Duration(n) * time.Second}
+			}
+			if t, perr := http.ParseTime(s); perr == nil {
+				return &retryAfterError{error: err, after: time.Until(t)}
+			}
+		}
+	}
+	return err
+}
+
+func classify(err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("%w (%w)", store.ErrNotFound, err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%w (%w)", store.ErrUnauthorized, err)
+		}
+	}
+	return err
+}

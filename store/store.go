@@ -1,0 +1,89 @@
+// Package store defines the one interface behind which every place images
+// live — a registry repository, an OCI layout, an archive, a registry
+// storage root — so that the copy engine never knows which it talks to.
+//
+// Every method that can block takes a context first. Capabilities only some
+// backends have (mounting across repositories, listing tags) are separate
+// small interfaces, checked with a type assertion where they are used.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Sentinel errors, matched with errors.Is. Backends wrap them with context.
+var (
+	// ErrNotFound means the store does not hold the manifest, blob or tag.
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthorized means the store refused the credentials (or their absence).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForeignRefused means a registry refused a manifest because of its
+	// foreign (non-distributable) layers.
+	ErrForeignRefused = errors.New("manifest refused because of its foreign layers")
+)
+
+// Source is a place images are read from. It is bound to one location:
+// Resolve returns the manifest or index that location names.
+type Source interface {
+	// Resolve returns the descriptor (media type, digest, size) of the
+	// manifest or index the location names.
+	Resolve(ctx context.Context) (v1.Descriptor, error)
+	// FetchManifest returns the raw bytes of the manifest or index desc
+	// names. Implementations must check the bytes against desc.Digest.
+	FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, error)
+	// FetchBlob streams the blob desc names. The error wraps ErrNotFound
+	// when the store does not hold it. Callers verify what they read.
+	FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error)
+	// Close releases what the source holds open.
+	Close() error
+}
+
+// Target is a place images are written to, bound to one location. Writes
+// happen in dependency order — blobs, then manifests, then the index — and
+// Tag comes last, so that a failed copy leaves no tag behind.
+type Target interface {
+	// HasBlob reports whether the target already holds the blob.
+	HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error)
+	// PushBlob stores the blob read from r, which yields exactly desc.Size
+	// bytes. Implementations must not keep the blob under its final name
+	// unless its size and digest match.
+	PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) error
+	// PushManifest stores a manifest or index by digest, untagged.
+	PushManifest(ctx context.Context, desc v1.Descriptor, raw []byte) error
+	// Tag stores the root manifest or index and points the location's tag
+	// (if it has one) at it. It is the last write of a copy.
+	Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error
+	// Close finishes and releases the target.
+	Close() error
+}
+
+// Mounter is a Target that can link a blob from another repository of the
+// same registry without transferring it.
+type Mounter interface {
+	// MountBlob links desc from src into the target. It returns false, nil
+	// when src is not mountable from here (different registry) or the
+	// registry declined the mount.
+	MountBlob(ctx context.Context, desc v1.Descriptor, src Source) (bool, error)
+}
+
+// Lister lists the tags of a repository.
+type Lister interface {
+	// Tags returns every tag, following pagination.
+	Tags(ctx context.Context) ([]string, error)
+}
+
+// Deleter deletes a manifest.
+type Deleter interface {
+	// Delete removes the manifest the location names.
+	Delete(ctx context.Context) error
+}
+
+// Named is implemented by stores that can say where they are, for messages.
+type Named interface {
+	// Name returns the location as the user would write it.
+	Name() string
+}

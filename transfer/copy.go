@@ -1,0 +1,484 @@
+// Package transfer is the copy engine: it walks an index, its manifests and
+// their blobs from a store.Source and writes them to a store.Target in
+// dependency order (blobs, then each manifest, then the index, then the
+// tag), applying the foreign-layer policy, with bounded concurrency, skips
+// and cross-repository mounts, and every byte verified while it streams.
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/store"
+)
+
+// MaxIndexDepth bounds how deeply indexes may nest.
+const MaxIndexDepth = 4
+
+// MaxLayers bounds the layers of one manifest.
+const MaxLayers = 1024
+
+// Rewritten records a manifest or index whose digest changed.
+type Rewritten struct {
+	Old v1.Hash `json:"old"`
+	New v1.Hash `json:"new"`
+}
+
+// Result summarizes a copy.
+type Result struct {
+	// Source is the manifest or index the source location named.
+	Source v1.Descriptor `json:"source"`
+	// Written is the manifest or index written at the destination's tag.
+	Written v1.Descriptor `json:"written"`
+	// Blob counts by outcome.
+	BlobsCopied  int `json:"blobsCopied"`
+	BlobsSkipped int `json:"blobsSkipped"`
+	BlobsMounted int `json:"blobsMounted"`
+	ForeignKept  int `json:"foreignKept"`
+	// Bytes is the number of blob bytes transferred.
+	Bytes int64 `json:"bytes"`
+	// Manifests is the number of manifests and indexes written.
+	Manifests int `json:"manifests"`
+	// Seconds is the wall time of the copy.
+	Seconds float64 `json:"seconds"`
+	// Rewritten lists every digest that changed, in write order.
+	Rewritten []Rewritten `json:"rewritten,omitempty"`
+}
+
+// node is one manifest or index of the tree being copied.
+type node struct {
+	desc     v1.Descriptor
+	raw      []byte
+	children []*node // index entries to write
+	keep     map[v1.Hash]bool
+	blobs    []v1.Descriptor // image: config and layers
+	out      v1.Descriptor   // after rewriting
+	outRaw   []byte
+}
+
+type copier struct {
+	o   *options
+	src store.Source
+	dst store.Target
+
+	mu  sync.Mutex
+	res *Result
+}
+
+// Copy copies the image or index src names to dst.
+func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Option) (*Result, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	c := &copier{o: o, src: src, dst: dst, res: &Result{}}
+	rootDesc, err := src.Resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.res.Source = rootDesc
+	root, err := c.load(ctx, rootDesc, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.platforms) > 0 {
+		if root, err = c.selectPlatforms(ctx, root); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.copyBlobs(ctx, root); err != nil {
+		return nil, err
+	}
+	if err := c.writeManifests(ctx, root, true); err != nil {
+		return nil, err
+	}
+	c.res.Written = root.out
+	c.res.Seconds = time.Since(start).Seconds()
+	return c.res, nil
+}
+
+func name(s any) string {
+	if n, ok := s.(store.Named); ok {
+		return n.Name()
+	}
+	return "source"
+}
+
+// load fetches a manifest or index and, for an index, its entries.
+func (c *copier) load(ctx context.Context, desc v1.Descriptor, depth int) (*node, error) {
+	if depth > MaxIndexDepth {
+		return nil, fmt.Errorf("%s: indexes nested more than %d deep", desc.Digest, MaxIndexDepth)
+	}
+	raw, err := c.src.FetchManifest(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{desc: desc, raw: raw}
+	switch {
+	case isIndex(desc.MediaType):
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		for _, e := range idx.Manifests {
+			child, err := c.load(ctx, e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.children = append(n.children, child)
+		}
+	case desc.MediaType == types.DockerManifestSchema1 || desc.MediaType == types.DockerManifestSchema1Signed:
+		return nil, fmt.Errorf("manifest %s: Docker schema 1 (%s) is not supported; re-push the image with a current client", desc.Digest, desc.MediaType)
+	default:
+		m, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s (%s): %w", desc.Digest, desc.MediaType, err)
+		}
+		if len(m.Layers) > MaxLayers {
+			return nil, fmt.Errorf("manifest %s has %d layers, more than the limit of %d", desc.Digest, len(m.Layers), MaxLayers)
+		}
+		if m.Config.Digest.Hex != "" {
+			n.blobs = append(n.blobs, m.Config)
+		}
+		n.blobs = append(n.blobs, m.Layers...)
+	}
+	return n, nil
+}
+
+// selectPlatforms narrows the root to the entries the platform specs
+// select: one entry becomes the root itself, several a smaller index.
+func (c *copier) selectPlatforms(ctx context.Context, root *node) (*node, error) {
+	if !isIndex(root.desc.MediaType) {
+		return root, c.checkImagePlatform(ctx, root)
+	}
+	descs := make([]v1.Descriptor, len(root.children))
+	for i, ch := range root.children {
+		descs[i] = ch.desc
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(root.raw))
+	if err == nil && len(idx.Manifests) == len(descs) {
+		descs = idx.Manifests // with their platforms
+	}
+	sel, err := platform.Select(descs, c.o.platforms)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name(c.src), err)
+	}
+	if len(sel) == 1 {
+		return root.children[sel[0]], nil
+	}
+	if len(sel) == len(root.children) {
+		return root, nil
+	}
+	keep := map[v1.Hash]bool{}
+	var children []*node
+	for _, i := range sel {
+		keep[root.children[i].desc.Digest] = true
+		children = append(children, root.children[i])
+	}
+	root.children, root.keep = children, keep
+	return root, nil
+}
+
+// checkImagePlatform refuses a single image whose config matches none of
+// the platform specs.
+func (c *copier) checkImagePlatform(ctx context.Context, n *node) error {
+	if len(n.blobs) == 0 {
+		return nil
+	}
+	rc, err := c.src.FetchBlob(ctx, n.blobs[0])
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	vr, err := blob.NewReader(io.LimitReader(rc, MaxConfigSize+1), n.blobs[0].Digest, n.blobs[0].Size, name(c.src))
+	if err != nil {
+		return err
+	}
+	cfg, err := v1.ParseConfigFile(vr)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", n.blobs[0].Digest, err)
+	}
+	p := cfg.Platform()
+	if p == nil {
+		return nil
+	}
+	for _, s := range c.o.platforms {
+		if s.Matches(*p) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is a single image for %s, which no --platform selects", name(c.src), platform.Format(p))
+}
+
+// MaxConfigSize bounds image configs read into memory.
+const MaxConfigSize = 8 << 20
+
+// copyBlobs transfers every blob of the tree, each digest once, with at
+// most jobs at a time.
+func (c *copier) copyBlobs(ctx context.Context, root *node) error {
+	seen := map[v1.Hash]bool{}
+	var all []v1.Descriptor
+	var walk func(n *node)
+	walk = func(n *node) {
+		for _, b := range n.blobs {
+			if !seen[b.Digest] {
+				seen[b.Digest] = true
+				all = append(all, b)
+			}
+		}
+		for _, ch := range n.children {
+			walk(ch)
+		}
+	}
+	walk(root)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.o.jobs)
+	for _, d := range all {
+		g.Go(func() error { return c.blob(gctx, d) })
+	}
+	return g.Wait()
+}
+
+func (c *copier) count(f func(r *Result)) {
+	c.mu.Lock()
+	f(c.res)
+	c.mu.Unlock()
+}
+
+func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
+	ev := Event{Digest: d.Digest, MediaType: string(d.MediaType), Size: d.Size}
+	emit := func(k EventKind) { e := ev; e.Kind = k; c.o.events(e) }
+	isForeign := foreign.IsForeign(string(d.MediaType))
+	if isForeign && c.o.foreign == Keep {
+		c.count(func(r *Result) { r.ForeignKept++ })
+		emit(BlobForeignKept)
+		return nil
+	}
+	has, err := c.dst.HasBlob(ctx, d)
+	if err != nil {
+		return err
+	}
+	if has {
+		c.count(func(r *Result) { r.BlobsSkipped++ })
+		emit(BlobSkipped)
+		return nil
+	}
+	if m, ok := c.dst.(store.Mounter); ok && !isForeign {
+		if mounted, err := m.MountBlob(ctx, d, c.src); err == nil && mounted {
+			c.count(func(r *Result) { r.BlobsMounted++ })
+			emit(BlobMounted)
+			return nil
+		}
+	}
+	var lastErr error
+	for attempt := 1; attempt <= c.o.retries; attempt++ {
+		if attempt > 1 {
+			e := ev
+			e.Kind, e.Err = BlobRetry, lastErr
+			c.o.events(e)
+			if err := sleep(ctx, time.Duration(attempt*attempt)*250*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		n, err := c.copyBlob(ctx, d)
+		if err == nil {
+			c.count(func(r *Result) { r.BlobsCopied++; r.Bytes += n })
+			emit(BlobCopied)
+			return nil
+		}
+		if !retryable(ctx, err) {
+			return err
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// retryable says whether another attempt at a blob may succeed: not when
+// the content is wrong, missing or forbidden, or the copy was cancelled.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	for _, e := range []error{blob.ErrDigestMismatch, blob.ErrUnsupportedAlgorithm, store.ErrNotFound,
+		store.ErrUnauthorized, foreign.ErrAllURLsFailed, foreign.ErrURLRefused, context.Canceled} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return true
+}
+
+// copyBlob opens the blob at the source (the registry first; for a
+// descriptor with urls, the fetcher when the registry lacks it) and
+// streams it to the destination through a verifier.
+func (c *copier) copyBlob(ctx context.Context, d v1.Descriptor) (int64, error) {
+	rc, source, err := c.open(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if _, ok := rc.(blob.Verifying); !ok {
+		vr, err := blob.NewReader(rc, d.Digest, d.Size, source)
+		if err != nil {
+			return 0, err
+		}
+		r = vr
+	}
+	pr := &progressReader{r: r, emit: c.o.events, ev: Event{Kind: BlobProgress, Digest: d.Digest, MediaType: string(d.MediaType), Size: d.Size, Source: source}}
+	start := pr.ev
+	start.Kind = BlobStart
+	c.o.events(start)
+	err = c.dst.PushBlob(ctx, d, pr)
+	if pr.err != nil {
+		// The source's own failure (a digest mismatch naming the URL) says
+		// more than the destination's reaction to it.
+		return pr.n, pr.err
+	}
+	if err != nil {
+		return pr.n, err
+	}
+	if pr.n != d.Size {
+		return pr.n, fmt.Errorf("blob %s: destination took %d of %d bytes", d.Digest, pr.n, d.Size)
+	}
+	return pr.n, nil
+}
+
+func (c *copier) open(ctx context.Context, d v1.Descriptor) (io.ReadCloser, string, error) {
+	rc, err := c.src.FetchBlob(ctx, d)
+	if err == nil {
+		return rc, name(c.src), nil
+	}
+	if !errors.Is(err, store.ErrNotFound) || len(d.URLs) == 0 {
+		return nil, "", err
+	}
+	frc, ferr := c.o.fetcher.Open(ctx, d)
+	if ferr != nil {
+		return nil, "", fmt.Errorf("foreign blob %s is not in %s and could not be fetched from its urls: %w", d.Digest, name(c.src), ferr)
+	}
+	return frc, strings.Join(d.URLs, ", "), nil
+}
+
+type progressReader struct {
+	r    io.Reader
+	n    int64
+	err  error
+	ev   Event
+	emit func(Event)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && p.err == nil {
+		p.err = err
+	}
+	if n > 0 {
+		e := p.ev
+		e.Done = p.n
+		p.emit(e)
+	}
+	return n, err
+}
+
+// writeManifests writes a node's children, then the node: by digest for
+// inner nodes, under the tag for the root.
+func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error {
+	repl := map[v1.Hash]v1.Descriptor{}
+	for _, ch := range n.children {
+		if err := c.writeManifests(ctx, ch, false); err != nil {
+			return err
+		}
+		repl[ch.desc.Digest] = ch.out
+	}
+	var err error
+	n.outRaw, n.out = n.raw, n.desc
+	changed := false
+	switch {
+	case isIndex(n.desc.MediaType):
+		n.outRaw, changed, err = rewriteIndex(n.raw, repl, n.keep)
+	case c.o.foreign == Localize:
+		n.outRaw, changed, err = rewriteLayers(n.raw, localize)
+	case len(c.o.rewrites) > 0:
+		n.outRaw, changed, err = rewriteLayers(n.raw, rewriteURLs(c.o.rewrites))
+	}
+	if err != nil {
+		return fmt.Errorf("rewrite %s: %w", n.desc.Digest, err)
+	}
+	if changed {
+		n.out = descriptorOf(n.outRaw, n.desc.MediaType)
+		n.out.Platform, n.out.Annotations = n.desc.Platform, n.desc.Annotations
+		c.count(func(r *Result) { r.Rewritten = append(r.Rewritten, Rewritten{Old: n.desc.Digest, New: n.out.Digest}) })
+		c.o.events(Event{Kind: DigestRewritten, Old: n.desc.Digest, Digest: n.out.Digest, MediaType: string(n.desc.MediaType)})
+	}
+	if isRoot {
+		err = c.dst.Tag(ctx, n.out, n.outRaw)
+	} else {
+		err = c.dst.PushManifest(ctx, n.out, n.outRaw)
+	}
+	if err != nil {
+		return c.explainRefusal(n, err)
+	}
+	c.count(func(r *Result) { r.Manifests++ })
+	c.o.events(Event{Kind: ManifestWritten, Digest: n.out.Digest, MediaType: string(n.out.MediaType), Size: n.out.Size})
+	return nil
+}
+
+// explainRefusal turns a registry's refusal of a manifest with foreign
+// layers into words and the fix, instead of the raw code.
+func (c *copier) explainRefusal(n *node, err error) error {
+	var foreignURLs []string
+	if !isIndex(n.desc.MediaType) {
+		var m struct {
+			Layers []v1.Descriptor `json:"layers"`
+		}
+		if json.Unmarshal(n.outRaw, &m) == nil {
+			for _, l := range m.Layers {
+				if foreign.IsForeign(string(l.MediaType)) {
+					foreignURLs = append(foreignURLs, l.URLs...)
+				}
+			}
+		}
+	}
+	if len(foreignURLs) == 0 || errors.Is(err, store.ErrUnauthorized) {
+		return err
+	}
+	msg := strings.ToLower(err.Error())
+	if !(strings.Contains(msg, "manifest_blob_unknown") || strings.Contains(msg, "manifest_invalid") ||
+		strings.Contains(msg, "blob unknown") || strings.Contains(msg, "500") || strings.Contains(msg, "invalid")) {
+		return err
+	}
+	fix := "copy with --foreign include (store the base layers too) or --foreign localize (make them ordinary layers)"
+	if c.o.foreign == Include {
+		fix = "copy with --foreign localize (make them ordinary layers)"
+	}
+	return fmt.Errorf("%w: the destination refused manifest %s, whose foreign layers point at %s; %s, or allow those URLs in the registry's configuration (distribution: validation.manifests.urls.allow; ferry serve: --foreign-urls-allow). Registry said: %v",
+		store.ErrForeignRefused, n.desc.Digest, strings.Join(foreignURLs, ", "), fix, err)
+}

@@ -1,0 +1,147 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/platform"
+)
+
+// ForeignPolicy says what a copy does with foreign (non-distributable)
+// layers.
+type ForeignPolicy int
+
+const (
+	// Keep leaves foreign blobs where their urls point: they are not copied
+	// and their descriptors are untouched, so the manifest digest is
+	// preserved.
+	Keep ForeignPolicy = iota
+	// Include fetches foreign blobs and stores them at the destination; the
+	// descriptors are untouched and the digest preserved.
+	Include
+	// Localize is Include, then each foreign descriptor gets the matching
+	// distributable media type and loses its urls, so the manifests (and
+	// the index listing them) get new digests.
+	Localize
+)
+
+// String returns the policy's flag spelling.
+func (p ForeignPolicy) String() string {
+	switch p {
+	case Keep:
+		return "keep"
+	case Include:
+		return "include"
+	case Localize:
+		return "localize"
+	}
+	return fmt.Sprintf("ForeignPolicy(%d)", int(p))
+}
+
+// ParseForeignPolicy parses "keep", "include" or "localize".
+func ParseForeignPolicy(s string) (ForeignPolicy, error) {
+	switch strings.ToLower(s) {
+	case "keep":
+		return Keep, nil
+	case "include":
+		return Include, nil
+	case "localize", "localise":
+		return Localize, nil
+	}
+	return 0, fmt.Errorf("invalid foreign-layer policy %q: want keep, include or localize", s)
+}
+
+type options struct {
+	foreign   ForeignPolicy
+	fetcher   *foreign.Fetcher
+	jobs      int
+	platforms []platform.Spec
+	rewrites  []foreign.Rewrite
+	events    func(Event)
+	retries   int
+}
+
+// Option configures Copy.
+type Option func(*options) error
+
+// WithForeign sets the foreign-layer policy. The default is Keep.
+func WithForeign(p ForeignPolicy) Option {
+	return func(o *options) error {
+		if p < Keep || p > Localize {
+			return fmt.Errorf("invalid foreign-layer policy %d", int(p))
+		}
+		o.foreign = p
+		return nil
+	}
+}
+
+// WithFetcher sets the fetcher used for foreign blobs that the source does
+// not hold. The default is foreign.NewFetcher() with its default policy.
+func WithFetcher(f *foreign.Fetcher) Option {
+	return func(o *options) error { o.fetcher = f; return nil }
+}
+
+// WithJobs sets how many blobs transfer at once. The default is 4.
+func WithJobs(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("jobs must be at least 1, got %d", n)
+		}
+		o.jobs = n
+		return nil
+	}
+}
+
+// WithPlatforms copies only the index entries any of specs selects. With
+// one entry selected the destination gets that manifest alone; with
+// several, an index of them. The default copies every entry.
+func WithPlatforms(specs ...platform.Spec) Option {
+	return func(o *options) error { o.platforms = append(o.platforms, specs...); return nil }
+}
+
+// WithRewriteURLs rewrites the urls of foreign descriptors by prefix, so a
+// network can serve its base layers from its own web server. It changes
+// the manifests' digests. Only valid with Keep.
+func WithRewriteURLs(rules ...foreign.Rewrite) Option {
+	return func(o *options) error { o.rewrites = append(o.rewrites, rules...); return nil }
+}
+
+// WithEvents receives progress events. fn is called from several
+// goroutines at once and must not block. The default discards them.
+func WithEvents(fn func(Event)) Option {
+	return func(o *options) error { o.events = fn; return nil }
+}
+
+// WithRetries sets how many times one blob transfer is attempted before
+// the copy fails. The default is 3.
+func WithRetries(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("retries must be at least 1, got %d", n)
+		}
+		o.retries = n
+		return nil
+	}
+}
+
+func makeOptions(opts []Option) (*options, error) {
+	o := &options{jobs: 4, retries: 3, events: func(Event) {}}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.rewrites) > 0 && o.foreign != Keep {
+		return nil, errors.New("--foreign-rewrite-urls only applies with --foreign keep: include and localize do not keep the urls' role")
+	}
+	if o.fetcher == nil {
+		f, err := foreign.NewFetcher()
+		if err != nil {
+			return nil, err
+		}
+		o.fetcher = f
+	}
+	return o, nil
+}
