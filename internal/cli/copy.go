@@ -149,4 +149,3 @@ func printJSON(g *globals, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
-

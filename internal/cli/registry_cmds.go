@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"strings"
 	"github.com/ferry-dev/ferry/store/registry"
+	"strings"
 )
 
 func newTagsCmd(g *globals) *cobra.Command {
