@@ -170,7 +170,7 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 	if len(desc.URLs) == 0 {
 		return nil, fmt.Errorf("blob %s: no urls to fetch it from: %w", desc.Digest, ErrAllURLsFailed)
 	}
-	var fails []string
+	var fails []error
 	for _, u := range desc.URLs {
 		s := &stream{f: f, ctx: ctx, desc: desc, url: u}
 		if err := s.connect(0); err != nil {
@@ -178,7 +178,7 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 				return nil, ctx.Err()
 			}
 			f.o.events(Event{Kind: "url-failed", URL: u, Err: err})
-			fails = append(fails, fmt.Sprintf("%s: %v", u, err))
+			fails = append(fails, fmt.Errorf("  %s: %w", u, err))
 			continue
 		}
 		vr, err := blob.NewReader(s, desc.Digest, desc.Size, u)
@@ -188,7 +188,7 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 		}
 		return &verified{Reader: vr, s: s}, nil
 	}
-	return nil, fmt.Errorf("blob %s: %w:\n  %s", desc.Digest, ErrAllURLsFailed, strings.Join(fails, "\n  "))
+	return nil, fmt.Errorf("blob %s: %w:\n%w", desc.Digest, ErrAllURLsFailed, errors.Join(fails...))
 }
 
 type verified struct {
