@@ -110,6 +110,32 @@ func TestCopyInclude(t *testing.T) {
 	if e.URLs.Requests("/fwlink") != 4 {
 		t.Errorf("fwlink requests = %d, want 4 (one per foreign layer)", e.URLs.Requests("/fwlink"))
 	}
+	// The registry comes first: copying on from a registry that holds the
+	// foreign blobs does not touch their URLs.
+	third := fixture.NewRegistry(t)
+	if _, stderr, code := run(t, "copy", "--foreign", "include", dst.Ref("mirror/servercore", "ltsc"), third.Ref("again", "ltsc")); code != 0 {
+		t.Fatalf("second hop: exit %d: %s", code, stderr)
+	}
+	if e.URLs.Requests("/fwlink") != 4 {
+		t.Errorf("second hop followed foreign URLs although the registry held the blobs")
+	}
+}
+
+func TestCopyRewriteURLs(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	dst := fixture.NewRegistry(t)
+	out, stderr, code := run(t, "copy", "--foreign-rewrite-urls", e.URLs.URL+"/=https://mirror.corp.example/ms/",
+		e.Reg.Ref("windows/servercore", "ltsc2019"), dst.Ref("app", "v1"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	raw, _, d := dst.Manifest(t, "app", "v1")
+	if d == e.SingleID || !strings.Contains(out, d.String()) || !strings.Contains(stderr, e.SingleID.String()+" -> "+d.String()) {
+		t.Errorf("rewritten digest not reported: %s / %s", out, stderr)
+	}
+	if !bytes.Contains(raw, []byte("https://mirror.corp.example/ms/fwlink?linkid=")) || bytes.Contains(raw, []byte(e.URLs.URL)) {
+		t.Errorf("urls not rewritten: %s", raw)
+	}
 }
 
 func TestCopyLocalize(t *testing.T) {
