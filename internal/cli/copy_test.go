@@ -321,3 +321,24 @@ func TestInspectShowsForeign(t *testing.T) {
 		t.Errorf("catalog: %d %q", code, out)
 	}
 }
+
+func TestInspectConfigAndDelete(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	out, stderr, code := run(t, "inspect", "--config", "--platform", "ltsc2022", e.Reg.Ref("windows/servercore", "ltsc"))
+	if code != 0 || !strings.Contains(out, `"os.version":"10.0.20348.2461"`) {
+		t.Fatalf("inspect --config: exit %d, %s %s", code, out, stderr)
+	}
+	if _, stderr, code = run(t, "inspect", "--config", e.Reg.Ref("windows/servercore", "ltsc")); code != 1 || !strings.Contains(stderr, "--platform") {
+		t.Errorf("--config on an index without --platform: exit %d, %s", code, stderr)
+	}
+	out, _, code = run(t, "inspect", "--raw", e.Reg.Ref("windows/servercore", "ltsc2019"))
+	if d, _, _ := v1.SHA256(strings.NewReader(strings.TrimSuffix(out, "\n"))); code != 0 || d != e.SingleID {
+		t.Errorf("inspect --raw: exit %d, digest %s, want %s", code, d, e.SingleID)
+	}
+	if _, stderr, code = run(t, "delete", e.Reg.Ref("windows/servercore", "ltsc2019")); code != 0 {
+		t.Fatalf("delete: exit %d, %s", code, stderr)
+	}
+	if e.Reg.TagExists(t, "windows/servercore", "ltsc2019") {
+		t.Error("tag still resolves after delete")
+	}
+}
