@@ -342,3 +342,28 @@ func TestInspectConfigAndDelete(t *testing.T) {
 		t.Error("tag still resolves after delete")
 	}
 }
+
+func TestCopyOCINondistributableLocalize(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	urls := fixture.NewURLServer(t)
+	a := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.26100.1", ForeignLayers: 1, Layers: 1, Seed: 7, OCI: true})
+	b := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.20348.9", ForeignLayers: 1, Layers: 1, Seed: 8, OCI: true})
+	idx, _ := reg.PushIndex(t, "oci/win", "v1", a, b)
+	dst := fixture.NewRegistry(t)
+	// keep preserves the OCI index digest.
+	if _, stderr, code := run(t, "copy", reg.Ref("oci/win", "v1"), dst.Ref("keep", "v1")); code != 0 {
+		t.Fatalf("keep: exit %d: %s", code, stderr)
+	}
+	if _, mt, d := dst.Manifest(t, "keep", "v1"); d != idx || mt != "application/vnd.oci.image.index.v1+json" {
+		t.Errorf("keep: %s %s, want %s", mt, d, idx)
+	}
+	_, stderr, code := run(t, "copy", "--foreign", "localize", "--foreign-allow", allowLoopback, "--platform", "ltsc2025", reg.Ref("oci/win", "v1"), dst.Ref("loc", "v1"))
+	if code != 0 {
+		t.Fatalf("localize: exit %d: %s", code, stderr)
+	}
+	raw, mt, _ := dst.Manifest(t, "loc", "v1")
+	if mt != "application/vnd.oci.image.manifest.v1+json" || bytes.Contains(raw, []byte("nondistributable")) ||
+		!bytes.Contains(raw, []byte(`"application/vnd.oci.image.layer.v1.tar+gzip"`)) {
+		t.Errorf("localized OCI manifest (%s): %s", mt, raw)
+	}
+}
