@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/progress"
 	"github.com/ferry-dev/ferry/transfer"
@@ -24,7 +25,7 @@ type copyFlags struct {
 
 func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.foreign, "foreign", defaultForeign, "foreign-layer policy: keep (leave them at their urls), include (copy their bytes), localize (copy and make them ordinary layers)")
+	fl.StringVar(&f.foreign, "foreign", defaultForeign, "foreign-layer policy: keep (leave them at their urls), include (copy their bytes), localize (copy and make them ordinary layers); default keep for registries, include for local files")
 	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
 	fl.StringArrayVar(&f.rewrites, "foreign-rewrite-urls", nil, "FROM=TO: rewrite foreign-layer url prefixes, e.g. to an internal mirror (repeatable; with --foreign keep)")
 	fl.StringArrayVar(&f.platforms, "platform", nil, "copy only these platforms of an index: os/arch[/variant][:os.version|ltsc2019|ltsc2022|ltsc2025][:latest-ubr], or all (repeatable)")
@@ -33,8 +34,18 @@ func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 }
 
 // options turns the flags into transfer options; errors are usage errors.
-func (f *copyFlags) options() ([]transfer.Option, error) {
-	pol, err := transfer.ParseForeignPolicy(f.foreign)
+// Without --foreign, a local destination gets include (a layout or archive
+// that lacks the base layers is useless across an air gap) and a registry
+// keep.
+func (f *copyFlags) options(dst location.Location) ([]transfer.Option, error) {
+	policy := f.foreign
+	if policy == "" {
+		policy = "keep"
+		if dst.IsLocal() {
+			policy = "include"
+		}
+	}
+	pol, err := transfer.ParseForeignPolicy(policy)
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -84,7 +95,7 @@ leaves no tag at DST. The last line on stdout is DST@sha256:<digest>.`,
 			return g.runCopy(cmd, args[0], args[1], &f)
 		},
 	}
-	f.register(cmd, "keep")
+	f.register(cmd, "")
 	return cmd
 }
 
@@ -98,7 +109,7 @@ func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlag
 	if err != nil {
 		return err
 	}
-	opts, err := f.options()
+	opts, err := f.options(dstLoc)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -365,5 +367,68 @@ func TestCopyOCINondistributableLocalize(t *testing.T) {
 	if mt != "application/vnd.oci.image.manifest.v1+json" || bytes.Contains(raw, []byte("nondistributable")) ||
 		!bytes.Contains(raw, []byte(`"application/vnd.oci.image.layer.v1.tar+gzip"`)) {
 		t.Errorf("localized OCI manifest (%s): %s", mt, raw)
+	}
+}
+
+func TestOCILayoutRoundTrip(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	dir := t.TempDir() + "/layout"
+	// Local destinations default to include: the layout holds the base layers.
+	_, stderr, code := run(t, "copy", "--foreign-allow", allowLoopback, e.Reg.Ref("windows/servercore", "ltsc"), "oci:"+dir+":ltsc")
+	if code != 0 {
+		t.Fatalf("to layout: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code = run(t, "copy", "--foreign-allow", allowLoopback, e.Reg.Ref("windows/servercore", "ltsc2019"), "oci:"+dir+":ltsc2019"); code != 0 {
+		t.Fatalf("second image into the same layout: exit %d: %s", code, stderr)
+	}
+	for _, img := range e.Platform {
+		fl, ol := fixture.Layers(t, img)
+		for _, l := range append(fl, ol...) {
+			if _, err := os.Stat(dir + "/blobs/sha256/" + l.Digest.Hex); err != nil {
+				t.Errorf("layout lacks blob %s", l.Digest)
+			}
+		}
+	}
+	dst := fixture.NewRegistry(t)
+	out, stderr, code := run(t, "copy", "--foreign", "include", "oci:"+dir+":ltsc", dst.Ref("back", "ltsc"))
+	if code != 0 {
+		t.Fatalf("from layout: exit %d: %s", code, stderr)
+	}
+	if _, _, d := dst.Manifest(t, "back", "ltsc"); d != e.Index || !strings.Contains(out, e.Index.String()) {
+		t.Errorf("round trip changed the digest: %s, want %s", d, e.Index)
+	}
+	if e.URLs.Requests("/fwlink") != 4 { // the second image shares its blobs with the first
+		t.Errorf("pushing from the layout fetched foreign URLs again (%d fwlink requests)", e.URLs.Requests("/fwlink"))
+	}
+	// Both tags live side by side in index.json.
+	idx, err := os.ReadFile(dir + "/index.json")
+	if err != nil || !bytes.Contains(idx, []byte(`"org.opencontainers.image.ref.name":"ltsc"`)) || !bytes.Contains(idx, []byte(`"org.opencontainers.image.ref.name":"ltsc2019"`)) {
+		t.Errorf("index.json: %v %s", err, idx)
+	}
+	// No temporary files are left behind.
+	matches, _ := filepath.Glob(dir + "/blobs/sha256/.tmp-*")
+	if len(matches) != 0 {
+		t.Errorf("temporary files left: %v", matches)
+	}
+}
+
+func TestOCILayoutCorruptBlob(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	dir := t.TempDir() + "/layout"
+	if _, stderr, code := run(t, "copy", "--foreign-allow", allowLoopback, e.Reg.Ref("windows/servercore", "ltsc2019"), "oci:"+dir+":v1"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	_, ol := fixture.Layers(t, e.Single)
+	p := dir + "/blobs/sha256/" + ol[0].Digest.Hex
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 1
+	os.WriteFile(p, b, 0o644)
+	dst := fixture.NewRegistry(t)
+	_, stderr, code := run(t, "copy", "oci:"+dir+":v1", dst.Ref("x", "v1"))
+	if code != 1 || !strings.Contains(stderr, ol[0].Digest.String()) {
+		t.Errorf("exit %d, want 1 naming %s: %s", code, ol[0].Digest, stderr)
+	}
+	if dst.TagExists(t, "x", "v1") {
+		t.Error("tag written despite a corrupt blob")
 	}
 }

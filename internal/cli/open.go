@@ -6,6 +6,7 @@ import (
 
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/store/ocilayout"
 	"github.com/ferry-dev/ferry/store/registry"
 )
 
@@ -27,6 +28,8 @@ func (g *globals) openSource(ctx context.Context, loc location.Location) (store.
 	switch loc.Kind {
 	case location.Registry:
 		return registry.Open(ctx, loc.Ref, registry.WithInsecure(g.insecure))
+	case location.OCILayout:
+		return ocilayout.Open(loc.Path, loc.Tag, loc.Digest), nil
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
 }
@@ -41,6 +44,11 @@ func (g *globals) openTarget(ctx context.Context, loc location.Location, src sto
 			opts = append(opts, registry.WithMountFrom(r.Repository()))
 		}
 		return registry.Open(ctx, loc.Ref, opts...)
+	case location.OCILayout:
+		if loc.Digest != "" {
+			return nil, usageErr(fmt.Errorf("%s: write to a layout by tag, not by digest", loc.Raw))
+		}
+		return ocilayout.Open(loc.Path, loc.Tag, ""), nil
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
 }

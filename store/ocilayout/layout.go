@@ -1,0 +1,299 @@
+// Package ocilayout is the store backend for an OCI image layout directory
+// (image-spec 1.0/1.1): an oci-layout file, index.json, and blobs under
+// blobs/<algorithm>/<hex>.
+//
+//	DIR/
+//	  oci-layout            {"imageLayoutVersion":"1.0.0"}
+//	  index.json            one entry per tagged image, the tag in the
+//	                        org.opencontainers.image.ref.name annotation
+//	  blobs/sha256/<hex>    manifests, indexes, configs and layers
+//
+// Several images share one layout and their blobs are stored once. Every
+// blob is written to a temporary name in its final directory and renamed
+// only after its size and digest match; index.json is replaced atomically
+// the same way.
+package ocilayout
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/store"
+)
+
+// RefNameAnnotation holds an image's tag in index.json.
+const RefNameAnnotation = "org.opencontainers.image.ref.name"
+
+// MaxIndexSize bounds index.json and the manifests read into memory.
+const MaxIndexSize = 4 << 20
+
+// Layout is an OCI layout bound to one image: a tag, a digest, or (with
+// neither) the layout's only image.
+type Layout struct {
+	dir    string
+	tag    string
+	digest string
+
+	mu sync.Mutex // serializes index.json updates within this process
+}
+
+var (
+	_ store.Source = (*Layout)(nil)
+	_ store.Target = (*Layout)(nil)
+	_ store.Named  = (*Layout)(nil)
+)
+
+// Open binds to the image tag (or digest) names in the layout at dir.
+func Open(dir, tag, digest string) *Layout {
+	return &Layout{dir: dir, tag: tag, digest: digest}
+}
+
+// Name returns the location as written.
+func (l *Layout) Name() string {
+	switch {
+	case l.digest != "":
+		return "oci:" + l.dir + "@" + l.digest
+	case l.tag != "":
+		return "oci:" + l.dir + ":" + l.tag
+	}
+	return "oci:" + l.dir
+}
+
+// Close implements store.Source and store.Target.
+func (l *Layout) Close() error { return nil }
+
+func (l *Layout) blobPath(d v1.Hash) string {
+	return filepath.Join(l.dir, "blobs", d.Algorithm, d.Hex)
+}
+
+// ReadIndex reads and parses index.json.
+func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
+	p := filepath.Join(l.dir, "index.json")
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: not an OCI layout (no index.json): %w", l.dir, store.ErrNotFound)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxIndexSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if len(b) > MaxIndexSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, MaxIndexSize)
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: malformed: %w", p, err)
+	}
+	return idx, nil
+}
+
+// Resolve implements store.Source.
+func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
+	idx, err := l.ReadIndex()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	var match []v1.Descriptor
+	for _, d := range idx.Manifests {
+		switch {
+		case l.digest != "":
+			if d.Digest.String() == l.digest {
+				match = append(match, d)
+			}
+		case l.tag != "":
+			if d.Annotations[RefNameAnnotation] == l.tag {
+				match = append(match, d)
+			}
+		default:
+			match = append(match, d)
+		}
+	}
+	if l.digest != "" && len(match) == 0 {
+		// A digest need not be listed in index.json: any manifest blob.
+		h, err := v1.NewHash(l.digest)
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
+		}
+		raw, err := os.ReadFile(l.blobPath(h))
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), store.ErrNotFound)
+		}
+		var m struct {
+			MediaType types.MediaType `json:"mediaType"`
+		}
+		_ = json.Unmarshal(raw, &m)
+		return v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(raw))}, nil
+	}
+	switch len(match) {
+	case 0:
+		return v1.Descriptor{}, fmt.Errorf("%s: no such image in the layout: %w", l.Name(), store.ErrNotFound)
+	case 1:
+		return match[0], nil
+	}
+	return v1.Descriptor{}, fmt.Errorf("%s: the layout holds %d images; name one with :TAG or @DIGEST", l.Name(), len(match))
+}
+
+// FetchManifest implements store.Source.
+func (l *Layout) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, error) {
+	if desc.Size > MaxIndexSize {
+		return nil, fmt.Errorf("manifest %s in %s: %d bytes exceeds the %d-byte limit", desc.Digest, l.dir, desc.Size, MaxIndexSize)
+	}
+	rc, err := l.FetchBlob(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	vr, err := blob.NewReader(rc, desc.Digest, desc.Size, l.blobPath(desc.Digest))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(vr)
+}
+
+// FetchBlob implements store.Source.
+func (l *Layout) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	f, err := os.Open(l.blobPath(desc.Digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, l.dir, store.ErrNotFound)
+	}
+	return f, err
+}
+
+// HasBlob implements store.Target: the file exists with the declared size.
+func (l *Layout) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) {
+	fi, err := os.Stat(l.blobPath(desc.Digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return fi.Size() == desc.Size, nil
+}
+
+func (l *Layout) init() error {
+	if err := os.MkdirAll(filepath.Join(l.dir, "blobs"), 0o755); err != nil {
+		return fmt.Errorf("create layout %s: %w", l.dir, err)
+	}
+	p := filepath.Join(l.dir, "oci-layout")
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	return writeAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+}
+
+// PushBlob implements store.Target. The bytes are hashed as they are
+// written and the file is renamed into place only when they match.
+func (l *Layout) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) error {
+	if err := l.init(); err != nil {
+		return err
+	}
+	final := l.blobPath(desc.Digest)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+desc.Digest.Hex[:min(12, len(desc.Digest.Hex))]+"-*")
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	vr, err := blob.NewReader(r, desc.Digest, desc.Size, "")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(tmp, vr); err != nil {
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, err)
+	}
+	if !vr.Verified() {
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, blob.ErrSizeMismatch)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, err)
+	}
+	ok = true
+	return nil
+}
+
+// PushManifest implements store.Target.
+func (l *Layout) PushManifest(ctx context.Context, desc v1.Descriptor, raw []byte) error {
+	return l.PushBlob(ctx, desc, bytes.NewReader(raw))
+}
+
+// Tag implements store.Target: it writes the manifest, then adds or
+// replaces the tag's entry in index.json, leaving other entries alone.
+func (l *Layout) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
+	if err := l.PushManifest(ctx, desc, raw); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	idx, err := l.ReadIndex()
+	if errors.Is(err, store.ErrNotFound) {
+		idx, err = &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
+	}
+	if err != nil {
+		return err
+	}
+	entry := v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}
+	if l.tag != "" {
+		entry.Annotations = map[string]string{RefNameAnnotation: l.tag}
+	}
+	var kept []v1.Descriptor
+	for _, d := range idx.Manifests {
+		if l.tag != "" && d.Annotations[RefNameAnnotation] == l.tag {
+			continue
+		}
+		if l.tag == "" && d.Digest == desc.Digest && d.Annotations[RefNameAnnotation] == "" {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	idx.Manifests = append(kept, entry)
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(l.dir, "index.json"), b)
+}
+
+// writeAtomic writes b to a temporary file beside p and renames it over p.
+func writeAtomic(p string, b []byte) error {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := p + ".tmp-" + hex.EncodeToString(rnd[:])
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace %s: %w", p, err)
+	}
+	return nil
+}
