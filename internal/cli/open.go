@@ -6,6 +6,7 @@ import (
 
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/store/ociarchive"
 	"github.com/ferry-dev/ferry/store/ocilayout"
 	"github.com/ferry-dev/ferry/store/registry"
 )
@@ -30,6 +31,8 @@ func (g *globals) openSource(ctx context.Context, loc location.Location) (store.
 		return registry.Open(ctx, loc.Ref, registry.WithInsecure(g.insecure))
 	case location.OCILayout:
 		return ocilayout.Open(loc.Path, loc.Tag, loc.Digest), nil
+	case location.OCIArchive:
+		return ociarchive.OpenSource(loc.Path, loc.Tag)
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
 }
@@ -49,6 +52,8 @@ func (g *globals) openTarget(ctx context.Context, loc location.Location, src sto
 			return nil, usageErr(fmt.Errorf("%s: write to a layout by tag, not by digest", loc.Raw))
 		}
 		return ocilayout.Open(loc.Path, loc.Tag, ""), nil
+	case location.OCIArchive:
+		return ociarchive.Create(loc.Path, loc.Tag)
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
 }

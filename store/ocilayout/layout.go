@@ -45,6 +45,8 @@ const MaxIndexSize = 4 << 20
 // neither) the layout's only image.
 type Layout struct {
 	dir    string
+	name   string // how Name spells the location
+	fsys   fs.FS  // what reads go through: the directory, or an archive's index
 	tag    string
 	digest string
 
@@ -59,19 +61,27 @@ var (
 
 // Open binds to the image tag (or digest) names in the layout at dir.
 func Open(dir, tag, digest string) *Layout {
-	return &Layout{dir: dir, tag: tag, digest: digest}
+	return &Layout{dir: dir, name: "oci:" + dir, fsys: os.DirFS(dir), tag: tag, digest: digest}
+}
+
+// OpenFS binds a read-only layout whose files fsys serves (for example an
+// archive's table of contents); name is the location for messages.
+func OpenFS(name string, fsys fs.FS, tag, digest string) *Layout {
+	return &Layout{dir: name, name: name, fsys: fsys, tag: tag, digest: digest}
 }
 
 // Name returns the location as written.
 func (l *Layout) Name() string {
 	switch {
 	case l.digest != "":
-		return "oci:" + l.dir + "@" + l.digest
+		return l.name + "@" + l.digest
 	case l.tag != "":
-		return "oci:" + l.dir + ":" + l.tag
+		return l.name + ":" + l.tag
 	}
-	return "oci:" + l.dir
+	return l.name
 }
+
+func blobName(d v1.Hash) string { return "blobs/" + d.Algorithm + "/" + d.Hex }
 
 // Close implements store.Source and store.Target.
 func (l *Layout) Close() error { return nil }
@@ -82,8 +92,8 @@ func (l *Layout) blobPath(d v1.Hash) string {
 
 // ReadIndex reads and parses index.json.
 func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
-	p := filepath.Join(l.dir, "index.json")
-	f, err := os.Open(p)
+	p := l.name + ": index.json"
+	f, err := l.fsys.Open("index.json")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: not an OCI layout (no index.json): %w", l.dir, store.ErrNotFound)
@@ -132,8 +142,8 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 		if err != nil {
 			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
 		}
-		raw, err := os.ReadFile(l.blobPath(h))
-		if err != nil {
+		raw, err := fs.ReadFile(l.fsys, blobName(h))
+		if err != nil || len(raw) > MaxIndexSize {
 			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), store.ErrNotFound)
 		}
 		var m struct {
@@ -161,7 +171,7 @@ func (l *Layout) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte,
 		return nil, err
 	}
 	defer rc.Close()
-	vr, err := blob.NewReader(rc, desc.Digest, desc.Size, l.blobPath(desc.Digest))
+	vr, err := blob.NewReader(rc, desc.Digest, desc.Size, l.name)
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +180,12 @@ func (l *Layout) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte,
 
 // FetchBlob implements store.Source.
 func (l *Layout) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
-	f, err := os.Open(l.blobPath(desc.Digest))
+	if desc.Digest.Algorithm == "" || desc.Digest.Hex == "" || !fs.ValidPath(blobName(desc.Digest)) {
+		return nil, fmt.Errorf("blob %q in %s: invalid digest", desc.Digest, l.name)
+	}
+	f, err := l.fsys.Open(blobName(desc.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, l.dir, store.ErrNotFound)
+		return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, l.name, store.ErrNotFound)
 	}
 	return f, err
 }
