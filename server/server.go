@@ -39,17 +39,16 @@ import (
 const DefaultForeignURLsAllow = `^https://`
 
 type options struct {
-	root        string
-	inMemory    bool
-	configFile  string
-	allow       []string
-	deny        []string
-	htpasswd    string
-	deleteOK    bool
-	logOut      io.Writer
-	logLevel    string
-	secret      string
-	readOnlyErr error
+	root       string
+	inMemory   bool
+	configFile string
+	allow      []string
+	deny       []string
+	htpasswd   string
+	deleteOK   bool
+	logOut     io.Writer
+	logLevel   string
+	secret     string
 }
 
 // Option configures the embedded registry.
