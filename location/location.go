@@ -1,10 +1,72 @@
 // Package location parses every form of image location ferry accepts into
-// one Location: registry references (optionally docker://), oci:DIR,
-// oci-archive:FILE and docker-archive:FILE, with Windows paths (drive
-// letters, UNC) kept whole on every OS.
+// one Location: registry references (optionally prefixed docker://),
+// oci:DIR, oci-archive:FILE and docker-archive:FILE, with Windows paths
+// (drive letters, UNC and \\?\ paths) kept whole.
+//
+// Parsing is the same on every operating system, so a Windows path parses
+// identically on Linux and a test written on one runs on all.
+//
+// # Grammar
+//
+//	[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]   registry (Docker Hub short forms too)
+//	oci:DIR[:TAG|@DIGEST]                       OCI image layout directory
+//	oci-archive:FILE[:TAG]                      tar of an OCI image layout
+//	docker-archive:FILE[:REPO[:TAG]]            docker save tarball
+//
+// # Routing
+//
+// Text starting with docker:// is a registry reference. Otherwise, when the
+// text starts with WORD: where WORD matches [a-z][a-z0-9-]*:
+//
+//   - oci, oci-archive, docker-archive: that transport, always (write
+//     docker://oci:5000/x for a registry whose host is named oci).
+//   - dir: reserved for a later transport; an ErrUnknownTransport error.
+//   - localhost, or WORD followed by a port (digits, then '/' or the end):
+//     a registry reference (localhost:5000/app, myhost:5000/repo).
+//   - WORD followed by a valid tag, optionally then @DIGEST: a Docker Hub
+//     short form NAME:TAG (alpine:3.20, docker:27-dind, foo:bar).
+//   - docker followed by anything else: an error suggesting docker://.
+//   - anything else: ErrUnknownTransport (s3:bucket/x, foo:bar/baz).
+//
+// A WORD containing '.' or '_' or an upper-case letter never matches, so
+// registry.example.com:443/a/b:v1 is a registry reference. http:// and
+// https:// are refused (ErrInvalid): references carry no URL scheme. So is
+// a bare path (C:\x, c:/x, /x, \x, ./x, ../x, ~/x), with a hint to write
+// oci:PATH; ggcr alone would take ./x for the repository x on a registry
+// named ".".
+//
+// # Windows paths
+//
+// A drive is one ASCII letter, ':' and then '\' or '/' at the very start of
+// the path part (also after a \\?\ or \\.\ prefix). Its colon never
+// separates a tag or reference: oci:C:\images\layout is the path
+// C:\images\layout with no tag; oci:C:\images\layout:tag has the tag "tag".
+// oci:C:tag (no slash after the colon) is the path "C" with the tag "tag".
+//
+// # oci: and oci-archive:
+//
+// After the prefix (and any drive), a trailing @sha256:<64 hex> or
+// @sha512:<128 hex> selects by digest (oci: only; oci-archive: refuses a
+// digest). Text after the last '@' that starts with sha256: or sha512: but
+// is not such a digest is an error; any other '@' is part of the path.
+// Then, the text after the last ':' is a tag only if it is a valid
+// tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}); otherwise it stays part of the
+// path, so oci:/data/a:b/c is the directory "/data/a:b/c". When both a tag
+// and a digest are written (oci:DIR:TAG@DIGEST) both are recorded and the
+// digest selects, as with registry references.
+//
+// # docker-archive:
+//
+// The file ends at the first ':' that is not a drive colon; everything after
+// it is the image reference, REPO or REPO:TAG, which may itself contain a
+// host, port and slashes (docker-archive:out.tar:localhost:5000/app:v1).
+// ggcr's rules split the tag off at the last ':' when no '/' follows it. A
+// file name containing ':' (other than a drive) cannot be written. The
+// reference may not carry a digest.
 package location
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -18,8 +80,9 @@ import (
 var (
 	// ErrInvalid means the text is not a valid location.
 	ErrInvalid = errors.New("invalid location")
-	// ErrUnknownTransport means the text starts with an unknown PREFIX:.
-	ErrUnknownTransport = errors.New("unknown location prefix")
+	// ErrUnknownTransport means the text starts with a PREFIX: that is not
+	// a transport ferry knows.
+	ErrUnknownTransport = errors.New("unknown transport")
 )
 
 // Kind is the kind of place a location names.
@@ -27,13 +90,17 @@ type Kind int
 
 // The kinds of location.
 const (
+	// Registry is a repository in a registry (docker://).
 	Registry Kind = iota
+	// OCILayout is an OCI image layout directory (oci:).
 	OCILayout
+	// OCIArchive is a tar of an OCI image layout (oci-archive:).
 	OCIArchive
+	// DockerArchive is a docker save tarball (docker-archive:).
 	DockerArchive
 )
 
-// String returns the kind's prefix spelling.
+// String returns the kind's name, which is also its prefix for local kinds.
 func (k Kind) String() string {
 	switch k {
 	case Registry:
@@ -50,19 +117,25 @@ func (k Kind) String() string {
 
 // Location is a parsed location.
 type Location struct {
+	// Kind says which of the other fields are meaningful.
 	Kind Kind
 	// Raw is the text as given.
 	Raw string
-	// Ref is the registry reference (Registry only).
+	// Ref is the registry reference, a name.Tag or a name.Digest
+	// (Registry only).
 	Ref name.Reference
-	// ExplicitTag says whether a registry reference had a tag or digest.
-	ExplicitTag bool
-	// Path is the directory or file of a local location.
+	// Path is the directory or file of a local location, drive or UNC
+	// prefix included.
 	Path string
-	// Tag is an oci/oci-archive tag, or docker-archive's "REPO:TAG".
+	// Tag is the oci/oci-archive tag, or docker-archive's image reference
+	// ("REPO" or "REPO:TAG") as written; "" when none was given.
 	Tag string
-	// Digest selects an oci image by digest ("sha256:...").
+	// Digest selects an oci image by digest ("sha256:..."); it wins over
+	// Tag when both are given.
 	Digest string
+	// ExplicitTag says whether a registry reference was written with a tag
+	// or a digest (false when the tag defaulted to latest).
+	ExplicitTag bool
 }
 
 type options struct{ insecure bool }
@@ -70,47 +143,107 @@ type options struct{ insecure bool }
 // Option configures Parse.
 type Option func(*options)
 
-// WithInsecure marks registry references as allowed to use plain HTTP.
+// WithInsecure parses registry references with name.Insecure, so they may
+// be reached over plain HTTP.
 func WithInsecure() Option { return func(o *options) { o.insecure = true } }
 
+// Transport prefixes.
+const (
+	dockerPrefix        = "docker://"
+	ociPrefix           = "oci:"
+	ociArchivePrefix    = "oci-archive:"
+	dockerArchivePrefix = "docker-archive:"
+)
+
 var (
-	prefixRe = regexp.MustCompile(`^([a-z][a-z0-9-]*):`)
+	wordRe   = regexp.MustCompile(`^[a-z][a-z0-9-]*:`)
 	tagRe    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	digestRe = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
 )
 
-var known = "docker://, oci:, oci-archive:, docker-archive:"
+const knownTransports = "docker://, oci:, oci-archive:, docker-archive: (none for a registry reference)"
 
-// Parse parses s.
+// Parse parses s into a Location; see the package documentation for the
+// grammar. Errors wrap ErrInvalid or ErrUnknownTransport.
 func Parse(s string, opts ...Option) (Location, error) {
-	o := &options{}
+	var o options
 	for _, opt := range opts {
-		opt(o)
+		opt(&o)
 	}
-	if strings.TrimSpace(s) == "" {
-		return Location{}, fmt.Errorf("%w: empty location", ErrInvalid)
+	r := route(s)
+	switch r.kind {
+	case routeRegistry:
+		return parseRegistry(s, r.body, o)
+	case routeLayout:
+		return parseLayout(s, r.body, OCILayout)
+	case routeLayoutArchive:
+		return parseLayout(s, r.body, OCIArchive)
+	case routeDockerArchive:
+		return parseDockerArchive(s, r.body)
 	}
-	switch {
-	case strings.HasPrefix(s, "docker://"):
-		return parseRegistry(s, strings.TrimPrefix(s, "docker://"), o)
-	case strings.HasPrefix(s, "oci:"):
-		return parseOCI(s, OCILayout, strings.TrimPrefix(s, "oci:"), true)
-	case strings.HasPrefix(s, "oci-archive:"):
-		return parseOCI(s, OCIArchive, strings.TrimPrefix(s, "oci-archive:"), false)
-	case strings.HasPrefix(s, "docker-archive:"):
-		return parseDockerArchive(s, strings.TrimPrefix(s, "docker-archive:"))
-	}
-	if m := prefixRe.FindStringSubmatch(s); m != nil {
-		p := m[1]
-		rest := s[len(m[0]):]
-		if p != "localhost" && !startsWithPort(rest) {
-			return Location{}, fmt.Errorf("%w %q in %q: known prefixes are %s, or none for a registry reference", ErrUnknownTransport, p+":", s, known)
-		}
-	}
-	return parseRegistry(s, s, o)
+	return Location{}, r.err
 }
 
-// startsWithPort reports whether rest looks like "PORT/..." or "PORT".
+type routeKind int
+
+const (
+	routeFail routeKind = iota // err says why
+	routeRegistry
+	routeLayout
+	routeLayoutArchive
+	routeDockerArchive
+)
+
+type routed struct {
+	kind routeKind
+	body string // the text after the transport prefix
+	err  error
+}
+
+// route decides the transport of s, without validating the rest.
+func route(s string) routed {
+	if s == "" {
+		return routed{err: invalid(s, "empty location")}
+	}
+	if rest, ok := strings.CutPrefix(s, dockerPrefix); ok {
+		return routed{kind: routeRegistry, body: rest}
+	}
+	m := wordRe.FindString(s)
+	if m == "" {
+		if drive, _ := splitDrive(s); drive != "" {
+			return routed{err: invalid(s, "a bare path is not a location; write oci:PATH, oci-archive:FILE or docker-archive:FILE")}
+		}
+		return routed{kind: routeRegistry, body: s}
+	}
+	word, rest := m[:len(m)-1], s[len(m):]
+	switch word {
+	case "oci":
+		return routed{kind: routeLayout, body: rest}
+	case "oci-archive":
+		return routed{kind: routeLayoutArchive, body: rest}
+	case "docker-archive":
+		return routed{kind: routeDockerArchive, body: rest}
+	case "dir":
+		return routed{err: fmt.Errorf("%w %q in %q: reserved, not supported yet; known: %s", ErrUnknownTransport, word, s, knownTransports)}
+	case "localhost":
+		return routed{kind: routeRegistry, body: s}
+	}
+	if len(word) == 1 && (strings.HasPrefix(rest, `\`) || strings.HasPrefix(rest, "/")) {
+		return routed{err: invalid(s, "a bare path is not a location; write oci:PATH, oci-archive:FILE or docker-archive:FILE")}
+	}
+	if (word == "http" || word == "https") && strings.HasPrefix(rest, "//") {
+		return routed{err: invalid(s, "an image reference has no URL scheme; drop "+word+":// (plain HTTP is --insecure, and automatic for loopback hosts)")}
+	}
+	if startsWithPort(rest) || startsWithTag(rest) {
+		return routed{kind: routeRegistry, body: s}
+	}
+	if word == "docker" {
+		return routed{err: invalid(s, "the registry transport is written docker://")}
+	}
+	return routed{err: fmt.Errorf("%w %q in %q; known: %s", ErrUnknownTransport, word, s, knownTransports)}
+}
+
+// startsWithPort reports whether rest is "PORT" or "PORT/...".
 func startsWithPort(rest string) bool {
 	i := 0
 	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
@@ -119,116 +252,198 @@ func startsWithPort(rest string) bool {
 	return i > 0 && (i == len(rest) || rest[i] == '/')
 }
 
-func parseRegistry(raw, s string, o *options) (Location, error) {
+// startsWithTag reports whether rest is "TAG" or "TAG@...", the rest of a
+// Docker Hub short form NAME:TAG[@DIGEST].
+func startsWithTag(rest string) bool {
+	if i := strings.IndexByte(rest, '@'); i >= 0 {
+		rest = rest[:i]
+	}
+	return tagRe.MatchString(rest)
+}
+
+func invalid(raw, why string) error {
+	return fmt.Errorf("%w %q: %s", ErrInvalid, raw, why)
+}
+
+func parseRegistry(raw, s string, o options) (Location, error) {
+	if s == "" {
+		return Location{}, invalid(raw, "no image reference after "+dockerPrefix)
+	}
+	if looksLikePath(s) {
+		// ggcr would take "./x" for the repository x on a registry ".".
+		return Location{}, invalid(raw, "a path is not an image reference; write oci:PATH, oci-archive:FILE or docker-archive:FILE")
+	}
 	var nopts []name.Option
 	if o.insecure {
 		nopts = append(nopts, name.Insecure)
 	}
 	ref, err := name.ParseReference(s, nopts...)
 	if err != nil {
-		return Location{}, fmt.Errorf("%w: %q is not an image reference: %v", ErrInvalid, raw, err)
+		// ParseReference's error only says it failed; NewTag or NewDigest
+		// says why.
+		if strings.Contains(s, "@") {
+			_, err2 := name.NewDigest(s, nopts...)
+			err = cmp.Or(err2, err)
+		} else {
+			_, err2 := name.NewTag(s, nopts...)
+			err = cmp.Or(err2, err)
+		}
+		return Location{}, fmt.Errorf("%w %q: not an image reference: %w", ErrInvalid, raw, err)
 	}
-	explicit := strings.Contains(s, "@")
-	if !explicit {
-		last := s[strings.LastIndex(s, "/")+1:]
-		explicit = strings.Contains(last, ":")
+	explicit := false
+	if _, ok := ref.(name.Digest); ok {
+		explicit = true
+	} else {
+		// ggcr's rule: a tag follows the last ':' when no '/' follows it.
+		i := strings.LastIndexByte(s, ':')
+		explicit = i >= 0 && !strings.Contains(s[i+1:], "/")
 	}
 	return Location{Kind: Registry, Raw: raw, Ref: ref, ExplicitTag: explicit}, nil
 }
 
-// splitDrive splits a leading Windows drive ("C:\" or "C:/") off p, so its
-// colon is not taken for a separator.
+func looksLikePath(s string) bool {
+	if drive, _ := splitDrive(s); drive != "" {
+		return true
+	}
+	for _, p := range []string{"/", `\`, "./", "../", `.\`, `..\`, "~"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return s == "." || s == ".."
+}
+
+// splitDrive splits a leading Windows drive ("C:" before '\' or '/',
+// optionally after a \\?\ or \\.\ device prefix) off p, so that its colon
+// is not taken for a separator.
 func splitDrive(p string) (drive, rest string) {
-	if len(p) >= 3 && ((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z')) && p[1] == ':' && (p[2] == '\\' || p[2] == '/') {
-		return p[:2], p[2:]
+	n := 0
+	for _, dev := range []string{`\\?\`, `\\.\`, `//?/`, `//./`} {
+		if strings.HasPrefix(p, dev) {
+			n = len(dev)
+			break
+		}
+	}
+	q := p[n:]
+	if len(q) >= 3 && isASCIILetter(q[0]) && q[1] == ':' && (q[2] == '\\' || q[2] == '/') {
+		return p[:n+2], p[n+2:]
 	}
 	return "", p
 }
 
-func parseOCI(raw string, kind Kind, s string, digestOK bool) (Location, error) {
-	drive, rest := splitDrive(s)
+func isASCIILetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
+
+// parseLayout parses the body of oci: (kind OCILayout) or oci-archive:
+// (kind OCIArchive).
+func parseLayout(raw, body string, kind Kind) (Location, error) {
 	loc := Location{Kind: kind, Raw: raw}
-	if digestOK {
-		if i := strings.LastIndex(rest, "@"); i >= 0 && digestRe.MatchString(rest[i+1:]) {
-			loc.Digest = rest[i+1:]
-			rest = rest[:i]
+	drive, rest := splitDrive(body)
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 && looksLikeDigest(rest[i+1:]) {
+		d := rest[i+1:]
+		if kind != OCILayout {
+			return Location{}, invalid(raw, kind.String()+": selects an image by tag, not by digest")
 		}
+		if !digestRe.MatchString(d) {
+			return Location{}, invalid(raw, fmt.Sprintf("%q is not a valid digest (want sha256:<64 lower-case hex> or sha512:<128 lower-case hex>)", d))
+		}
+		loc.Digest = d
+		rest = rest[:i]
 	}
-	if loc.Digest == "" {
-		if i := strings.LastIndex(rest, ":"); i >= 0 {
-			tag := rest[i+1:]
-			if !tagRe.MatchString(tag) {
-				return Location{}, fmt.Errorf("%w: %q: %q is not a valid tag", ErrInvalid, raw, tag)
-			}
-			loc.Tag = tag
-			rest = rest[:i]
-		}
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 && tagRe.MatchString(rest[i+1:]) {
+		loc.Tag = rest[i+1:]
+		rest = rest[:i]
 	}
 	loc.Path = drive + rest
-	if rest == "" || loc.Path == "" {
-		return Location{}, fmt.Errorf("%w: %q: no path", ErrInvalid, raw)
+	if loc.Path == "" {
+		what := "directory"
+		if kind != OCILayout {
+			what = "file"
+		}
+		return Location{}, invalid(raw, "no "+what+" after "+kind.String()+":")
 	}
 	return loc, nil
 }
 
-func parseDockerArchive(raw, s string) (Location, error) {
-	drive, rest := splitDrive(s)
+func looksLikeDigest(s string) bool {
+	return strings.HasPrefix(s, "sha256:") || strings.HasPrefix(s, "sha512:")
+}
+
+func parseDockerArchive(raw, body string) (Location, error) {
 	loc := Location{Kind: DockerArchive, Raw: raw}
-	if i := strings.Index(rest, ":"); i >= 0 {
+	drive, rest := splitDrive(body)
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
 		ref := rest[i+1:]
 		rest = rest[:i]
-		if ref != "" {
-			if _, err := name.NewTag(ref); err != nil {
-				return Location{}, fmt.Errorf("%w: %q: %q is not a REPO:TAG reference: %v", ErrInvalid, raw, ref, err)
-			}
-			loc.Tag = ref
+		switch {
+		case ref == "":
+			return Location{}, invalid(raw, "no image reference after the file's ':' (want docker-archive:FILE[:REPO:TAG])")
+		case strings.Contains(ref, "@"):
+			return Location{}, invalid(raw, fmt.Sprintf("the image reference %q has a digest; docker-archive names images by REPO:TAG", ref))
 		}
+		if _, err := name.NewTag(ref); err != nil {
+			return Location{}, fmt.Errorf("%w %q: %q is not a REPO:TAG reference: %w", ErrInvalid, raw, ref, err)
+		}
+		loc.Tag = ref
 	}
 	loc.Path = drive + rest
-	if rest == "" {
-		return Location{}, fmt.Errorf("%w: %q: no file", ErrInvalid, raw)
+	if loc.Path == "" {
+		return Location{}, invalid(raw, "no file after docker-archive:")
 	}
 	return loc, nil
 }
 
-// String returns the location in canonical form.
+// String returns the location in canonical form: a registry reference's
+// fully qualified name (docker:// only when needed to parse back as a
+// registry reference), or PREFIX:PATH[:TAG][@DIGEST] for local kinds.
+// Parsing the result gives the same location.
 func (l Location) String() string {
 	switch l.Kind {
 	case Registry:
-		if l.Ref != nil {
-			return l.Ref.String()
+		if l.Ref == nil {
+			return l.Raw
 		}
-	case OCILayout, OCIArchive:
-		s := l.Kind.String() + ":" + l.Path
-		if l.Digest != "" {
-			return s + "@" + l.Digest
-		}
-		if l.Tag != "" {
-			s += ":" + l.Tag
+		s := l.Ref.Name()
+		if route(s).kind != routeRegistry {
+			s = dockerPrefix + s
 		}
 		return s
-	case DockerArchive:
-		s := "docker-archive:" + l.Path
+	case OCILayout, OCIArchive, DockerArchive:
+		s := l.Kind.String() + ":" + l.Path
 		if l.Tag != "" {
 			s += ":" + l.Tag
+		}
+		if l.Digest != "" {
+			s += "@" + l.Digest
 		}
 		return s
 	}
 	return l.Raw
 }
 
-// IsLocal reports whether the location is a file or directory.
+// IsLocal reports whether the location is a local file or directory.
 func (l Location) IsLocal() bool { return l.Kind != Registry }
 
-// IsLoopbackHost reports whether host (with or without port) is localhost
-// or a loopback address.
+// PlainHTTP reports whether a registry location may be reached over plain
+// HTTP: always for a loopback host, and for any host when insecure is set.
+// It is false for local kinds.
+func (l Location) PlainHTTP(insecure bool) bool {
+	if l.Kind != Registry || l.Ref == nil {
+		return false
+	}
+	return insecure || IsLoopbackHost(l.Ref.Context().RegistryStr())
+}
+
+// IsLoopbackHost reports whether host, with or without a port, is
+// localhost or a loopback address: "localhost", "localhost:5000",
+// 127.0.0.0/8, "::1", "[::1]:5000".
 func IsLoopbackHost(host string) bool {
 	h := host
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		h = hh
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
 	}
-	h = strings.Trim(h, "[]")
-	if h == "localhost" {
+	if strings.EqualFold(strings.TrimSuffix(h, "."), "localhost") {
 		return true
 	}
 	ip := net.ParseIP(h)

@@ -1,7 +1,26 @@
 // Package platform selects index entries for --platform, the Windows way:
 // an os.version prefix matches every update revision of a build, the LTSC
 // names are aliases for their builds, and latest-ubr keeps the newest
-// update revision.
+// update revision of each build.
+//
+// # Syntax
+//
+//	os/arch[/variant][:OSVERSION][:latest-ubr]
+//	ALIAS[:latest-ubr]     (windows/amd64 on that build)
+//	all
+//
+// OSVERSION is a dotted version of one to four decimal fields, or an alias
+// (case-insensitive): ltsc2019 and 1809 for 10.0.17763, ltsc2022 for
+// 10.0.20348, ltsc2025 for 10.0.26100. With fewer than four fields it is a
+// prefix: 10.0.17763 matches 10.0.17763 and 10.0.17763.*; with four (a
+// full version, the fourth field being the update build revision, UBR) it
+// matches exactly. Fields compare numerically.
+//
+// OS, architecture and variant are case-insensitive. Architectures are
+// normalized as containerd does (x86_64 → amd64, aarch64 → arm64, armhf →
+// arm/v7, armel → arm/v6, i386 → 386); an empty variant in a spec matches
+// every variant, and arm64's variant v8 also matches an entry without a
+// variant.
 package platform
 
 import (
@@ -13,10 +32,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// ErrNoMatch means a spec selected no entry.
-var ErrNoMatch = errors.New("no platform matches")
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrInvalidSpec means a --platform value does not parse.
+	ErrInvalidSpec = errors.New("invalid platform")
+	// ErrNoMatch means a spec selected no index entry.
+	ErrNoMatch = errors.New("no platform matches")
+)
 
-// Aliases maps Windows release names to their build's os.version prefix.
+// Aliases maps Windows release names (lower case) to their build's
+// os.version prefix.
 var Aliases = map[string]string{
 	"ltsc2019": "10.0.17763",
 	"1809":     "10.0.17763",
@@ -24,76 +49,149 @@ var Aliases = map[string]string{
 	"ltsc2025": "10.0.26100",
 }
 
+// latestUBR is the last field that asks for the newest update revision.
+const latestUBR = "latest-ubr"
+
 // Spec is one --platform value.
 type Spec struct {
+	// OS, Architecture and Variant are lower case, the architecture
+	// normalized (x86_64 → amd64, aarch64 → arm64).
 	OS, Architecture, Variant string
-	// OSVersion is a prefix of os.version, matched field by field.
+	// OSVersion is a dotted os.version: a prefix with fewer than four
+	// fields, an exact version with four. Aliases are resolved.
 	OSVersion string
-	// LatestUBR keeps only the matches with the highest update revision.
+	// LatestUBR keeps, of the entries the spec matches, only those with the
+	// highest update revision of their platform and build.
 	LatestUBR bool
-	// All matches every entry.
+	// All matches every entry, even one without a platform.
 	All bool
 }
 
-// ParseSpec parses os/arch[/variant][:os.version|alias][:latest-ubr], or
-// "all". A bare alias ("ltsc2022") means windows/amd64 on that build.
+const want = "want os/arch[/variant][:os.version][:latest-ubr]"
+
+// ParseSpec parses one --platform value; see the package documentation.
+// Errors wrap ErrInvalidSpec and read `invalid platform "x": want
+// os/arch[/variant][:os.version][:latest-ubr]`, with the reason after.
 func ParseSpec(s string) (Spec, error) {
-	bad := fmt.Errorf("invalid platform %q: want os/arch[/variant][:os.version][:latest-ubr], ltsc2019, ltsc2022, ltsc2025 or all", s)
-	if s == "all" {
+	bad := func(why string) (Spec, error) {
+		if why != "" {
+			why = " (" + why + ")"
+		}
+		return Spec{}, fmt.Errorf("%w %q: %s, an alias (ltsc2019, 1809, ltsc2022, ltsc2025) or all%s", ErrInvalidSpec, s, want, why)
+	}
+	if s == "" {
+		return bad("empty")
+	}
+	if strings.EqualFold(s, "all") {
 		return Spec{All: true}, nil
 	}
 	fields := strings.Split(s, ":")
-	head := fields[0]
+	head, rest := fields[0], fields[1:]
+	var sp Spec
 	if v, ok := Aliases[strings.ToLower(head)]; ok {
-		fields = append([]string{"windows/amd64", v}, fields[1:]...)
-		head = fields[0]
-	}
-	parts := strings.Split(head, "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return Spec{}, bad
-	}
-	sp := Spec{OS: strings.ToLower(parts[0]), Architecture: normArch(strings.ToLower(parts[1]))}
-	if len(parts) == 3 {
-		if parts[2] == "" {
-			return Spec{}, bad
+		sp = Spec{OS: "windows", Architecture: "amd64", OSVersion: v}
+	} else {
+		parts := strings.Split(head, "/")
+		if len(parts) < 2 || len(parts) > 3 {
+			return bad("")
 		}
-		sp.Variant = strings.ToLower(parts[2])
+		for _, p := range parts {
+			if !validName(p) {
+				return bad(fmt.Sprintf("%q is not an os, architecture or variant", p))
+			}
+		}
+		variant := ""
+		if len(parts) == 3 {
+			variant = parts[2]
+		}
+		sp.OS = strings.ToLower(parts[0])
+		sp.Architecture, sp.Variant = normalize(parts[1], variant)
 	}
-	rest := fields[1:]
-	if n := len(rest); n > 0 && strings.EqualFold(rest[n-1], "latest-ubr") {
+	if n := len(rest); n > 0 && strings.EqualFold(rest[n-1], latestUBR) {
 		sp.LatestUBR = true
 		rest = rest[:n-1]
 	}
-	switch len(rest) {
-	case 0:
-	case 1:
-		v := rest[0]
-		if a, ok := Aliases[strings.ToLower(v)]; ok {
-			v = a
-		}
-		for _, f := range strings.Split(v, ".") {
-			if _, err := strconv.ParseUint(f, 10, 32); err != nil {
-				return Spec{}, bad
+	switch {
+	case len(rest) == 0:
+	case len(rest) > 1:
+		for _, f := range rest {
+			if strings.EqualFold(f, latestUBR) {
+				return bad(latestUBR + " must come last")
 			}
 		}
-		sp.OSVersion = v
+		return bad("too many ':' fields")
+	case sp.OSVersion != "":
+		return bad("an alias already names the os.version")
 	default:
-		return Spec{}, bad
+		v, err := parseOSVersion(rest[0])
+		if err != nil {
+			return bad(err.Error())
+		}
+		sp.OSVersion = v
 	}
 	return sp, nil
 }
 
-func normArch(a string) string {
-	switch a {
-	case "x86_64", "x86-64":
-		return "amd64"
-	case "aarch64":
-		return "arm64"
+func validName(s string) bool {
+	if s == "" {
+		return false
 	}
-	return a
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
-// String returns the spec in ParseSpec's syntax.
+// parseOSVersion resolves an alias or checks a dotted version of one to
+// four decimal fields.
+func parseOSVersion(v string) (string, error) {
+	if a, ok := Aliases[strings.ToLower(v)]; ok {
+		return a, nil
+	}
+	fs := strings.Split(v, ".")
+	if len(fs) > 4 {
+		return "", fmt.Errorf("%q has more than four fields", v)
+	}
+	for _, f := range fs {
+		if _, err := strconv.ParseUint(f, 10, 32); err != nil {
+			return "", fmt.Errorf("%q is neither an os.version nor an alias", v)
+		}
+	}
+	return v, nil
+}
+
+// normalize lower-cases an architecture and variant and maps the other
+// spellings to the OCI ones, as containerd does.
+func normalize(arch, variant string) (string, string) {
+	arch, variant = strings.ToLower(arch), strings.ToLower(variant)
+	switch arch {
+	case "x86_64", "x86-64", "amd64":
+		return "amd64", variant
+	case "i386", "i486", "i586", "i686", "x86", "386":
+		return "386", variant
+	case "aarch64", "arm64":
+		if variant == "8" {
+			variant = "v8"
+		}
+		return "arm64", variant
+	case "armhf":
+		return "arm", "v7"
+	case "armel":
+		return "arm", "v6"
+	case "arm":
+		switch variant {
+		case "5", "6", "7", "8":
+			variant = "v" + variant
+		}
+		return "arm", variant
+	}
+	return arch, variant
+}
+
+// String returns the spec in ParseSpec's syntax, aliases resolved.
 func (s Spec) String() string {
 	if s.All {
 		return "all"
@@ -106,84 +204,143 @@ func (s Spec) String() string {
 		out += ":" + s.OSVersion
 	}
 	if s.LatestUBR {
-		out += ":latest-ubr"
+		out += ":" + latestUBR
 	}
 	return out
 }
 
-// Matches reports whether p satisfies the spec (ignoring LatestUBR).
+// Matches reports whether p satisfies the spec; LatestUBR, which depends
+// on the other entries, is Select's business.
 func (s Spec) Matches(p v1.Platform) bool {
 	if s.All {
 		return true
 	}
-	if !strings.EqualFold(p.OS, s.OS) || normArch(strings.ToLower(p.Architecture)) != s.Architecture {
+	if !strings.EqualFold(p.OS, s.OS) {
 		return false
 	}
-	if s.Variant != "" {
-		v := strings.ToLower(p.Variant)
-		if !(v == s.Variant || (s.Architecture == "arm64" && (v == "" && s.Variant == "v8"))) {
+	sa, sv := normalize(s.Architecture, s.Variant)
+	pa, pv := normalize(p.Architecture, p.Variant)
+	if pa != sa {
+		return false
+	}
+	if sv != "" && sv != pv && !(sa == "arm64" && sv == "v8" && pv == "") {
+		return false
+	}
+	if s.OSVersion == "" {
+		return true
+	}
+	if p.OSVersion == "" {
+		return false
+	}
+	sf, pf := strings.Split(s.OSVersion, "."), strings.Split(p.OSVersion, ".")
+	if len(pf) < len(sf) || len(sf) >= 4 && len(pf) != len(sf) {
+		return false
+	}
+	for i := range sf {
+		if compareField(sf[i], pf[i]) != 0 {
 			return false
 		}
-	}
-	if s.OSVersion != "" {
-		return p.OSVersion == s.OSVersion || strings.HasPrefix(p.OSVersion, s.OSVersion+".")
 	}
 	return true
 }
 
-// Select returns the indexes of the entries any spec selects, in order.
+// Select returns the indexes into descs, in their original order and
+// without duplicates, of the entries any of specs selects. An entry with no
+// platform matches only "all". A spec with LatestUBR keeps, of its matches,
+// those with the highest update revision of their os/arch/variant and build
+// (the first three os.version fields), compared numerically.
+//
+// When a spec matches nothing, the error wraps ErrNoMatch, names every
+// such spec and lists the platforms descs has. No specs select nothing.
 func Select(descs []v1.Descriptor, specs []Spec) ([]int, error) {
-	chosen := map[int]bool{}
+	chosen := make([]bool, len(descs))
+	var missing []string
 	for _, s := range specs {
 		var hits []int
 		for i, d := range descs {
-			if s.All || (d.Platform != nil && s.Matches(*d.Platform)) {
+			if s.All || d.Platform != nil && s.Matches(*d.Platform) {
 				hits = append(hits, i)
 			}
 		}
 		if len(hits) == 0 {
-			return nil, fmt.Errorf("%w %q; the index has %s", ErrNoMatch, s, available(descs))
+			missing = append(missing, strconv.Quote(s.String()))
+			continue
 		}
-		if s.LatestUBR {
-			best := ""
-			for _, i := range hits {
-				if v := descs[i].Platform.OSVersion; best == "" || CompareOSVersion(v, best) > 0 {
-					best = v
-				}
-			}
-			var top []int
-			for _, i := range hits {
-				if descs[i].Platform.OSVersion == best {
-					top = append(top, i)
-				}
-			}
-			hits = top
+		if s.LatestUBR && !s.All {
+			hits = newestUBR(descs, hits)
 		}
 		for _, i := range hits {
 			chosen[i] = true
 		}
 	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w %s; available: %s", ErrNoMatch, strings.Join(missing, ", "), available(descs))
+	}
 	var out []int
-	for i := range descs {
-		if chosen[i] {
+	for i, c := range chosen {
+		if c {
 			out = append(out, i)
 		}
 	}
 	return out, nil
 }
 
+// newestUBR keeps the hits whose os.version is the highest of their group,
+// a group being one os/arch/variant and build.
+func newestUBR(descs []v1.Descriptor, hits []int) []int {
+	group := func(i int) string {
+		p := *descs[i].Platform
+		fs := strings.Split(p.OSVersion, ".")
+		if len(fs) > 3 {
+			fs = fs[:3]
+		}
+		for j, f := range fs {
+			fs[j] = canonField(f)
+		}
+		a, v := normalize(p.Architecture, p.Variant)
+		if a == "arm64" && v == "" {
+			v = "v8"
+		}
+		return strings.ToLower(p.OS) + "/" + a + "/" + v + ":" + strings.Join(fs, ".")
+	}
+	best := map[string]string{}
+	for _, i := range hits {
+		g, v := group(i), descs[i].Platform.OSVersion
+		if b, ok := best[g]; !ok || CompareOSVersion(v, b) > 0 {
+			best[g] = v
+		}
+	}
+	var out []int
+	for _, i := range hits {
+		if CompareOSVersion(descs[i].Platform.OSVersion, best[group(i)]) == 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// available lists the distinct platforms of descs, in order.
 func available(descs []v1.Descriptor) string {
 	var names []string
+	seen := map[string]bool{}
 	for _, d := range descs {
-		names = append(names, Format(d.Platform))
+		n := "(no platform)"
+		if d.Platform != nil {
+			n = Format(d.Platform)
+		}
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
 	}
 	if len(names) == 0 {
-		return "no entries"
+		return "none (the index is empty)"
 	}
 	return strings.Join(names, ", ")
 }
 
-// Format renders a platform as os/arch[/variant][:os.version].
+// Format renders a platform as os/arch[/variant][:os.version], for example
+// "windows/amd64:10.0.17763.5830" or "linux/arm64/v8"; nil is "unknown".
 func Format(p *v1.Platform) string {
 	if p == nil {
 		return "unknown"
@@ -198,23 +355,72 @@ func Format(p *v1.Platform) string {
 	return s
 }
 
-// CompareOSVersion compares dotted versions numerically, field by field.
+// CompareOSVersion compares dotted versions field by field, numerically
+// (so 10.0.17763.10 > 10.0.17763.9), and returns -1, 0 or +1. A missing
+// field counts as 0. A field that is not a decimal number sorts after
+// every number, and two such fields compare as strings.
 func CompareOSVersion(a, b string) int {
 	af, bf := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < max(len(af), len(bf)); i++ {
-		var x, y uint64
+	for i := range max(len(af), len(bf)) {
+		x, y := "0", "0"
 		if i < len(af) {
-			x, _ = strconv.ParseUint(af[i], 10, 64)
+			x = af[i]
 		}
 		if i < len(bf) {
-			y, _ = strconv.ParseUint(bf[i], 10, 64)
+			y = bf[i]
 		}
-		if x != y {
-			if x < y {
+		if c := compareField(x, y); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// compareField compares one version field: numbers numerically, whatever
+// their length, before non-numbers, which compare as strings.
+func compareField(x, y string) int {
+	x, y = canonField(x), canonField(y)
+	xn, yn := isDigits(x), isDigits(y)
+	switch {
+	case xn && yn:
+		if len(x) != len(y) {
+			if len(x) < len(y) {
 				return -1
 			}
 			return 1
 		}
+		return strings.Compare(x, y)
+	case xn:
+		return -1
+	case yn:
+		return 1
 	}
-	return 0
+	return strings.Compare(x, y)
+}
+
+// canonField drops a number's leading zeros; "" counts as 0.
+func canonField(f string) string {
+	if !isDigits(f) {
+		if f == "" {
+			return "0"
+		}
+		return f
+	}
+	f = strings.TrimLeft(f, "0")
+	if f == "" {
+		return "0"
+	}
+	return f
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
