@@ -4,37 +4,66 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/ferry-dev/ferry/blob"
 )
 
-// ErrAllURLsFailed means none of a descriptor's URLs yielded the blob.
-var ErrAllURLsFailed = errors.New("every URL failed")
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrAllURLsFailed means none of a descriptor's URLs yielded the blob.
+	// Its message lists each URL and why it failed.
+	ErrAllURLsFailed = errors.New("every URL failed")
+	// ErrTooManyRedirects means a URL redirected more times than allowed
+	// (see WithMaxRedirects).
+	ErrTooManyRedirects = errors.New("too many redirects")
+)
 
-// Event reports what the fetcher did, for progress and diagnostics.
+// Event kinds.
+const (
+	// EventRedirect: a redirect to URL is being followed.
+	EventRedirect = "redirect"
+	// EventRetry: URL is requested again after Err, following a backoff.
+	EventRetry = "retry"
+	// EventResume: the connection to URL broke (Err) after Offset bytes;
+	// the fetcher asks for the rest with a Range request.
+	EventResume = "resume"
+	// EventRestart: URL ignored the Range request and sends the whole blob
+	// again; its first Offset bytes are read and dropped.
+	EventRestart = "restart"
+	// EventURLFailed: URL could not serve the blob (Err); the next URL is
+	// tried.
+	EventURLFailed = "url-failed"
+)
+
+// Event reports what the fetcher did, for progress display and
+// diagnostics.
 type Event struct {
-	Kind   string // "redirect", "retry", "resume", "restart", "url-failed"
-	URL    string
-	Offset int64
-	Err    error
+	Kind   string // one of the Event* constants
+	URL    string // redacted: no password
+	Offset int64  // bytes of the blob already passed on, for resume and restart
+	Err    error  // what went wrong, for retry, resume and url-failed
 }
+
+// Defaults.
+const (
+	defaultMaxRedirects = 10
+	defaultRetries      = 5
+	defaultBackoffBase  = 200 * time.Millisecond
+	defaultBackoffMax   = 5 * time.Second
+	defaultStall        = 60 * time.Second
+	// maxRetryAfter caps a server's Retry-After.
+	maxRetryAfter = 60 * time.Second
+)
 
 type options struct {
 	allow        []string
 	maxRedirects int
 	retries      int
 	base, max    time.Duration
-	maxWait      time.Duration
+	stall        time.Duration
 	transport    *http.Transport
 	userAgent    string
 	events       func(Event)
@@ -43,14 +72,15 @@ type options struct {
 // Option configures a Fetcher.
 type Option func(*options) error
 
-// WithAllow adds URL patterns allowed even though they reach loopback or
-// private addresses.
+// WithAllow adds URL patterns (Go regular expressions, see NewPolicy)
+// whose URLs may reach loopback and private addresses. It may be given
+// several times.
 func WithAllow(patterns ...string) Option {
 	return func(o *options) error { o.allow = append(o.allow, patterns...); return nil }
 }
 
 // WithMaxRedirects bounds the redirects followed per request. The default
-// is 10.
+// is 10; 0 follows none.
 func WithMaxRedirects(n int) Option {
 	return func(o *options) error {
 		if n < 0 {
@@ -61,8 +91,8 @@ func WithMaxRedirects(n int) Option {
 	}
 }
 
-// WithRetries sets the attempts per URL (including resumes after a dropped
-// connection). The default is 5.
+// WithRetries sets the attempts per URL, and the consecutive reconnections
+// without progress allowed after a dropped connection. The default is 5.
 func WithRetries(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
@@ -73,300 +103,275 @@ func WithRetries(n int) Option {
 	}
 }
 
-// WithBackoff sets the exponential backoff bounds. The default is 200ms to
-// 5s. Retry-After on 429 and 503 is honoured up to 60s.
+// WithBackoff sets the bounds of the exponential backoff (with jitter)
+// between attempts. The default is 200ms to 5s. A Retry-After header on a
+// 429 or 503 answer takes precedence, up to 60s.
 func WithBackoff(base, max time.Duration) Option {
-	return func(o *options) error { o.base, o.max = base, max; return nil }
+	return func(o *options) error {
+		if base <= 0 || max < base {
+			return fmt.Errorf("backoff wants 0 < base <= max, got %s and %s", base, max)
+		}
+		o.base, o.max = base, max
+		return nil
+	}
 }
 
-// WithTransport sets the transport to clone; the fetcher installs its own
-// dialer with the policy check.
-func WithTransport(t *http.Transport) Option {
-	return func(o *options) error { o.transport = t; return nil }
+// WithStallTimeout sets how long a request may go without receiving a
+// byte (response headers included) before it is abandoned and resumed.
+// The default is 60s; 0 disables the check.
+func WithStallTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("stall timeout must not be negative, got %s", d)
+		}
+		o.stall = d
+		return nil
+	}
 }
 
-// WithUserAgent sets the User-Agent header.
+// WithTransport sets the transport whose settings (TLS configuration,
+// proxy, timeouts) the fetcher clones. The fetcher replaces its dialers
+// with its own, which applies the policy to every address it dials, and
+// disables connection reuse, HTTP/2 and transparent decompression: a
+// connection opened for an allowed URL must not serve another, and the
+// bytes must be the blob's, not a decoding of them. The default is
+// http.DefaultTransport.
+func WithTransport(rt *http.Transport) Option {
+	return func(o *options) error { o.transport = rt; return nil }
+}
+
+// WithUserAgent sets the User-Agent header. The default is "ferry".
 func WithUserAgent(s string) Option {
 	return func(o *options) error { o.userAgent = s; return nil }
 }
 
-// WithEvents receives fetcher events.
+// WithEvents receives fetcher events. fn is called synchronously from the
+// goroutine calling Open, Read or the Client, possibly from several
+// goroutines at once, and must not block. The default discards them.
 func WithEvents(fn func(Event)) Option {
-	return func(o *options) error { o.events = fn; return nil }
+	return func(o *options) error {
+		if fn == nil {
+			fn = func(Event) {}
+		}
+		o.events = fn
+		return nil
+	}
 }
 
-// Fetcher streams foreign blobs from their URLs under a Policy.
+// Fetcher streams foreign blobs from their URLs under a Policy, following
+// redirects, retrying with backoff, resuming dropped connections with
+// Range requests and verifying the content.
 //
 // It is ours, not go-containerregistry's, because that one's URL policy
-// cannot be configured (see Policy) and it neither resumes nor retries.
+// cannot be configured (see Policy) and it neither retries nor resumes.
+// A Fetcher is safe for concurrent use. Make one with NewFetcher: the zero
+// Fetcher fetches nothing.
 type Fetcher struct {
-	o      *options
+	o      options
 	policy *Policy
 	client *http.Client
+	// dialer checks every address it dials; direct dials only the proxy
+	// a request was configured to go through.
+	dialer, direct *net.Dialer
 }
 
 // NewFetcher returns a Fetcher.
 func NewFetcher(opts ...Option) (*Fetcher, error) {
-	o := &options{maxRedirects: 10, retries: 5, base: 200 * time.Millisecond, max: 5 * time.Second,
-		maxWait: 60 * time.Second, userAgent: "ferry", events: func(Event) {}}
+	o := options{
+		maxRedirects: defaultMaxRedirects,
+		retries:      defaultRetries,
+		base:         defaultBackoffBase,
+		max:          defaultBackoffMax,
+		stall:        defaultStall,
+		userAgent:    "ferry",
+		events:       func(Event) {},
+	}
 	for _, opt := range opts {
-		if err := opt(o); err != nil {
-			return nil, err
+		if opt == nil {
+			continue
+		}
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("foreign fetcher: %w", err)
 		}
 	}
 	p, err := NewPolicy(o.allow)
 	if err != nil {
 		return nil, err
 	}
-	var t *http.Transport
-	if o.transport != nil {
-		t = o.transport.Clone()
-	} else {
-		t = http.DefaultTransport.(*http.Transport).Clone()
-	}
-	t.Proxy = nil // the dial check must see the real destination
-	// A pooled connection would skip the dial-time check for a later URL.
-	t.DisableKeepAlives = true
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		dd := *d
-		dd.ControlContext = p.control
-		return dd.DialContext(ctx, network, addr)
-	}
 	f := &Fetcher{o: o, policy: p}
-	f.client = &http.Client{Transport: t, CheckRedirect: f.checkRedirect}
+	f.direct = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	f.dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, ControlContext: p.control}
+
+	t := baseTransport(o.transport)
+	proxy := t.Proxy
+	// The proxy is decided once per request, in RoundTrip, and travels in
+	// its context so that the dialer knows which address is the proxy.
+	t.Proxy = func(r *http.Request) (*url.URL, error) {
+		if tg := targetFrom(r.Context()); tg != nil {
+			return tg.proxy, nil
+		}
+		return nil, nil
+	}
+	// Every dialer the base transport may carry would bypass the policy.
+	t.DialContext = f.dial
+	t.DialTLSContext = nil
+	t.DialTLS = nil
+	t.Dial = nil
+	// A pooled (or multiplexed HTTP/2) connection would carry a later
+	// request past the dial-time check: each request dials afresh.
+	t.DisableKeepAlives = true
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	t.Protocols = &protos
+	t.ForceAttemptHTTP2 = false
+	// Without this, Go asks for gzip and silently decodes it, and a CDN
+	// that labels a .tar.gz with Content-Encoding: gzip would hand over
+	// bytes that are not the blob.
+	t.DisableCompression = true
+
+	f.client = &http.Client{
+		Transport:     &policyTransport{policy: p, base: t, proxy: proxy},
+		CheckRedirect: f.checkRedirect,
+	}
 	return f, nil
 }
 
-// Client returns an HTTP client applying the policy to every request made
-// with a context from PolicyContext.
-func (f *Fetcher) Client() *http.Client { return f.client }
+func baseTransport(rt *http.Transport) *http.Transport {
+	if rt != nil {
+		return rt.Clone()
+	}
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		return dt.Clone()
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
 
-// PolicyContext prepares ctx for a request to u through Client.
-func (f *Fetcher) PolicyContext(ctx context.Context, u string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, &dialState{url: u, allowed: f.policy.Allowed(u)})
+// dial dials the proxy a request goes through as configured, and anything
+// else through the policy check.
+func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if tg := targetFrom(ctx); tg != nil && tg.proxyAddr != "" && addr == tg.proxyAddr {
+		return f.direct.DialContext(ctx, network, addr)
+	}
+	return f.dialer.DialContext(ctx, network, addr)
+}
+
+// policyTransport checks each request (the first and every redirect) and
+// tells the dialer, through the request's context, which URL it dials
+// for.
+type policyTransport struct {
+	policy *Policy
+	base   *http.Transport
+	proxy  func(*http.Request) (*url.URL, error)
+}
+
+func (t *policyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	if err := t.policy.CheckURL(req.URL); err != nil {
+		return fail(err)
+	}
+	tg := t.policy.target(req.URL)
+	if t.proxy != nil {
+		pu, err := t.proxy(req)
+		if err != nil {
+			return fail(fmt.Errorf("choosing a proxy for %s: %w", req.URL.Redacted(), err))
+		}
+		if pu != nil {
+			tg.proxy, tg.proxyAddr = pu, proxyAddr(pu)
+			if !tg.allowed {
+				if err := t.policy.checkResolved(req.Context(), req.URL); err != nil {
+					return fail(err)
+				}
+			}
+		}
+	}
+	return t.base.RoundTrip(req.WithContext(context.WithValue(req.Context(), targetKey{}, tg)))
+}
+
+// proxyAddr is the address the transport dials to reach proxy u.
+func proxyAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "socks5", "socks5h":
+			port = "1080"
+		default:
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// checkResolved is the best the policy can do for a request sent through
+// a proxy, which resolves and dials the destination itself: resolve the
+// name here and refuse it if any address is internal. When the name does
+// not resolve here (proxied networks often cannot), the proxy decides.
+func (p *Policy) checkResolved(ctx context.Context, u *url.URL) error {
+	host := u.Hostname()
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil // an IP literal: CheckURL judged it
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if class := internal(a); class != "" {
+			return fmt.Errorf("%w: %s: its host resolves to %s, a %s address; %s", ErrURLRefused, u.Redacted(), a, class, howToAllow)
+		}
+	}
+	return nil
 }
 
 func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
+	from := via[len(via)-1].URL.Redacted()
 	if len(via) > f.o.maxRedirects {
-		return fmt.Errorf("stopped after %d redirects at %s", f.o.maxRedirects, req.URL.Redacted())
+		return fmt.Errorf("%w: %s redirected to %s after %d redirects (at most %d are followed)", ErrTooManyRedirects, from, req.URL.Redacted(), len(via)-1, f.o.maxRedirects)
 	}
 	if err := f.policy.CheckURL(req.URL); err != nil {
-		return fmt.Errorf("redirect from %s: %w", via[len(via)-1].URL.Redacted(), err)
+		return fmt.Errorf("redirect from %s: %w", from, err)
 	}
-	if st, ok := req.Context().Value(ctxKey{}).(*dialState); ok {
-		st.url, st.allowed = req.URL.String(), f.policy.Allowed(req.URL.String())
-	}
-	f.o.events(Event{Kind: "redirect", URL: req.URL.Redacted()})
+	f.o.events(Event{Kind: EventRedirect, URL: req.URL.Redacted()})
 	return nil
 }
 
-// Open streams the blob desc describes from its URLs, in order. Open makes
-// the first request, so that a blob no URL serves fails here; later
-// failures surface through Read. The stream verifies size and digest and
-// names the digest and URL when they do not match; a dropped connection
-// resumes with a Range request (or restarts when Range is ignored).
-func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
-	if len(desc.URLs) == 0 {
-		return nil, fmt.Errorf("blob %s: no urls to fetch it from: %w", desc.Digest, ErrAllURLsFailed)
+// Client returns an HTTP client applying the policy, for other code that
+// follows foreign URLs: every request it makes, and every redirect, is
+// checked (scheme, IP literal, the address actually dialed unless an
+// allow pattern matches that request's URL) and at most the configured
+// number of redirects is followed. It does not verify content, retry or
+// resume.
+func (f *Fetcher) Client() *http.Client {
+	if f == nil || f.client == nil {
+		return &http.Client{Transport: refuseAll{}}
 	}
-	var fails []error
-	for _, u := range desc.URLs {
-		s := &stream{f: f, ctx: ctx, desc: desc, url: u}
-		if err := s.connect(0); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			f.o.events(Event{Kind: "url-failed", URL: u, Err: err})
-			fails = append(fails, fmt.Errorf("  %s: %w", u, err))
-			continue
-		}
-		vr, err := blob.NewReader(s, desc.Digest, desc.Size, u)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		return &verified{Reader: vr, s: s}, nil
-	}
-	return nil, fmt.Errorf("blob %s: %w:\n%w", desc.Digest, ErrAllURLsFailed, errors.Join(fails...))
+	return f.client
 }
 
-type verified struct {
-	*blob.Reader
-	s *stream
+// refuseAll is the transport of a Fetcher not made by NewFetcher.
+type refuseAll struct{}
+
+func (refuseAll) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return nil, errNoFetcher
 }
 
-func (v *verified) Close() error { return v.s.Close() }
-
-// stream reads one URL, reconnecting after a dropped connection.
-type stream struct {
-	f       *Fetcher
-	ctx     context.Context
-	desc    v1.Descriptor
-	url     string
-	body    io.ReadCloser
-	off     int64 // bytes handed to the reader
-	skip    int64 // bytes to discard after a restart from 0
-	retries int
-}
-
-// permanentError marks failures that retrying the same URL cannot fix.
-type permanentError struct{ error }
-
-func (e permanentError) Unwrap() error { return e.error }
-
-func (s *stream) connect(off int64) error {
-	var lastErr error
-	for attempt := 0; attempt < s.f.o.retries; attempt++ {
-		if attempt > 0 {
-			s.f.o.events(Event{Kind: "retry", URL: s.url, Offset: off, Err: lastErr})
-			if err := sleep(s.ctx, s.f.backoff(attempt, lastErr)); err != nil {
-				return err
-			}
-		}
-		err := s.try(off)
-		if err == nil {
-			return nil
-		}
-		lastErr = err
-		var pe permanentError
-		if errors.As(err, &pe) || s.ctx.Err() != nil {
-			return err
-		}
-	}
-	return lastErr
-}
-
-type retryAfter struct {
-	error
-	d time.Duration
-}
-
-func (s *stream) try(off int64) error {
-	u, err := url.Parse(s.url)
-	if err != nil {
-		return permanentError{fmt.Errorf("%w: %q is not a URL: %v", ErrURLRefused, s.url, err)}
-	}
-	if err := s.f.policy.CheckURL(u); err != nil {
-		return permanentError{err}
-	}
-	ctx := s.f.PolicyContext(s.ctx, s.url)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
-	if err != nil {
-		return permanentError{err}
-	}
-	req.Header.Set("User-Agent", s.f.o.userAgent)
-	if off > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
-	}
-	resp, err := s.f.client.Do(req)
-	if err != nil {
-		if errors.Is(err, ErrURLRefused) || strings.Contains(err.Error(), "redirects") {
-			return permanentError{err}
-		}
-		return err
-	}
-	switch {
-	case off > 0 && resp.StatusCode == http.StatusPartialContent:
-		s.body, s.skip = resp.Body, 0
-		return nil
-	case resp.StatusCode == http.StatusOK:
-		// A server that ignores Range sends the whole blob again: skip
-		// what the reader already has.
-		s.body, s.skip = resp.Body, off
-		if off > 0 {
-			s.f.o.events(Event{Kind: "restart", URL: s.url, Offset: off})
-		}
+// Policy returns the fetcher's URL policy.
+func (f *Fetcher) Policy() *Policy {
+	if f == nil {
 		return nil
 	}
-	resp.Body.Close()
-	err = fmt.Errorf("%s answered %s", s.url, resp.Status)
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return &retryAfter{error: err, d: parseRetryAfter(resp.Header.Get("Retry-After"))}
-	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return err
-	}
-	return permanentError{err}
-}
-
-func parseRetryAfter(s string) time.Duration {
-	if s == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(s); err == nil {
-		return time.Until(t)
-	}
-	return 0
-}
-
-func (f *Fetcher) backoff(attempt int, last error) time.Duration {
-	var ra *retryAfter
-	if errors.As(last, &ra) && ra.d > 0 {
-		return min(ra.d, f.o.maxWait)
-	}
-	d := f.o.base << (attempt - 1)
-	if d > f.o.max || d <= 0 {
-		d = f.o.max
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func (s *stream) Read(p []byte) (int, error) {
-	for {
-		if s.body == nil {
-			return 0, fmt.Errorf("blob %s from %s: not connected", s.desc.Digest, s.url)
-		}
-		n, err := s.body.Read(p)
-		if s.skip > 0 && n > 0 {
-			drop := min(int64(n), s.skip)
-			s.skip -= drop
-			copy(p, p[drop:n])
-			n -= int(drop)
-		}
-		s.off += int64(n)
-		if err == nil || errors.Is(err, io.EOF) {
-			if n == 0 && err == nil {
-				continue
-			}
-			return n, err
-		}
-		// The connection broke: resume from where the reader stands.
-		s.body.Close()
-		s.body = nil
-		if s.ctx.Err() != nil {
-			return n, s.ctx.Err()
-		}
-		if s.retries++; s.retries > s.f.o.retries {
-			return n, fmt.Errorf("blob %s from %s: connection lost %d times, last: %w", s.desc.Digest, s.url, s.retries, err)
-		}
-		s.f.o.events(Event{Kind: "resume", URL: s.url, Offset: s.off, Err: err})
-		if cerr := s.connect(s.off); cerr != nil {
-			return n, fmt.Errorf("blob %s from %s: resume at byte %d: %w", s.desc.Digest, s.url, s.off, cerr)
-		}
-		if n > 0 {
-			return n, nil
-		}
-	}
-}
-
-func (s *stream) Close() error {
-	if s.body != nil {
-		return s.body.Close()
-	}
-	return nil
+	return f.policy
 }

@@ -4,13 +4,21 @@
 // and verification.
 package foreign
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
-// Foreign layer media types.
+// Foreign (non-distributable) layer media types. Registries do not hold
+// such blobs; clients download them from the descriptor's urls.
 const (
-	DockerForeign  = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-	OCINondist     = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	// DockerForeign is Docker's foreign layer, e.g. a Windows base layer.
+	DockerForeign = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+	// OCINondist is the OCI non-distributable uncompressed layer.
+	OCINondist = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	// OCINondistGzip is the OCI non-distributable gzip layer.
 	OCINondistGzip = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+	// OCINondistZstd is the OCI non-distributable zstd layer.
 	OCINondistZstd = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
 )
 
@@ -27,41 +35,53 @@ func IsForeign(mediaType string) bool {
 	return ok
 }
 
-// Distributable returns the ordinary layer type matching a foreign one.
+// Distributable returns the ordinary layer type with the same content
+// encoding as a foreign one (Docker foreign: the Docker layer type;
+// OCI non-distributable: the OCI layer type with the same suffix), and
+// false when mediaType is not foreign.
 func Distributable(mediaType string) (string, bool) {
 	d, ok := distributable[mediaType]
 	return d, ok
 }
 
-// Rewrite replaces the prefix From of a URL with To.
+// Rewrite replaces the prefix From of a URL with To (the
+// --foreign-rewrite-urls flag), so that a network can serve foreign layers
+// from its own web server.
 type Rewrite struct {
 	From, To string
 }
 
-// ParseRewrite parses "FROM=TO".
+// ParseRewrite parses "FROM=TO". FROM may itself contain "=" (Microsoft's
+// URLs end in "?linkid=N"): the rule splits at the first "=" followed by
+// "http://" or "https://", and only when there is none at the first "=".
 func ParseRewrite(s string) (Rewrite, error) {
-	from, to, ok := strings.Cut(s, "=")
-	if !ok || from == "" || to == "" {
-		return Rewrite{}, &rewriteError{s}
+	i := -1
+	for _, sep := range []string{"=http://", "=https://"} {
+		if j := strings.Index(s, sep); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
 	}
-	return Rewrite{From: from, To: to}, nil
+	if i < 0 {
+		i = strings.Index(s, "=")
+	}
+	if i <= 0 || i == len(s)-1 {
+		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", s)
+	}
+	return Rewrite{From: s[:i], To: s[i+1:]}, nil
 }
 
-type rewriteError struct{ s string }
-
-func (e *rewriteError) Error() string {
-	return "invalid URL rewrite " + quote(e.s) + ": want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/"
-}
-
-func quote(s string) string { return "\"" + s + "\"" }
-
-// RewriteURLs applies the first matching prefix rule to each URL.
+// RewriteURLs returns urls with the first matching rule of rules applied
+// to each: a URL starting with a rule's From has that prefix replaced by
+// its To. URLs no rule matches are kept. urls is not modified.
 func RewriteURLs(urls []string, rules []Rewrite) []string {
+	if urls == nil {
+		return nil
+	}
 	out := make([]string, len(urls))
 	for i, u := range urls {
 		out[i] = u
 		for _, r := range rules {
-			if strings.HasPrefix(u, r.From) {
+			if r.From != "" && strings.HasPrefix(u, r.From) {
 				out[i] = r.To + strings.TrimPrefix(u, r.From)
 				break
 			}

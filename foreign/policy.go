@@ -11,39 +11,57 @@ import (
 	"syscall"
 )
 
-// ErrURLRefused means the URL policy refused a foreign-layer URL.
+// ErrURLRefused means the URL policy refused a foreign-layer URL: its
+// scheme is not http or https, or it leads to a loopback, private,
+// link-local, shared (CGNAT), multicast or unspecified address that no
+// allow pattern covers.
 var ErrURLRefused = errors.New("URL refused by policy")
 
 // Policy decides which foreign-layer URLs may be fetched.
 //
-// It is ours because go-containerregistry's hard-codes one that cannot be
-// configured: it refuses private and loopback IP literals (which breaks
-// enterprise mirrors) and never checks what a DNS name resolves to. Here,
-// only http and https are allowed; loopback, private, link-local, CGNAT,
-// multicast and unspecified addresses are refused unless an allow pattern
-// matches the URL; and the address check runs on the address actually
-// dialed, so a DNS name cannot smuggle an internal address, and again on
-// every redirect.
+// It is ours, not go-containerregistry's, because that one is hard-coded and
+// cannot be configured: it refuses every private and loopback IP literal
+// (which breaks enterprise mirrors on internal addresses) and never checks
+// what a DNS name resolves to (so a name pointing at 127.0.0.1 or at a cloud
+// metadata address passes). This policy
+//
+//   - follows only http and https URLs, even when an allow pattern matches;
+//   - refuses loopback, private (RFC 1918, fc00::/7), link-local
+//     (169.254.0.0/16, fe80::/10), shared (CGNAT, 100.64.0.0/10),
+//     multicast, broadcast and unspecified addresses, unless an allow
+//     pattern matches the URL;
+//   - applies the address check to the address actually dialed (see
+//     CheckAddr), so that a DNS name cannot smuggle an internal address
+//     in, and to every redirect, each judged by its own URL.
+//
+// A Policy is safe for concurrent use. The zero Policy and a nil *Policy
+// allow nothing beyond the defaults.
 type Policy struct {
 	allow []*regexp.Regexp
 }
 
-// NewPolicy compiles the allow patterns (Go regular expressions matched
-// against the whole URL text).
+// NewPolicy compiles the allow patterns: Go regular expressions (the
+// --foreign-allow flag), each matched against the whole URL text, scheme
+// included. A pattern is not implicitly anchored: anchor it with ^ so
+// that it cannot match inside a query string, e.g.
+// `^https://mirror\.corp\.example/`.
 func NewPolicy(allow []string) (*Policy, error) {
 	p := &Policy{}
 	for _, s := range allow {
 		re, err := regexp.Compile(s)
 		if err != nil {
-			return nil, fmt.Errorf("--foreign-allow %q: %w", s, err)
+			return nil, fmt.Errorf("--foreign-allow %q is not a valid Go regular expression: %w", s, err)
 		}
 		p.allow = append(p.allow, re)
 	}
 	return p, nil
 }
 
-// Allowed reports whether an allow pattern matches u.
+// Allowed reports whether an allow pattern matches the URL text u.
 func (p *Policy) Allowed(u string) bool {
+	if p == nil {
+		return false
+	}
 	for _, re := range p.allow {
 		if re.MatchString(u) {
 			return true
@@ -52,37 +70,99 @@ func (p *Policy) Allowed(u string) bool {
 	return false
 }
 
-// CheckURL checks the scheme, and an IP-literal host's address.
+// CheckURL checks what can be checked before dialing: the scheme, the
+// presence of a host, and, when the host is an IP literal and no allow
+// pattern matches u, its address. A DNS name passes here; its addresses
+// are checked when dialed (CheckAddr).
 func (p *Policy) CheckURL(u *url.URL) error {
+	if u == nil {
+		return fmt.Errorf("%w: no URL", ErrURLRefused)
+	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%w: %s: only http and https URLs are followed, not %q", ErrURLRefused, u.Redacted(), u.Scheme)
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" {
 		return fmt.Errorf("%w: %s: no host", ErrURLRefused, u.Redacted())
 	}
 	if p.Allowed(u.String()) {
 		return nil
 	}
-	if ip, err := netip.ParseAddr(trimBrackets(u.Hostname())); err == nil {
-		if why := internal(ip); why != "" {
-			return refusal(u.Redacted(), ip.String(), why)
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+		if class := internal(ip); class != "" {
+			return fmt.Errorf("%w: %s: %s is a %s address; %s", ErrURLRefused, u.Redacted(), ip, class, howToAllow)
 		}
 	}
 	return nil
 }
 
-func trimBrackets(s string) string {
-	if len(s) > 1 && s[0] == '[' && s[len(s)-1] == ']' {
-		return s[1 : len(s)-1]
+const howToAllow = "if it is a trusted mirror, allow it with --foreign-allow REGEX (a Go regular expression matched against the URL)"
+
+// target is what a request's context tells the dialer: the URL being
+// fetched (after redirects: each request has its own), whether an allow
+// pattern covers it, and the proxy the request goes through, if any.
+type target struct {
+	url       string // redacted, for messages
+	allowed   bool
+	proxy     *url.URL
+	proxyAddr string // host:port the transport dials to reach proxy
+}
+
+type targetKey struct{}
+
+func targetFrom(ctx context.Context) *target {
+	t, _ := ctx.Value(targetKey{}).(*target)
+	return t
+}
+
+// WithURL returns a context carrying u, the URL a connection is being
+// dialed for, so that CheckAddr can tell whether an allow pattern covers
+// it. The Fetcher and its Client do this for every request, redirects
+// included.
+func (p *Policy) WithURL(ctx context.Context, u *url.URL) context.Context {
+	return context.WithValue(ctx, targetKey{}, p.target(u))
+}
+
+func (p *Policy) target(u *url.URL) *target {
+	return &target{url: u.Redacted(), allowed: p.Allowed(u.String())}
+}
+
+// CheckAddr checks an address about to be dialed, "ip:port" or "ip" as a
+// net.Dialer Control function receives it. It refuses internal addresses
+// unless ctx (see WithURL) carries a URL an allow pattern matches; a ctx
+// without a URL gets no allowance.
+func (p *Policy) CheckAddr(ctx context.Context, addr string) error {
+	t := targetFrom(ctx)
+	if t != nil && t.allowed {
+		return nil
 	}
-	return s
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("%w: dialed address %q is not an IP address", ErrURLRefused, addr)
+	}
+	if class := internal(ip); class != "" {
+		if t == nil {
+			return fmt.Errorf("%w: %s is a %s address; %s", ErrURLRefused, ip, class, howToAllow)
+		}
+		return fmt.Errorf("%w: %s: its host resolved to %s, a %s address; %s", ErrURLRefused, t.url, ip, class, howToAllow)
+	}
+	return nil
 }
 
-func refusal(u, addr, why string) error {
-	return fmt.Errorf("%w: %s resolves to %s, a %s address; allow it with --foreign-allow if it is a trusted mirror", ErrURLRefused, u, addr, why)
+// control is the net.Dialer ControlContext hook: it sees the address
+// actually dialed, after name resolution.
+func (p *Policy) control(ctx context.Context, _, address string, _ syscall.RawConn) error {
+	return p.CheckAddr(ctx, address)
 }
 
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	cgnat       = netip.MustParsePrefix("100.64.0.0/10")
+	broadcast   = netip.MustParseAddr("255.255.255.255")
+)
 
 // internal names the class of an address that must not be dialed without
 // an allow pattern, or returns "".
@@ -91,50 +171,16 @@ func internal(ip netip.Addr) string {
 	switch {
 	case ip.IsLoopback():
 		return "loopback"
-	case ip.IsUnspecified():
+	case ip.IsUnspecified(), thisNetwork.Contains(ip):
 		return "unspecified"
 	case ip.IsPrivate():
 		return "private"
-	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
-		return "link-local"
-	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
+	case ip.IsMulticast(), ip == broadcast:
 		return "multicast"
+	case ip.IsLinkLocalUnicast():
+		return "link-local"
 	case cgnat.Contains(ip):
 		return "shared (CGNAT)"
 	}
 	return ""
-}
-
-type ctxKey struct{}
-
-// dialState travels in a request's context to the dialer: the URL being
-// fetched and whether the allow list covers it.
-type dialState struct {
-	url     string
-	allowed bool
-}
-
-// control is a net.Dialer Control function checking the address about to
-// be dialed.
-func (p *Policy) control(ctx context.Context, network, address string, _ syscall.RawConn) error {
-	st, _ := ctx.Value(ctxKey{}).(*dialState)
-	if st != nil && st.allowed {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return fmt.Errorf("%w: cannot parse dialed address %q", ErrURLRefused, address)
-	}
-	if why := internal(ip); why != "" {
-		u := "a foreign-layer URL"
-		if st != nil {
-			u = st.url
-		}
-		return refusal(u, ip.String(), why)
-	}
-	return nil
 }

@@ -1,0 +1,70 @@
+package foreign
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestMediaTypes(t *testing.T) {
+	for in, want := range map[string]string{
+		DockerForeign:  "application/vnd.docker.image.rootfs.diff.tar.gzip",
+		OCINondist:     "application/vnd.oci.image.layer.v1.tar",
+		OCINondistGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+		OCINondistZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
+	} {
+		if got, ok := Distributable(in); !ok || got != want || !IsForeign(in) {
+			t.Errorf("Distributable(%s) = %s, %v", in, got, ok)
+		}
+	}
+	for _, mt := range []string{
+		"application/vnd.oci.image.layer.v1.tar+gzip",
+		"application/vnd.docker.image.rootfs.diff.tar.gzip",
+		"application/vnd.oci.image.manifest.v1+json",
+		"",
+	} {
+		if IsForeign(mt) {
+			t.Errorf("%q taken for foreign", mt)
+		}
+		if got, ok := Distributable(mt); ok || got != "" {
+			t.Errorf("Distributable(%q) = %q, %v", mt, got, ok)
+		}
+	}
+}
+
+func TestRewriteURLs(t *testing.T) {
+	ms, err := ParseRewrite("https://go.microsoft.com/=http://mirror.corp/ms/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first matching rule wins.
+	other := Rewrite{From: "https://go.microsoft.com/fwlink", To: "http://never/"}
+	in := []string{"https://go.microsoft.com/fwlink?linkid=1", "https://other/x"}
+	got := RewriteURLs(in, []Rewrite{ms, other})
+	if want := []string{"http://mirror.corp/ms/fwlink?linkid=1", "https://other/x"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if in[0] != "https://go.microsoft.com/fwlink?linkid=1" {
+		t.Error("input modified")
+	}
+	if RewriteURLs(nil, []Rewrite{ms}) != nil {
+		t.Error("nil in, non-nil out")
+	}
+}
+
+func TestParseRewrite(t *testing.T) {
+	for in, want := range map[string]Rewrite{
+		"a=b": {From: "a", To: "b"},
+		"https://go.microsoft.com/fwlink?linkid=17=https://mirror/17": {From: "https://go.microsoft.com/fwlink?linkid=17", To: "https://mirror/17"},
+		"https://x/?a=1=http://y/?b=2":                                {From: "https://x/?a=1", To: "http://y/?b=2"},
+	} {
+		got, err := ParseRewrite(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRewrite(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"nope", "=b", "a=", ""} {
+		if _, err := ParseRewrite(in); err == nil {
+			t.Errorf("ParseRewrite(%q): no error", in)
+		}
+	}
+}

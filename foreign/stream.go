@@ -1,0 +1,542 @@
+package foreign
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/blob"
+)
+
+// Open streams the blob desc describes from its URLs, tried in order.
+//
+// Open makes the first request itself, so that a blob no URL serves fails
+// here, with an error wrapping ErrAllURLsFailed that lists each URL and
+// why; a URL answering 404, 410, 403 or another permanent error, or that
+// the policy refuses, is abandoned at once, others after the configured
+// retries with backoff (honouring Retry-After on 429 and 503).
+//
+// The returned stream verifies size and digest while streaming (it
+// implements blob.Verifying): a mismatch fails the Read that completes
+// the blob (or, at the latest, the one returning EOF) with an error
+// naming the digest and URL and wrapping blob.ErrDigestMismatch or
+// blob.ErrSizeMismatch. Once bytes have been passed on, a failing URL
+// fails the stream: the next URL is not tried. A connection that breaks
+// mid-blob is resumed with a Range request from the current offset; a
+// server that ignores Range sends the blob again from the start and the
+// bytes already passed on are read and dropped, never repeated. ctx
+// governs the whole stream, not only Open. Memory use does not depend on
+// the blob's size. The caller must Close the stream.
+func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	if f == nil || f.client == nil {
+		return nil, fmt.Errorf("foreign blob %s: %w", desc.Digest, errNoFetcher)
+	}
+	if _, err := blob.NewHash(desc.Digest); err != nil {
+		return nil, fmt.Errorf("foreign blob %s: %w", desc.Digest, err)
+	}
+	if len(desc.URLs) == 0 {
+		return nil, fmt.Errorf("foreign blob %s: %w: the descriptor has no urls", desc.Digest, ErrAllURLsFailed)
+	}
+	var fails []error
+	for _, raw := range desc.URLs {
+		s := f.newStream(ctx, desc, raw)
+		err := s.connect(0)
+		if err == nil {
+			vr, err := blob.NewReader(s, desc.Digest, desc.Size, s.name)
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, s.name, err)
+			}
+			return &verified{Reader: vr, s: s}, nil
+		}
+		s.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, s.name, context.Cause(ctx))
+		}
+		f.o.events(Event{Kind: EventURLFailed, URL: s.name, Err: err})
+		fails = append(fails, &urlError{url: s.name, err: err})
+	}
+	return nil, &allFailedError{digest: desc.Digest, fails: fails}
+}
+
+// verified is the stream Open returns: the blob's bytes, checked.
+type verified struct {
+	*blob.Reader // its VerifiesContent marks the stream as verifying
+	s            *stream
+}
+
+// Close ends the stream and any request or backoff in progress.
+func (v *verified) Close() error { return v.s.Close() }
+
+type urlError struct {
+	url string
+	err error
+}
+
+func (e *urlError) Error() string { return e.url + ": " + e.err.Error() }
+func (e *urlError) Unwrap() error { return e.err }
+
+// allFailedError lists why each URL failed; it matches ErrAllURLsFailed
+// and each URL's error.
+type allFailedError struct {
+	digest v1.Hash
+	fails  []error
+}
+
+func (e *allFailedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "foreign blob %s: %v:", e.digest, ErrAllURLsFailed)
+	for _, err := range e.fails {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (e *allFailedError) Unwrap() []error { return append([]error{ErrAllURLsFailed}, e.fails...) }
+
+// errNoFetcher is returned by a Fetcher not made by NewFetcher.
+var errNoFetcher = errors.New("foreign: the Fetcher was not made by NewFetcher")
+
+// errClosed is returned by Read after Close.
+var errClosed = errors.New("read after close")
+
+// stream reads one URL, reconnecting after a broken connection. Read is
+// not safe for concurrent use; Close may be called concurrently with Read.
+type stream struct {
+	f      *Fetcher
+	ctx    context.Context // Open's, with cancel for Close
+	cancel context.CancelFunc
+	desc   v1.Descriptor
+	raw    string // the URL as the descriptor gives it
+	name   string // redacted, for messages and events
+
+	mu     sync.Mutex
+	cur    *conn
+	closed bool
+
+	// Read's own state.
+	off    int64 // bytes passed on to the reader
+	skip   int64 // bytes still to drop from the current response
+	drops  int   // consecutive broken connections without progress
+	dropAt int64 // offset of the last broken connection
+	err    error // sticky failure
+}
+
+func (f *Fetcher) newStream(ctx context.Context, desc v1.Descriptor, raw string) *stream {
+	ctx, cancel := context.WithCancel(ctx)
+	return &stream{f: f, ctx: ctx, cancel: cancel, desc: desc, raw: raw, name: redact(raw)}
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// conn is one response being read.
+type conn struct {
+	body   io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer // fires after a stall; nil: no stall check
+	stall  time.Duration
+}
+
+// arm starts the stall watch while the fetcher waits for the server. It
+// does not run between Reads: a consumer slow to read is not a stall.
+func (c *conn) arm() {
+	if c.timer != nil {
+		c.timer.Reset(c.stall)
+	}
+}
+
+// disarm stops the stall watch.
+func (c *conn) disarm() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+// release ends the request. It may be called more than once.
+func (c *conn) release() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.body != nil {
+		c.body.Close()
+	}
+	c.cancel(nil)
+}
+
+// stallError is the cause of a request abandoned for want of data.
+type stallError struct{ d time.Duration }
+
+func (e *stallError) Error() string { return fmt.Sprintf("no data received for %s", e.d) }
+
+// permanentError marks failures that retrying the same URL cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+func isPermanent(err error) bool {
+	var pe *permanentError
+	return errors.As(err, &pe)
+}
+
+// retryAfterError carries a server's Retry-After.
+type retryAfterError struct {
+	err error
+	d   time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+func (s *stream) errorf(format string, args ...any) error {
+	return fmt.Errorf("foreign blob %s from %s: %w", s.desc.Digest, s.name, fmt.Errorf(format, args...))
+}
+
+// connect requests the blob from byte off, retrying with backoff, and
+// makes the response the current one.
+func (s *stream) connect(off int64) error {
+	var last error
+	for attempt := 1; attempt <= s.f.o.retries; attempt++ {
+		if attempt > 1 {
+			s.f.o.events(Event{Kind: EventRetry, URL: s.name, Offset: off, Err: last})
+			if err := sleep(s.ctx, s.f.backoff(attempt-1, last)); err != nil {
+				return err
+			}
+		}
+		c, skip, err := s.try(off)
+		if err == nil {
+			return s.install(c, skip)
+		}
+		last = err
+		if isPermanent(err) || s.ctx.Err() != nil {
+			return err
+		}
+	}
+	if s.f.o.retries > 1 {
+		return fmt.Errorf("%w (gave up after %d attempts)", last, s.f.o.retries)
+	}
+	return last
+}
+
+func (s *stream) install(c *conn, skip int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.release()
+		return errClosed
+	}
+	s.cur, s.skip = c, skip
+	return nil
+}
+
+// try makes one request for the blob from byte off. It returns the
+// response and how many of its first bytes to drop.
+func (s *stream) try(off int64) (*conn, int64, error) {
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	c := &conn{ctx: ctx, cancel: cancel, stall: s.f.o.stall}
+	if c.stall > 0 {
+		c.timer = time.AfterFunc(c.stall, func() { cancel(&stallError{c.stall}) })
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.raw, nil)
+	if err != nil {
+		c.release()
+		return nil, 0, permanent(fmt.Errorf("%w: not a valid URL: %v", ErrURLRefused, err))
+	}
+	req.Header.Set("User-Agent", s.f.o.userAgent)
+	if off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+	}
+	resp, err := s.f.client.Do(req)
+	if err != nil {
+		c.release()
+		// The client's wrapping repeats the URL our own errors name
+		// already; keep it only where it says which redirect target failed.
+		var ue *url.Error
+		if errors.As(err, &ue) && (ue.URL == s.name || errors.Is(err, ErrURLRefused) || errors.Is(err, ErrTooManyRedirects)) {
+			err = ue.Err
+		}
+		var se *stallError
+		if cause := context.Cause(ctx); errors.As(cause, &se) && s.ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", se, err)
+		}
+		return nil, 0, classify(err)
+	}
+	c.disarm()
+	c.body = resp.Body
+	fail := func(err error) (*conn, int64, error) {
+		c.release()
+		return nil, 0, err
+	}
+	via := ""
+	if final := resp.Request.URL.Redacted(); final != s.name {
+		via = " (redirected to " + final + ")"
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if resp.ContentLength >= 0 && s.desc.Size >= 0 && resp.ContentLength != s.desc.Size {
+			return fail(permanent(fmt.Errorf("%w: the server announces %d bytes, the descriptor declares %d%s",
+				blob.ErrSizeMismatch, resp.ContentLength, s.desc.Size, via)))
+		}
+		if off > 0 {
+			// The server ignored Range: the blob comes again from byte 0,
+			// and the reader already has the first off bytes.
+			s.f.o.events(Event{Kind: EventRestart, URL: s.name, Offset: off})
+		}
+		return c, off, nil
+	case resp.StatusCode == http.StatusPartialContent && off > 0:
+		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil {
+			return fail(permanent(fmt.Errorf("206 answer to a Range request%s: %w", via, err)))
+		}
+		if start < 0 {
+			start = off // no Content-Range: trust the server; the digest will tell
+		}
+		if start > off {
+			return fail(permanent(fmt.Errorf("asked for bytes from %d, got bytes from %d%s", off, start, via)))
+		}
+		if total >= 0 && s.desc.Size >= 0 && total != s.desc.Size {
+			return fail(permanent(fmt.Errorf("%w: the server announces %d bytes, the descriptor declares %d%s",
+				blob.ErrSizeMismatch, total, s.desc.Size, via)))
+		}
+		return c, off - start, nil
+	}
+	err = fmt.Errorf("HTTP %s%s", resp.Status, via)
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		return fail(&retryAfterError{err: err, d: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())})
+	case code == http.StatusRequestTimeout || code == http.StatusTooEarly || code >= 500:
+		return fail(err)
+	}
+	// 404, 410, 403, 401, 416, an unexpected 206 or 3xx...: asking again
+	// will not help.
+	return fail(permanent(err))
+}
+
+// classify marks the transport errors that retrying cannot fix.
+func classify(err error) error {
+	if errors.Is(err, ErrURLRefused) || errors.Is(err, ErrTooManyRedirects) {
+		return permanent(err)
+	}
+	var cert *tls.CertificateVerificationError
+	if errors.As(err, &cert) {
+		return permanent(err)
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return permanent(err)
+	}
+	return err
+}
+
+// parseContentRange returns the first byte and the total of a
+// "bytes first-last/total" header; -1 for what it does not give.
+func parseContentRange(h string) (start, total int64, err error) {
+	if h == "" {
+		return -1, -1, nil
+	}
+	spec, ok := strings.CutPrefix(h, "bytes ")
+	rng, tot, ok2 := strings.Cut(spec, "/")
+	first, _, ok3 := strings.Cut(rng, "-")
+	if !ok || !ok2 || !ok3 {
+		return 0, 0, fmt.Errorf("malformed Content-Range %q", h)
+	}
+	start, err = strconv.ParseInt(strings.TrimSpace(first), 10, 64)
+	if err != nil || start < 0 {
+		return 0, 0, fmt.Errorf("malformed Content-Range %q", h)
+	}
+	total = -1
+	if tot = strings.TrimSpace(tot); tot != "*" {
+		if total, err = strconv.ParseInt(tot, 10, 64); err != nil || total < 0 {
+			return 0, 0, fmt.Errorf("malformed Content-Range %q", h)
+		}
+	}
+	return start, total, nil
+}
+
+// parseRetryAfter reads a Retry-After header, in seconds or an HTTP date,
+// relative to now; 0 when absent, invalid or past.
+func parseRetryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// backoff is the wait before the retry-th retry: the server's Retry-After
+// (capped) if it gave one, else exponential with jitter.
+func (f *Fetcher) backoff(retry int, last error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(last, &ra) && ra.d > 0 {
+		return min(ra.d, maxRetryAfter)
+	}
+	d := f.o.base
+	for i := 1; i < retry && d < f.o.max; i++ {
+		d *= 2
+	}
+	d = min(d, f.o.max)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// Read implements io.Reader: the blob's bytes, each passed on once,
+// across reconnections.
+func (s *stream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		s.mu.Lock()
+		c, closed := s.cur, s.closed
+		s.mu.Unlock()
+		if closed || c == nil {
+			return 0, s.fail(s.errorf("%w", errClosed))
+		}
+		c.arm()
+		n, err := c.body.Read(p)
+		c.disarm()
+		if n > 0 {
+			if s.skip > 0 {
+				drop := min(int64(n), s.skip)
+				s.skip -= drop
+				n = copy(p, p[drop:n])
+			}
+			s.off += int64(n)
+		}
+		if err == nil {
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if s.skip == 0 && (s.desc.Size < 0 || s.off >= s.desc.Size) {
+				s.drop(c)
+				return n, s.fail(io.EOF)
+			}
+			// A response without a length that ends early looks like
+			// the end: it is not.
+			err = fmt.Errorf("%w: the response ended after %d of %d bytes", io.ErrUnexpectedEOF, s.off, s.desc.Size)
+		}
+		var se *stallError
+		if cause := context.Cause(c.ctx); errors.As(cause, &se) {
+			err = fmt.Errorf("%w: %w", se, err)
+		}
+		s.drop(c)
+		if rerr := s.reconnect(err); rerr != nil {
+			return n, s.fail(rerr)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// reconnect resumes after the current response broke with err.
+func (s *stream) reconnect(err error) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return s.errorf("%w", errClosed)
+	}
+	if s.ctx.Err() != nil {
+		return s.errorf("at byte %d: %w", s.off, context.Cause(s.ctx))
+	}
+	if s.off > s.dropAt {
+		s.drops = 0
+	}
+	s.dropAt = s.off
+	s.drops++
+	if s.drops > s.f.o.retries {
+		return s.errorf("connection lost %d times at byte %d without progress, last: %w", s.drops, s.off, err)
+	}
+	s.f.o.events(Event{Kind: EventResume, URL: s.name, Offset: s.off, Err: err})
+	if s.drops > 1 {
+		if err := sleep(s.ctx, s.f.backoff(s.drops-1, nil)); err != nil {
+			return s.errorf("at byte %d: %w", s.off, err)
+		}
+	}
+	if cerr := s.connect(s.off); cerr != nil {
+		return s.errorf("resuming at byte %d after %v: %w", s.off, err, cerr)
+	}
+	return nil
+}
+
+func (s *stream) fail(err error) error {
+	s.err = err
+	return err
+}
+
+// drop ends the current response c.
+func (s *stream) drop(c *conn) {
+	s.mu.Lock()
+	if s.cur == c {
+		s.cur = nil
+	}
+	s.mu.Unlock()
+	c.release()
+}
+
+// Close ends the stream and whatever request or wait is in progress. It
+// may be called concurrently with Read, and more than once.
+func (s *stream) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	c := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+	s.cancel()
+	if c != nil {
+		c.release()
+	}
+	return nil
+}
