@@ -82,6 +82,14 @@ type Deleter interface {
 	Delete(ctx context.Context) error
 }
 
+// ImageOnly is a Target that holds single-platform images only (a
+// docker-archive): the copy engine refuses an index for it before
+// transferring anything.
+type ImageOnly interface {
+	// ImageOnly marks the capability; it does nothing.
+	ImageOnly()
+}
+
 // Named is implemented by stores that can say where they are, for messages.
 type Named interface {
 	// Name returns the location as the user would write it.

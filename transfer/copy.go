@@ -102,6 +102,9 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 			return nil, err
 		}
 	}
+	if _, ok := dst.(store.ImageOnly); ok && isIndex(root.desc.MediaType) {
+		return nil, c.indexRefused(root)
+	}
 	if err := c.copyBlobs(ctx, root); err != nil {
 		return nil, err
 	}
@@ -118,6 +121,20 @@ func name(s any) string {
 		return n.Name()
 	}
 	return "source"
+}
+
+// indexRefused explains that the target takes one image and which
+// platforms the index offers.
+func (c *copier) indexRefused(root *node) error {
+	var plats []string
+	if idx, err := v1.ParseIndexManifest(bytes.NewReader(root.raw)); err == nil {
+		for _, d := range idx.Manifests {
+			if d.Platform != nil && (root.keep == nil || root.keep[d.Digest]) {
+				plats = append(plats, platform.Format(d.Platform))
+			}
+		}
+	}
+	return fmt.Errorf("%s holds single-platform images and %s is an index (%s): select one with --platform", name(c.dst), name(c.src), strings.Join(plats, ", "))
 }
 
 // load fetches a manifest or index and, for an index, its entries.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/store/dockerarchive"
 	"github.com/ferry-dev/ferry/store/ociarchive"
 	"github.com/ferry-dev/ferry/store/ocilayout"
 	"github.com/ferry-dev/ferry/store/registry"
@@ -33,6 +36,8 @@ func (g *globals) openSource(ctx context.Context, loc location.Location) (store.
 		return ocilayout.Open(loc.Path, loc.Tag, loc.Digest), nil
 	case location.OCIArchive:
 		return ociarchive.OpenSource(loc.Path, loc.Tag)
+	case location.DockerArchive:
+		return dockerarchive.OpenSource(loc.Path, loc.Tag)
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
 }
@@ -54,8 +59,25 @@ func (g *globals) openTarget(ctx context.Context, loc location.Location, src sto
 		return ocilayout.Open(loc.Path, loc.Tag, ""), nil
 	case location.OCIArchive:
 		return ociarchive.Create(loc.Path, loc.Tag)
+	case location.DockerArchive:
+		return dockerarchive.Create(loc.Path, defaultRepoTag(loc, src))
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
+}
+
+// defaultRepoTag is the REPO:TAG a docker-archive records: the one the
+// location names, else the source's own tag when it is a registry, as
+// docker save would record it.
+func defaultRepoTag(loc location.Location, src store.Source) string {
+	if loc.Tag != "" {
+		return loc.Tag
+	}
+	if r, ok := src.(*registry.Repo); ok {
+		if t, ok := r.Reference().(name.Tag); ok {
+			return t.String()
+		}
+	}
+	return ""
 }
 
 // openRegistry opens a registry location, refusing other kinds.

@@ -58,10 +58,13 @@ func OpenSource(p, tag string) (*Source, error) {
 	return &Source{Layout: ocilayout.OpenFS("oci-archive:"+p, toc, tag, ""), f: f}, nil
 }
 
-// TOC is an archive's table of contents, served as an fs.FS.
+// TOC is an archive's table of contents, served as an fs.FS. Symbolic
+// links inside the archive (docker save and skopeo write them between
+// legacy layer directories) are followed, never out of the archive.
 type TOC struct {
 	r       io.ReaderAt
 	entries map[string]entry
+	links   map[string]string // link name -> target name, both cleaned
 }
 
 type entry struct {
@@ -114,7 +117,7 @@ func Scan(f *os.File) (*TOC, error) {
 	}
 	pr := &posReader{f: f}
 	tr := tar.NewReader(pr)
-	toc := &TOC{r: f, entries: map[string]entry{}}
+	toc := &TOC{r: f, entries: map[string]entry{}, links: map[string]string{}}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -126,6 +129,17 @@ func Scan(f *os.File) (*TOC, error) {
 		name, err := CheckEntryName(h.Name)
 		if err != nil {
 			return nil, err
+		}
+		if h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink {
+			target := h.Linkname
+			if h.Typeflag == tar.TypeSymlink && !strings.HasPrefix(target, "/") {
+				target = path.Join(path.Dir(name), target)
+			}
+			// A link that leads outside the archive is simply not served.
+			if t, err := CheckEntryName(target); err == nil {
+				toc.links[name] = t
+			}
+			continue
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -141,9 +155,20 @@ func Scan(f *os.File) (*TOC, error) {
 	return toc, nil
 }
 
+// maxLinkHops bounds how many links Open follows.
+const maxLinkHops = 8
+
 // Open implements fs.FS.
 func (t *TOC) Open(name string) (fs.File, error) {
 	e, ok := t.entries[name]
+	for hop := 0; !ok && hop < maxLinkHops; hop++ {
+		target, isLink := t.links[name]
+		if !isLink {
+			break
+		}
+		name = target
+		e, ok = t.entries[name]
+	}
 	if !ok {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
@@ -171,28 +196,62 @@ func (i info) ModTime() time.Time { return i.e.mod }
 func (i info) IsDir() bool        { return false }
 func (i info) Sys() any           { return nil }
 
-// Target writes an oci-archive.
+// Target writes an oci-archive. It holds one image per copy; a bundle
+// puts several in one archive by tagging each root with TagAs.
 type Target struct {
 	path, tag string
+	prefix    string // location prefix for messages: oci-archive or docker-archive
 	f         *os.File
+	cw        *countingWriter
 	tw        *tar.Writer
 
 	mu      sync.Mutex
-	written map[v1.Hash]bool
-	root    *v1.Descriptor
+	written map[v1.Hash]entry // where each blob's bytes lie in the temp file
+	roots   []v1.Descriptor
+	extra   []extraFile
 	err     error
+}
+
+type extraFile struct {
+	name string
+	b    []byte
+}
+
+// countingWriter tracks the temp file's size, so that the offset of each
+// blob is known and it can be read back (ReadBlob).
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 var _ store.Target = (*Target)(nil)
 
-// Create starts an archive that becomes p when the copy completes.
+// Create starts an archive that becomes p when the copy completes. tag,
+// when set, names the image in index.json.
 func Create(p, tag string) (*Target, error) {
+	return create("oci-archive", p, tag)
+}
+
+// CreateAs is Create with another location prefix for messages, for
+// formats built on an oci-archive (docker-archive).
+func CreateAs(prefix, p, tag string) (*Target, error) {
+	return create(prefix, p, tag)
+}
+
+func create(prefix, p, tag string) (*Target, error) {
 	dir := filepath.Dir(p)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("oci-archive:%s: %w", p, err)
+		return nil, fmt.Errorf("%s:%s: %w", prefix, p, err)
 	}
-	t := &Target{path: p, tag: tag, f: f, tw: tar.NewWriter(f), written: map[v1.Hash]bool{}}
+	cw := &countingWriter{w: f}
+	t := &Target{path: p, tag: tag, prefix: prefix, f: f, cw: cw, tw: tar.NewWriter(cw), written: map[v1.Hash]entry{}}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := t.tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(0, 0)}); err != nil {
 			t.discard()
@@ -203,13 +262,14 @@ func Create(p, tag string) (*Target, error) {
 }
 
 // Name returns the location.
-func (t *Target) Name() string { return "oci-archive:" + t.path }
+func (t *Target) Name() string { return t.prefix + ":" + t.path }
 
 // HasBlob implements store.Target.
 func (t *Target) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.written[desc.Digest], nil
+	_, ok := t.written[desc.Digest]
+	return ok, nil
 }
 
 // PushBlob implements store.Target. Blobs are appended one at a time; a
@@ -221,33 +281,64 @@ func (t *Target) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) 
 	if t.err != nil {
 		return t.err
 	}
-	if t.written[desc.Digest] {
+	if _, ok := t.written[desc.Digest]; ok {
 		return nil
 	}
-	err := t.add("blobs/"+desc.Digest.Algorithm+"/"+desc.Digest.Hex, desc, r)
+	e, err := t.add("blobs/"+desc.Digest.Algorithm+"/"+desc.Digest.Hex, desc, r)
 	if err != nil {
-		t.err = fmt.Errorf("oci-archive:%s: %w", t.path, err)
+		t.err = fmt.Errorf("%s: %w", t.Name(), err)
 		return t.err
 	}
-	t.written[desc.Digest] = true
+	t.written[desc.Digest] = e
 	return nil
 }
 
-func (t *Target) add(name string, desc v1.Descriptor, r io.Reader) error {
+func (t *Target) add(name string, desc v1.Descriptor, r io.Reader) (entry, error) {
 	vr, err := blob.NewReader(r, desc.Digest, desc.Size, "")
 	if err != nil {
-		return err
+		return entry{}, err
 	}
 	if err := t.tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o444, Size: desc.Size, ModTime: time.Unix(0, 0)}); err != nil {
-		return err
+		return entry{}, err
 	}
+	e := entry{off: t.cw.n, size: desc.Size}
 	if _, err := io.Copy(t.tw, vr); err != nil {
-		return err
+		return entry{}, err
 	}
 	if !vr.Verified() {
-		return fmt.Errorf("blob %s: %w", desc.Digest, blob.ErrSizeMismatch)
+		return entry{}, fmt.Errorf("blob %s: %w", desc.Digest, blob.ErrSizeMismatch)
 	}
-	return nil
+	return e, nil
+}
+
+// ReadBlob returns the bytes of a blob already written, up to max bytes
+// (configs and manifests, which formats built on this one need again).
+func (t *Target) ReadBlob(d v1.Hash, max int64) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.written[d]
+	if !ok {
+		return nil, fmt.Errorf("%s: blob %s was not written: %w", t.Name(), d, store.ErrNotFound)
+	}
+	if e.size > max {
+		return nil, fmt.Errorf("%s: blob %s is %d bytes, more than %d", t.Name(), d, e.size, max)
+	}
+	if err := t.tw.Flush(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, e.size)
+	if _, err := t.f.ReadAt(b, e.off); err != nil {
+		return nil, fmt.Errorf("%s: reading back %s: %w", t.Name(), d, err)
+	}
+	return b, nil
+}
+
+// AddFile adds a small file written at Close, before index.json (for
+// example docker save's manifest.json).
+func (t *Target) AddFile(name string, b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.extra = append(t.extra, extraFile{name, b})
 }
 
 // PushManifest implements store.Target.
@@ -256,39 +347,53 @@ func (t *Target) PushManifest(ctx context.Context, desc v1.Descriptor, raw []byt
 }
 
 // Tag implements store.Target: the root is recorded for index.json, which
-// Close writes.
+// Close writes, under the target's tag when it has one.
 func (t *Target) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
+	var ann map[string]string
+	if t.tag != "" {
+		ann = map[string]string{ocilayout.RefNameAnnotation: t.tag}
+	}
+	return t.TagAs(ctx, desc, raw, ann)
+}
+
+// TagAs records one more root for index.json with the given annotations;
+// a root with the same ref.name annotation as an earlier one replaces it.
+func (t *Target) TagAs(ctx context.Context, desc v1.Descriptor, raw []byte, annotations map[string]string) error {
 	if err := t.PushManifest(ctx, desc, raw); err != nil {
 		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	d := v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}
-	if t.tag != "" {
-		d.Annotations = map[string]string{ocilayout.RefNameAnnotation: t.tag}
+	d := v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Annotations: annotations}
+	if ref := annotations[ocilayout.RefNameAnnotation]; ref != "" {
+		for i, r := range t.roots {
+			if r.Annotations[ocilayout.RefNameAnnotation] == ref {
+				t.roots[i] = d
+				return nil
+			}
+		}
 	}
-	t.root = &d
+	t.roots = append(t.roots, d)
 	return nil
 }
 
 // Close finishes the archive and renames it into place when the copy
-// completed (Tag was called and nothing failed); otherwise it removes it.
+// completed (at least one root was tagged and nothing failed); otherwise
+// it removes it.
 func (t *Target) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.root == nil || t.err != nil {
+	if len(t.roots) == 0 || t.err != nil {
 		t.discard()
 		return t.err
 	}
-	idx, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{*t.root}})
+	idx, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: t.roots})
 	if err != nil {
 		t.discard()
 		return err
 	}
-	for _, e := range []struct {
-		name string
-		b    []byte
-	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", idx}} {
+	files := append(t.extra, extraFile{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, extraFile{"index.json", idx})
+	for _, e := range files {
 		if err := t.tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(e.b)), ModTime: time.Unix(0, 0)}); err != nil {
 			t.discard()
 			return err
@@ -312,9 +417,17 @@ func (t *Target) Close() error {
 	}
 	if err := os.Rename(t.f.Name(), t.path); err != nil {
 		os.Remove(t.f.Name())
-		return fmt.Errorf("oci-archive:%s: %w", t.path, err)
+		return fmt.Errorf("%s: %w", t.Name(), err)
 	}
 	return nil
+}
+
+// Abort discards the archive whatever was written.
+func (t *Target) Abort() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.roots = nil
+	t.discard()
 }
 
 func (t *Target) discard() {
