@@ -87,6 +87,7 @@ their bytes, or localize them into ordinary layers.`,
 		newLoginCmd(g),
 		newLogoutCmd(g),
 		newServeCmd(g),
+		newRebaseCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,249 @@
+// Package imagemod changes images without rebuilding them: Rebase swaps the
+// base layers under an application's layers, Append adds layers (local
+// tars and directories, or foreign layers that stay at a URL), and
+// IndexCreate / PushSpec publish several images under one multi-platform
+// index.
+//
+// The planning is pure — descriptors and configs in, descriptors and
+// configs out, built in memory (they are small) — and nothing is written
+// until every check has passed, so a refusal leaves the target untouched.
+// Blobs are never held in memory: they move through transfer.Blobs
+// (mounted within a registry, copied otherwise, foreign layers under the
+// copy policy) and only the new configs and manifests are uploaded.
+//
+// No function here prints: warnings come back in the results.
+package imagemod
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/transfer"
+)
+
+// Annotations recording an image's base (OCI image spec, pre-defined
+// annotation keys).
+const (
+	AnnotationBaseName   = "org.opencontainers.image.base.name"
+	AnnotationBaseDigest = "org.opencontainers.image.base.digest"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrRefused means the change was refused because the images do not
+	// fit together; nothing was written.
+	ErrRefused = errors.New("refused")
+	// ErrNoBase means the old base of an image is neither given nor
+	// recorded in its annotations.
+	ErrNoBase = errors.New("old base unknown")
+	// ErrNoMatch means a platform has no counterpart in another image.
+	ErrNoMatch = errors.New("no matching platform")
+)
+
+// Opener opens an image reference, written as a user would write it, for
+// reading. The CLI supplies one that understands every location form.
+type Opener func(ctx context.Context, ref string) (store.Source, error)
+
+// image is one image manifest with its config, read from a source.
+type image struct {
+	src      store.Source
+	desc     v1.Descriptor // as listed (index entry) or resolved
+	raw      []byte
+	manifest *v1.Manifest
+	cfgRaw   []byte
+	cfg      *v1.ConfigFile
+}
+
+// platform returns the image's platform from its config.
+func (im *image) platform() v1.Platform {
+	p := v1.Platform{OS: im.cfg.OS, Architecture: im.cfg.Architecture, Variant: im.cfg.Variant, OSVersion: im.cfg.OSVersion, OSFeatures: im.cfg.OSFeatures}
+	return p
+}
+
+// root is what a source's location names: one image, or an index of
+// entries (loaded lazily).
+type root struct {
+	src   store.Source
+	desc  v1.Descriptor
+	raw   []byte
+	index *v1.IndexManifest // nil for a single image
+	image *image            // single image only
+}
+
+func isIndex(mt types.MediaType) bool {
+	return mt == types.OCIImageIndex || mt == types.DockerManifestList
+}
+
+func isImage(mt types.MediaType) bool {
+	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
+}
+
+// srcName names a source for messages.
+func srcName(s store.Source) string {
+	if n, ok := s.(store.Named); ok {
+		return n.Name()
+	}
+	return "source"
+}
+
+// loadRoot resolves what src names and loads it: an index's manifest list,
+// or a single image with its config.
+func loadRoot(ctx context.Context, src store.Source) (*root, error) {
+	desc, err := src.Resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := src.FetchManifest(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	r := &root{src: src, desc: desc, raw: raw}
+	if isIndex(desc.MediaType) {
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("%s: index %s: %w", srcName(src), desc.Digest, err)
+		}
+		r.index = idx
+		return r, nil
+	}
+	im, err := loadImageRaw(ctx, src, desc, raw)
+	if err != nil {
+		return nil, err
+	}
+	r.image = im
+	return r, nil
+}
+
+// loadImage fetches a manifest and its config.
+func loadImage(ctx context.Context, src store.Source, desc v1.Descriptor) (*image, error) {
+	raw, err := src.FetchManifest(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return loadImageRaw(ctx, src, desc, raw)
+}
+
+func loadImageRaw(ctx context.Context, src store.Source, desc v1.Descriptor, raw []byte) (*image, error) {
+	if !isImage(desc.MediaType) {
+		return nil, fmt.Errorf("%s: %s is a %s, not an image manifest", srcName(src), desc.Digest, desc.MediaType)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: manifest %s: %w", srcName(src), desc.Digest, err)
+	}
+	if len(m.Layers) > transfer.MaxLayers {
+		return nil, fmt.Errorf("%s: manifest %s has %d layers, more than the limit of %d", srcName(src), desc.Digest, len(m.Layers), transfer.MaxLayers)
+	}
+	cfgRaw, err := readSmallBlob(ctx, src, m.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%s: config of %s: %w", srcName(src), desc.Digest, err)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: config %s: %w", srcName(src), m.Config.Digest, err)
+	}
+	if n := len(cfg.RootFS.DiffIDs); n != len(m.Layers) {
+		return nil, fmt.Errorf("%s: image %s has %d layers but its config lists %d diff_ids", srcName(src), desc.Digest, len(m.Layers), n)
+	}
+	return &image{src: src, desc: desc, raw: raw, manifest: m, cfgRaw: cfgRaw, cfg: cfg}, nil
+}
+
+// readSmallBlob reads a config-sized blob, verified.
+func readSmallBlob(ctx context.Context, src store.Source, d v1.Descriptor) ([]byte, error) {
+	if d.Size > transfer.MaxConfigSize {
+		return nil, fmt.Errorf("blob %s is %d bytes, more than the limit of %d", d.Digest, d.Size, transfer.MaxConfigSize)
+	}
+	rc, err := src.FetchBlob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	vr, err := blob.NewReader(io.LimitReader(rc, transfer.MaxConfigSize+1), d.Digest, d.Size, srcName(src))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(vr)
+}
+
+// object is a JSON object kept field by field, so that a change touches
+// only the fields it means to.
+type object map[string]json.RawMessage
+
+func parseObject(raw []byte) (object, error) {
+	var o object
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, err
+	}
+	if o == nil {
+		o = object{}
+	}
+	return o, nil
+}
+
+// set stores v (marshalled) under k; a nil or empty v deletes k.
+func (o object) set(k string, v any) error {
+	if v == nil {
+		delete(o, k)
+		return nil
+	}
+	b, err := encode(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", k, err)
+	}
+	switch string(b) {
+	case "null", `""`, "[]", "{}":
+		delete(o, k)
+		return nil
+	}
+	o[k] = b
+	return nil
+}
+
+// encode marshals compactly without HTML escaping, so URLs keep '&'.
+func encode(v any) ([]byte, error) { return transfer.EncodeJSON(v) }
+
+// blobOf returns the bytes and their descriptor.
+func blobOf(raw []byte, mt types.MediaType) v1.Descriptor {
+	d, size, _ := v1.SHA256(bytes.NewReader(raw)) // reading memory does not fail
+	return v1.Descriptor{MediaType: mt, Digest: d, Size: size}
+}
+
+// build returns the build of a Windows os.version: its first three fields
+// ("10.0.17763" of "10.0.17763.5830"), or "" without one.
+func build(osVersion string) string {
+	f := strings.Split(osVersion, ".")
+	if osVersion == "" || len(f) < 3 {
+		return osVersion
+	}
+	return strings.Join(f[:3], ".")
+}
+
+// pushSmall writes a config (or another small blob) held in memory, unless
+// dst has it; the target verifies digest and size before keeping it.
+func pushSmall(ctx context.Context, dst store.Target, d v1.Descriptor, raw []byte) error {
+	has, err := dst.HasBlob(ctx, d)
+	if err != nil {
+		return err
+	}
+	if has {
+		return nil
+	}
+	vr, err := blob.NewReader(bytes.NewReader(raw), d.Digest, d.Size, "memory")
+	if err != nil {
+		return err
+	}
+	if err := dst.PushBlob(ctx, d, vr); err != nil {
+		return fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package imagemod
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/transfer"
+)
+
+type options struct {
+	set         map[string]bool // names of the options given
+	oldBase     store.Source
+	opener      Opener
+	blobs       *transfer.Blobs
+	baseName    string
+	dryRun      bool
+	platform    *platform.Spec
+	labels      map[string]string
+	annotations map[string]string
+	tempDir     string
+}
+
+// Option configures Rebase, Append, IndexCreate and PushSpec. Each
+// function refuses options that mean nothing to it rather than ignore
+// them.
+type Option func(*options) error
+
+func named(name string, fn func(*options) error) Option {
+	return func(o *options) error {
+		o.set[name] = true
+		return fn(o)
+	}
+}
+
+// WithOldBase gives Rebase the image (or index) the app was built on. The
+// default reads it from the app's org.opencontainers.image.base.name and
+// .base.digest annotations, opened with WithOpener.
+func WithOldBase(src store.Source) Option {
+	return named("old base", func(o *options) error {
+		if src == nil {
+			return errors.New("old base: nil source")
+		}
+		o.oldBase = src
+		return nil
+	})
+}
+
+// WithOpener opens references found in annotations (Rebase) and specs
+// (PushSpec). The default refuses every reference.
+func WithOpener(fn Opener) Option {
+	return func(o *options) error { o.opener = fn; return nil }
+}
+
+// WithBlobs sets how blobs are copied: the foreign-layer policy, the
+// fetcher for foreign URLs, concurrency and progress events. The default
+// is transfer.NewBlobs() (foreign layers kept at their urls).
+func WithBlobs(b *transfer.Blobs) Option {
+	return func(o *options) error {
+		if b == nil {
+			return errors.New("blobs: nil")
+		}
+		o.blobs = b
+		return nil
+	}
+}
+
+// WithBaseName sets the reference recorded in the
+// org.opencontainers.image.base.name annotation of the result. The
+// default is the base source's name.
+func WithBaseName(ref string) Option {
+	return named("base name", func(o *options) error { o.baseName = ref; return nil })
+}
+
+// WithDryRun plans the change and reports it without writing anything.
+// The default writes.
+func WithDryRun() Option {
+	return named("dry run", func(o *options) error { o.dryRun = true; return nil })
+}
+
+// WithPlatform tells Append which entry of a base index to build on, or,
+// on scratch, which platform the image is for (os/arch[:os.version]).
+// There is no default: a base index with more than one entry, or scratch,
+// needs it.
+func WithPlatform(s platform.Spec) Option {
+	return named("platform", func(o *options) error {
+		if s.All || s.LatestUBR {
+			return fmt.Errorf("platform %s: name one platform", s)
+		}
+		o.platform = &s
+		return nil
+	})
+}
+
+// WithLabels adds config labels (Append). The default adds none.
+func WithLabels(kv map[string]string) Option {
+	return named("labels", func(o *options) error {
+		for k, v := range kv {
+			o.labels[k] = v
+		}
+		return nil
+	})
+}
+
+// WithAnnotations adds manifest (Append) or index (IndexCreate, PushSpec)
+// annotations. The default adds none.
+func WithAnnotations(kv map[string]string) Option {
+	return named("annotations", func(o *options) error {
+		for k, v := range kv {
+			o.annotations[k] = v
+		}
+		return nil
+	})
+}
+
+// WithTempDir sets where Append compresses layers before uploading them.
+// The default is os.TempDir().
+func WithTempDir(dir string) Option {
+	return named("temp dir", func(o *options) error { o.tempDir = dir; return nil })
+}
+
+// makeOptions applies opts and refuses any that fn (named for messages)
+// does not honour.
+func makeOptions(fn string, opts []Option, allowed ...string) (*options, error) {
+	o := &options{set: map[string]bool{}, labels: map[string]string{}, annotations: map[string]string{}}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	ok := map[string]bool{}
+	for _, a := range allowed {
+		ok[a] = true
+	}
+	var bad []string
+	for n := range o.set {
+		if !ok[n] {
+			bad = append(bad, n)
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return nil, fmt.Errorf("%s does not take the option(s) %s", fn, strings.Join(bad, ", "))
+	}
+	if o.blobs == nil {
+		b, err := transfer.NewBlobs()
+		if err != nil {
+			return nil, err
+		}
+		o.blobs = b
+	}
+	if o.opener == nil {
+		o.opener = noOpener
+	}
+	return o, nil
+}
