@@ -10,6 +10,7 @@ import (
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/progress"
+	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -100,7 +101,6 @@ leaves no tag at DST. The last line on stdout is DST@sha256:<digest>.`,
 }
 
 func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlags) error {
-	ctx := cmd.Context()
 	srcLoc, err := g.parseLocation(srcArg)
 	if err != nil {
 		return err
@@ -108,6 +108,16 @@ func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlag
 	dstLoc, err := g.parseLocation(dstArg)
 	if err != nil {
 		return err
+	}
+	return g.copyLocations(cmd, srcLoc, dstLoc, nil, f)
+}
+
+// copyLocations copies srcLoc to dstLoc and prints the outcome; src, when
+// not nil, is srcLoc already open (and is closed here).
+func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Location, src store.Source, f *copyFlags) error {
+	ctx := cmd.Context()
+	if src != nil {
+		defer src.Close()
 	}
 	opts, err := f.options(dstLoc)
 	if err != nil {
@@ -117,11 +127,12 @@ func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlag
 	if err != nil {
 		return usageErr(err)
 	}
-	src, err := g.openSource(ctx, srcLoc)
-	if err != nil {
-		return err
+	if src == nil {
+		if src, err = g.openSource(ctx, srcLoc); err != nil {
+			return err
+		}
+		defer src.Close()
 	}
-	defer src.Close()
 	dst, err := g.openTarget(ctx, dstLoc, src)
 	if err != nil {
 		return err
@@ -140,7 +151,7 @@ func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlag
 	for _, rw := range res.Rewritten {
 		fmt.Fprintf(g.stderr, "%s -> %s\n", rw.Old, rw.New)
 	}
-	ref := fmt.Sprintf("%s@%s", dstArg, res.Written.Digest)
+	ref := fmt.Sprintf("%s@%s", dstLoc.Raw, res.Written.Digest)
 	if f.json {
 		return printJSON(g, struct {
 			Reference string `json:"reference"`
@@ -148,11 +159,16 @@ func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlag
 		}{ref, res})
 	}
 	if mode != progress.None {
-		fmt.Fprintf(g.stderr, "copied %d blobs (%s), skipped %d, mounted %d, foreign kept %d, in %.1fs\n",
-			res.BlobsCopied, progress.Human(res.Bytes), res.BlobsSkipped, res.BlobsMounted, res.ForeignKept, res.Seconds)
+		g.summary(res)
 	}
 	fmt.Fprintln(g.stdout, ref)
 	return nil
+}
+
+// summary prints a copy's counts on stderr.
+func (g *globals) summary(res *transfer.Result) {
+	fmt.Fprintf(g.stderr, "copied %d blobs (%s), skipped %d, mounted %d, foreign kept %d, in %.1fs\n",
+		res.BlobsCopied, progress.Human(res.Bytes), res.BlobsSkipped, res.BlobsMounted, res.ForeignKept, res.Seconds)
 }
 
 func printJSON(g *globals, v any) error {

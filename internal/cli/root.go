@@ -87,6 +87,9 @@ their bytes, or localize them into ordinary layers.`,
 		newLoginCmd(g),
 		newLogoutCmd(g),
 		newServeCmd(g),
+		newPullCmd(g),
+		newPushCmd(g),
+		newBundleCmd(g),
 		newRebaseCmd(g),
 	)
 	return root
@@ -107,6 +110,16 @@ func Main(ctx context.Context, args []string) int {
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageErr(fmt.Errorf("%s: %w", cmd.CommandPath(), err))
+		}
+		return nil
+	}
+}
+
+// minArgs is cobra.MinimumNArgs with exit code 2.
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
 			return usageErr(fmt.Errorf("%s: %w", cmd.CommandPath(), err))
 		}
 		return nil

@@ -37,7 +37,9 @@ var ErrUnsafePath = errors.New("unsafe path in archive")
 // Source reads an oci-archive.
 type Source struct {
 	*ocilayout.Layout
-	f *os.File
+	f    *os.File
+	toc  *TOC
+	path string
 }
 
 // Close closes the archive file.
@@ -55,7 +57,14 @@ func OpenSource(p, tag string) (*Source, error) {
 		f.Close()
 		return nil, fmt.Errorf("oci-archive:%s: %w", p, err)
 	}
-	return &Source{Layout: ocilayout.OpenFS("oci-archive:"+p, toc, tag, ""), f: f}, nil
+	return &Source{Layout: ocilayout.OpenFS("oci-archive:"+p, toc, tag, ""), f: f, toc: toc, path: p}, nil
+}
+
+// Image returns a source for the image with the given digest in the same
+// archive (for bundles, whose images are told apart by annotations). It
+// shares the archive file: close the Source, not the image.
+func (s *Source) Image(digest string) *ocilayout.Layout {
+	return ocilayout.OpenFS("oci-archive:"+s.path, s.toc, "", digest)
 }
 
 // TOC is an archive's table of contents, served as an fs.FS. Symbolic
