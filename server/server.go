@@ -242,8 +242,13 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 			h, err = nil, fmt.Errorf("server: invalid configuration: %v", r)
 		}
 	}()
+	// The OCI 1.1 layer (referrers.go) sits in front of distribution.
+	sink, err := captureNamespace(cfg)
+	if err != nil {
+		return nil, err
+	}
 	app := handlers.NewApp(ctx, cfg)
-	return app, nil
+	return newOCILayer(app, cfg, sink)
 }
 
 // Server is a running registry.

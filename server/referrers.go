@@ -1,0 +1,427 @@
+package server
+
+// This file adds what OCI distribution-spec 1.1 asks of a registry and
+// distribution v3.1.2 does not do: the referrers API
+// (GET /v2/<name>/referrers/<digest>) and the OCI-Subject header on manifest
+// pushes. It is an http.Handler in front of distribution's App, not a change
+// to it; every other request passes through untouched.
+//
+// Where the referrers come from. The list is not kept in an index of its own:
+// it is derived, on each request, from the repository's manifest revisions
+// as distribution's storage package enumerates them (the same revision links
+// that manifest GET by digest, DELETE and garbage collection use). That way
+//   - it works on every storage driver, in memory and on disk alike, and
+//     survives restarts with nothing extra written;
+//   - it can never drift from the manifests: a manifest put by digest or tag,
+//     deleted, removed by gc, imported offline by `ferry storage import`, or
+//     written by the reference registry serving the same root is in (or out
+//     of) the list as soon as its revision link is;
+//   - manifests pushed before the API existed, including those listed by a
+//     referrers-tag-schema index, are included, as the spec's "Enabling the
+//     Referrers API" section requires.
+// The cost is one walk of the repository's revision links per query. Parsing
+// is paid once per manifest: manifests are content-addressed, so what a
+// digest's manifest says about its subject never changes and is cached.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
+	"github.com/distribution/distribution/v3/registry/auth"
+	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/reference"
+	"github.com/gorilla/mux"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const (
+	// namespaceMiddleware is the name under which the registry middleware
+	// that hands distribution's storage namespace to the OCI layer is
+	// registered with distribution.
+	namespaceMiddleware = "ferry-oci-namespace"
+	// namespaceSinkKey is the middleware option holding the *namespaceSink.
+	namespaceSinkKey = "sink"
+	// maxManifestSize is distribution's own limit on a manifest body
+	// (handlers.maxManifestBodySize); larger pushes are refused by it.
+	maxManifestSize = 4 << 20
+	// maxCachedManifests bounds the cache of parsed manifests.
+	maxCachedManifests = 1 << 16
+	// headerSubject and headerFiltersApplied are distribution-spec 1.1's
+	// response headers.
+	headerSubject        = "OCI-Subject"
+	headerFiltersApplied = "OCI-Filters-Applied"
+)
+
+// namespaceSink receives distribution's storage namespace while its App is
+// built. The App keeps the namespace private; a registry middleware is the
+// hook distribution offers to see it.
+type namespaceSink struct {
+	ns distribution.Namespace
+}
+
+var registerMiddleware = sync.OnceValue(func() error {
+	err := registrymiddleware.Register(namespaceMiddleware, func(_ context.Context, ns distribution.Namespace, _ storagedriver.StorageDriver, opts map[string]any) (distribution.Namespace, error) {
+		sink, ok := opts[namespaceSinkKey].(*namespaceSink)
+		if !ok {
+			return nil, fmt.Errorf("server: registry middleware %s is ferry's own and cannot be configured", namespaceMiddleware)
+		}
+		sink.ns = ns
+		return ns, nil
+	})
+	if err != nil {
+		return fmt.Errorf("server: register registry middleware: %w", err)
+	}
+	return nil
+})
+
+// captureNamespace adds to cfg the registry middleware that fills the
+// returned sink when handlers.NewApp builds its storage namespace. It runs
+// after any registry middleware the configuration names and before a
+// pull-through proxy, so the sink sees the local storage.
+func captureNamespace(cfg *configuration.Configuration) (*namespaceSink, error) {
+	if err := registerMiddleware(); err != nil {
+		return nil, err
+	}
+	sink := &namespaceSink{}
+	if cfg.Middleware == nil {
+		cfg.Middleware = map[string][]configuration.Middleware{}
+	}
+	cfg.Middleware["registry"] = append(cfg.Middleware["registry"], configuration.Middleware{
+		Name:    namespaceMiddleware,
+		Options: configuration.Parameters{namespaceSinkKey: sink},
+	})
+	return sink, nil
+}
+
+// ociLayer serves the referrers API and adds the OCI-Subject header, passing
+// every other request to distribution.
+type ociLayer struct {
+	next      http.Handler
+	ns        distribution.Namespace
+	access    auth.AccessController // nil without authentication
+	headers   http.Header           // configuration's http.headers
+	manifests *mux.Router           // distribution's own routes
+	referrers *mux.Router
+	cache     manifestCache
+}
+
+// newOCILayer puts the OCI layer in front of next, distribution's App built
+// from cfg, whose namespace sink has been filled.
+func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *namespaceSink) (http.Handler, error) {
+	if sink.ns == nil {
+		return nil, errors.New("server: distribution did not apply the referrers middleware")
+	}
+	l := &ociLayer{
+		next:      next,
+		ns:        sink.ns,
+		headers:   cfg.HTTP.Headers,
+		manifests: v2.RouterWithPrefix(cfg.HTTP.Prefix),
+		referrers: mux.NewRouter(),
+		cache:     manifestCache{m: map[digest.Digest]manifestFacts{}},
+	}
+	// The same access controller distribution builds, so the referrers API
+	// is guarded exactly as a manifest GET is.
+	if t := cfg.Auth.Type(); t != "" && !strings.EqualFold(t, "none") {
+		ac, err := auth.GetAccessController(t, cfg.Auth.Parameters())
+		if err != nil {
+			return nil, fmt.Errorf("server: configure %s authorization: %w", t, err)
+		}
+		l.access = ac
+	}
+	r := l.referrers
+	if cfg.HTTP.Prefix != "" {
+		r = r.PathPrefix(cfg.HTTP.Prefix).Subrouter()
+	}
+	r.Path("/v2/{name:" + reference.NameRegexp.String() + "}/referrers/{digest}")
+	return l, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (l *ociLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var m mux.RouteMatch
+	if l.referrers.Match(r, &m) {
+		l.serveReferrers(w, r, m.Vars["name"], m.Vars["digest"])
+		return
+	}
+	if r.Method == http.MethodPut && l.manifests.Match(r, &m) && m.Route.GetName() == v2.RouteNameManifest {
+		l.putManifest(w, r, m.Vars["name"])
+		return
+	}
+	l.next.ServeHTTP(w, r)
+}
+
+// putManifest passes a manifest push to distribution and, when the manifest
+// has a subject and distribution stores it, answers with OCI-Subject. The
+// body is read ahead up to distribution's own limit; a larger one is passed
+// on unread for distribution to refuse.
+func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name string) {
+	if !l.mayPush(r, name) {
+		// Not buffered for a client distribution is about to refuse.
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+	if err == nil && len(body) <= maxManifestSize {
+		if facts, ok := parseManifest(r.Header.Get("Content-Type"), body); ok && facts.subject != "" {
+			w = &subjectWriter{ResponseWriter: w, subject: facts.subject}
+		}
+	}
+	l.next.ServeHTTP(w, r)
+}
+
+// subjectWriter adds OCI-Subject to a successful response.
+type subjectWriter struct {
+	http.ResponseWriter
+	subject digest.Digest
+	wrote   bool
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (s *subjectWriter) WriteHeader(code int) {
+	if !s.wrote && code == http.StatusCreated {
+		s.Header().Set(headerSubject, s.subject.String())
+	}
+	s.wrote = true
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (s *subjectWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *subjectWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// serveReferrers answers GET /v2/<name>/referrers/<digest>[?artifactType=T].
+// A repository that does not exist has no referrers: the spec forbids a 404
+// from a registry that supports the API, since clients take a 404 to mean
+// "unsupported" and fall back to the referrers tag schema.
+func (l *ociLayer) serveReferrers(w http.ResponseWriter, r *http.Request, name, dgst string) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	for k, vs := range l.headers {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		serveError(w, errcode.ErrorCodeUnsupported.WithDetail(r.Method))
+		return
+	}
+	named, err := reference.WithName(name)
+	if err != nil {
+		serveError(w, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
+		return
+	}
+	if !l.authorized(w, r, name) {
+		return
+	}
+	subject, err := digest.Parse(dgst)
+	if err != nil {
+		serveError(w, errcode.ErrorCodeDigestInvalid.WithDetail(err.Error()))
+		return
+	}
+	refs, err := l.list(r.Context(), named, subject)
+	if err != nil {
+		serveError(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return
+	}
+	if q := r.URL.Query(); q.Has("artifactType") {
+		types := q["artifactType"]
+		refs = slices.DeleteFunc(refs, func(d ocispec.Descriptor) bool { return !slices.Contains(types, d.ArtifactType) })
+		w.Header().Set(headerFiltersApplied, "artifactType")
+	}
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: refs}
+	idx.SchemaVersion = 2
+	body, err := json.Marshal(idx)
+	if err != nil {
+		serveError(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return
+	}
+	w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
+// authorized asks the access controller for pull access to name, answering
+// the request itself (401 with a challenge, or 400) when it is refused.
+func (l *ociLayer) authorized(w http.ResponseWriter, r *http.Request, name string) bool {
+	if l.access == nil {
+		return true
+	}
+	access := auth.Access{Resource: auth.Resource{Type: "repository", Name: name}, Action: "pull"}
+	_, err := l.access.Authorized(r, access)
+	if err == nil {
+		return true
+	}
+	var ch auth.Challenge
+	if errors.As(err, &ch) {
+		ch.SetHeaders(r, w)
+		serveError(w, errcode.ErrorCodeUnauthorized.WithDetail([]auth.Access{access}))
+	} else {
+		// As distribution does: no detail about a failing controller.
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	return false
+}
+
+// mayPush reports whether the request carries credentials for pushing to
+// its repository; distribution checks them again and answers the request.
+func (l *ociLayer) mayPush(r *http.Request, name string) bool {
+	if l.access == nil {
+		return true
+	}
+	res := auth.Resource{Type: "repository", Name: name}
+	_, err := l.access.Authorized(r, auth.Access{Resource: res, Action: "pull"}, auth.Access{Resource: res, Action: "push"})
+	return err == nil
+}
+
+// serveError writes err as a distribution-spec error body.
+func serveError(w http.ResponseWriter, err error) {
+	_ = errcode.ServeJSON(w, err)
+}
+
+// list returns the descriptors of the manifests in the repository whose
+// subject is subject, in digest order, never nil.
+func (l *ociLayer) list(ctx context.Context, named reference.Named, subject digest.Digest) ([]ocispec.Descriptor, error) {
+	refs := []ocispec.Descriptor{}
+	repo, err := l.ns.Repository(ctx, named)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", named.Name(), err)
+	}
+	ms, err := repo.Manifests(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("manifests of %s: %w", named.Name(), err)
+	}
+	enum, ok := ms.(distribution.ManifestEnumerator)
+	if !ok {
+		return nil, fmt.Errorf("manifests of %s cannot be enumerated", named.Name())
+	}
+	var mu sync.Mutex // drivers may walk in parallel
+	err = enum.Enumerate(ctx, func(d digest.Digest) error {
+		facts, err := l.facts(ctx, ms, d)
+		if err != nil || facts.subject != subject {
+			return err
+		}
+		mu.Lock()
+		refs = append(refs, facts.desc)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
+		return nil, fmt.Errorf("enumerate manifests of %s: %w", named.Name(), err)
+	}
+	slices.SortFunc(refs, func(a, b ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	return refs, nil
+}
+
+// facts returns what manifest d says about its subject, from the cache or
+// from storage. A manifest deleted while the walk runs has no subject.
+func (l *ociLayer) facts(ctx context.Context, ms distribution.ManifestService, d digest.Digest) (manifestFacts, error) {
+	if f, ok := l.cache.get(d); ok {
+		return f, nil
+	}
+	m, err := ms.Get(ctx, d)
+	if errors.As(err, new(distribution.ErrManifestUnknownRevision)) || errors.Is(err, distribution.ErrBlobUnknown) {
+		return manifestFacts{}, nil
+	}
+	if err != nil {
+		return manifestFacts{}, fmt.Errorf("read manifest %s: %w", d, err)
+	}
+	mediaType, payload, err := m.Payload()
+	if err != nil {
+		return manifestFacts{}, fmt.Errorf("read manifest %s: %w", d, err)
+	}
+	f, _ := parseManifest(mediaType, payload)
+	f.desc.Digest = d
+	l.cache.put(d, f)
+	return f, nil
+}
+
+// manifestFacts is what the referrers API needs from one manifest.
+type manifestFacts struct {
+	subject digest.Digest      // "" without a subject
+	desc    ocispec.Descriptor // its descriptor in a referrers list, Digest aside
+}
+
+// parseManifest reads the subject and the referrers descriptor of an OCI
+// image manifest or index. mediaType is the one it was pushed or stored
+// with; when that is not an OCI type the body's own mediaType decides. Other
+// manifests (Docker schema 2) cannot have a subject: ok is false.
+func parseManifest(mediaType string, payload []byte) (f manifestFacts, ok bool) {
+	// An index has no config; otherwise the two share the fields used here.
+	var m ocispec.Manifest
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return manifestFacts{}, false
+	}
+	if mediaType != ocispec.MediaTypeImageManifest && mediaType != ocispec.MediaTypeImageIndex {
+		mediaType = m.MediaType
+	}
+	f.desc = ocispec.Descriptor{
+		MediaType:    mediaType,
+		Size:         int64(len(payload)),
+		ArtifactType: m.ArtifactType,
+		Annotations:  m.Annotations,
+	}
+	switch mediaType {
+	case ocispec.MediaTypeImageManifest:
+		if f.desc.ArtifactType == "" {
+			f.desc.ArtifactType = m.Config.MediaType
+		}
+	case ocispec.MediaTypeImageIndex:
+	default:
+		return manifestFacts{}, false
+	}
+	if m.Subject != nil {
+		f.subject = m.Subject.Digest
+	}
+	return f, true
+}
+
+// manifestCache maps manifest digests to their facts. Entries never go stale
+// (a digest names fixed bytes); the map is only bounded.
+type manifestCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]manifestFacts
+}
+
+func (c *manifestCache) get(d digest.Digest) (manifestFacts, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.m[d]
+	return f, ok
+}
+
+func (c *manifestCache) put(d digest.Digest, f manifestFacts) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedManifests {
+		clear(c.m)
+	}
+	c.m[d] = f
+}
