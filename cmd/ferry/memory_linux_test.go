@@ -49,9 +49,10 @@ func newRand(seed byte, n int64) *randReader {
 }
 
 // TestCopyMemoryFlat copies an image with a 1 GiB layer between two
-// repositories of a registry on loopback with the ferry binary and asserts
-// that ferry's peak RSS stays under 100 MiB: blobs stream, never whole in
-// memory. FERRY_MEMTEST_MIB changes the layer size.
+// registries on loopback with the ferry binary, pulls it into a
+// docker-archive and an oci-archive and pushes the docker-archive back,
+// and asserts that ferry's peak RSS stays under 100 MiB each time: blobs
+// stream, never whole in memory. FERRY_MEMTEST_MIB changes the layer size.
 func TestCopyMemoryFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 1 GiB; skipped with -short")
@@ -113,21 +114,42 @@ func TestCopyMemoryFlat(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, bin, "copy", "--progress", "none", srv.Host()+"/big/src:v1", dstSrv.Host()+"/other/dst:v1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ferry copy: %v\n%s", err, stderr.String())
+	// ferry runs the binary and returns its stdout, failing the test when
+	// its peak RSS exceeds 100 MiB.
+	ferry := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"--progress", "none"}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("ferry %v: %v\n%s", args, err, stderr.String())
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		peak := ru.Maxrss * 1024 // kilobytes on Linux
+		t.Logf("ferry %s: %d MiB moved; peak RSS %.1f MiB", args[0], size>>20, float64(peak)/(1<<20))
+		if peak > 100<<20 {
+			t.Errorf("ferry %v: peak RSS %d MiB exceeds 100 MiB", args, peak>>20)
+		}
+		return stdout.String()
 	}
+	out := ferry("copy", srv.Host()+"/big/src:v1", dstSrv.Host()+"/other/dst:v1")
 	want := dstSrv.Host() + "/other/dst:v1@" + mfDesc.Digest.String() + "\n"
-	if stdout.String() != want {
-		t.Errorf("stdout = %q, want %q", stdout.String(), want)
+	if out != want {
+		t.Errorf("stdout = %q, want %q", out, want)
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	peak := ru.Maxrss * 1024 // kilobytes on Linux
-	t.Logf("copied %d MiB; ferry peak RSS %.1f MiB", size>>20, float64(peak)/(1<<20))
-	if peak > 100<<20 {
-		t.Errorf("peak RSS %d MiB exceeds 100 MiB", peak>>20)
+	// Archive writes and reads stream too: pull into a docker-archive and
+	// an oci-archive, push the docker-archive back.
+	for _, format := range []string{"docker-archive", "oci-archive"} {
+		archive := filepath.Join(dir, format+".tar")
+		if out := ferry("pull", "--format", format, srv.Host()+"/big/src:v1", archive); !bytes.Contains([]byte(out), []byte(mfDesc.Digest.String())) {
+			t.Errorf("pull to %s printed %q", format, out)
+		}
+		if format == "docker-archive" {
+			if out := ferry("push", archive, dstSrv.Host()+"/from/archive:v1"); !bytes.Contains([]byte(out), []byte(mfDesc.Digest.String())) {
+				t.Errorf("push from %s printed %q", format, out)
+			}
+		}
+		os.Remove(archive)
 	}
 	// The destination really holds the layer.
 	dst, _ := name.ParseReference(dstSrv.Host() + "/other/dst:v1")
