@@ -1,0 +1,170 @@
+package regroot
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+)
+
+type gcOptions struct {
+	dryRun         bool
+	removeUntagged bool
+}
+
+// GCOption configures GC.
+type GCOption func(*gcOptions)
+
+// DryRun makes GC report what it would remove and remove nothing. The
+// default removes.
+func DryRun(on bool) GCOption { return func(o *gcOptions) { o.dryRun = on } }
+
+// RemoveUntagged makes GC also remove manifests no tag points at (and
+// then what only they referenced), as distribution's
+// --delete-untagged does. The default keeps them.
+func RemoveUntagged(on bool) GCOption { return func(o *gcOptions) { o.removeUntagged = on } }
+
+// RemovedBlob is a blob GC removed, or would remove.
+type RemovedBlob struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// RemovedLink is a repository's link GC removed, or would remove: a layer
+// link, or a manifest revision (with the tag-history entries pointing at
+// it) when untagged manifests are removed.
+type RemovedLink struct {
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+	// Kind is "layer" or "manifest".
+	Kind string `json:"kind"`
+}
+
+// GCReport says what GC removed, or would remove with DryRun.
+type GCReport struct {
+	// DryRun says nothing was removed.
+	DryRun bool `json:"dryRun"`
+	// Blobs are the blobs no manifest references, sorted by digest.
+	Blobs []RemovedBlob `json:"blobs"`
+	// Links are the repository links to them (and untagged manifests).
+	Links []RemovedLink `json:"links"`
+	// BytesFreed is the sum of the blobs' sizes.
+	BytesFreed int64 `json:"bytesFreed"`
+}
+
+// GC runs distribution's mark and sweep (storage.MarkAndSweep) over the
+// root: it marks every manifest of every repository (only the tagged ones
+// with RemoveUntagged) and what they reference, then removes the blobs
+// and layer links nothing marked. It must not run while a registry serves
+// the root; callers hold the root's lock (internal/rootlock).
+//
+// distribution prints its progress; GC silences that and instead records
+// every removal as it reaches the storage driver, with the blob's size
+// read just before. With DryRun the driver swallows the removals, so the
+// report of a dry run is exactly what a real run would remove.
+func (r *Root) GC(ctx context.Context, opts ...GCOption) (*GCReport, error) {
+	var o gcOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	rec := &recordingDriver{StorageDriver: r.driver, dryRun: o.dryRun}
+	ns, err := storage.NewRegistry(ctx, rec, storage.EnableDelete)
+	if err != nil {
+		return nil, fmt.Errorf("gc %s: %w", r.dir, err)
+	}
+	err = storage.MarkAndSweep(ctx, rec, ns, storage.GCOpts{RemoveUntagged: o.removeUntagged, Quiet: true})
+	rep := rec.report()
+	if err != nil {
+		return rep, fmt.Errorf("gc %s: %w", r.dir, err)
+	}
+	return rep, nil
+}
+
+// recordingDriver passes everything through to the storage driver but
+// records deletes, and with dryRun does not perform them.
+type recordingDriver struct {
+	storagedriver.StorageDriver
+	dryRun bool
+
+	mu    sync.Mutex
+	blobs []RemovedBlob
+	links []RemovedLink
+}
+
+// Delete implements storagedriver.StorageDriver.
+func (d *recordingDriver) Delete(ctx context.Context, p string) error {
+	if err := d.record(ctx, p); err != nil {
+		return err
+	}
+	if d.dryRun {
+		return nil
+	}
+	return d.StorageDriver.Delete(ctx, p)
+}
+
+// record classifies a path the sweep deletes (see distribution's
+// registry/storage/paths.go):
+//
+//	/docker/registry/v2/blobs/<alg>/<xx>/<hex>
+//	/docker/registry/v2/repositories/<name>/_layers/<alg>/<hex>/link
+//	/docker/registry/v2/repositories/<name>/_manifests/revisions/<alg>/<hex>
+//	/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+func (d *recordingDriver) record(ctx context.Context, p string) error {
+	rel := strings.TrimPrefix(p, "/"+DataDir+"/")
+	parts := strings.Split(rel, "/")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case len(parts) == 4 && parts[0] == "blobs":
+		dg := digest.NewDigestFromEncoded(digest.Algorithm(parts[1]), parts[3])
+		fi, err := d.StorageDriver.Stat(ctx, path.Join(p, "data"))
+		if err != nil {
+			return fmt.Errorf("size of blob %s: %w", dg, err)
+		}
+		d.blobs = append(d.blobs, RemovedBlob{Digest: string(dg), Size: fi.Size()})
+	case parts[0] == "repositories":
+		if kind, name, dg, ok := linkOf(parts[1:]); ok {
+			d.links = append(d.links, RemovedLink{Repository: name, Digest: string(dg), Kind: kind})
+		}
+	}
+	return nil
+}
+
+// linkOf parses <name...>/_layers/<alg>/<hex>/link and
+// <name...>/_manifests/revisions/<alg>/<hex>; tag-history entries are not
+// reported on their own.
+func linkOf(parts []string) (kind, name string, d digest.Digest, ok bool) {
+	for i, s := range parts {
+		switch {
+		case s == "_layers" && len(parts) == i+4:
+			return "layer", strings.Join(parts[:i], "/"), digest.NewDigestFromEncoded(digest.Algorithm(parts[i+1]), parts[i+2]), true
+		case s == "_manifests" && len(parts) == i+4 && parts[i+1] == "revisions":
+			return "manifest", strings.Join(parts[:i], "/"), digest.NewDigestFromEncoded(digest.Algorithm(parts[i+2]), parts[i+3]), true
+		}
+	}
+	return "", "", "", false
+}
+
+func (d *recordingDriver) report() *GCReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rep := &GCReport{DryRun: d.dryRun, Blobs: append([]RemovedBlob{}, d.blobs...), Links: append([]RemovedLink{}, d.links...)}
+	sort.Slice(rep.Blobs, func(i, j int) bool { return rep.Blobs[i].Digest < rep.Blobs[j].Digest })
+	sort.Slice(rep.Links, func(i, j int) bool {
+		a, b := rep.Links[i], rep.Links[j]
+		if a.Repository != b.Repository {
+			return a.Repository < b.Repository
+		}
+		return a.Digest < b.Digest
+	})
+	for _, b := range rep.Blobs {
+		rep.BytesFreed += b.Size
+	}
+	return rep
+}

@@ -1,0 +1,316 @@
+package regroot
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/store/registry"
+	"github.com/ferry-dev/ferry/transfer"
+)
+
+// importFixture copies the fixture's image repo:tag into a new root as
+// name:tag with the foreign layers kept, and returns the root.
+func importFixture(t *testing.T, e *fixture.Env, tag, dstName, dstTag string) (*Root, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "root")
+	root, err := Open(ctx, dir, WithCreate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyInto(t, root, e, tag, dstName, dstTag)
+	return root, dir
+}
+
+func copyInto(t *testing.T, root *Root, e *fixture.Env, tag, dstName, dstTag string) *transfer.Result {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := name.ParseReference(e.Reg.Ref(fixture.Repo, tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := registry.Open(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := root.Repository(ctx, dstName, dstTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := transfer.Copy(ctx, src, dst)
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	return res
+}
+
+func TestImportReadBack(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root, _ := importFixture(t, e, fixture.IndexTag, "mirror/servercore", "ltsc")
+	ctx := context.Background()
+	repo, err := root.Repository(ctx, "mirror/servercore", "ltsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := repo.Resolve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Digest != e.Index {
+		t.Errorf("digest %s, want %s", desc.Digest, e.Index)
+	}
+	for _, d := range e.Blobs {
+		rc, err := repo.FetchBlob(ctx, v1.Descriptor{Digest: d})
+		if err != nil {
+			t.Fatalf("blob %s: %v", d, err)
+		}
+		got, _, err := v1.SHA256(rc)
+		rc.Close()
+		if err != nil || got != d {
+			t.Errorf("blob %s reads back as %s (%v)", d, got, err)
+		}
+	}
+	// Foreign layers were kept: not in the root.
+	if ok, _ := repo.HasBlob(ctx, v1.Descriptor{Digest: e.Foreign[0]}); ok {
+		t.Errorf("foreign blob %s imported with keep", e.Foreign[0])
+	}
+	if _, err := repo.FetchBlob(ctx, v1.Descriptor{Digest: e.Foreign[0]}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing blob: %v, want ErrNotFound", err)
+	}
+	tags, err := repo.Tags(ctx)
+	if err != nil || len(tags) != 1 || tags[0] != "ltsc" {
+		t.Errorf("tags %v, %v", tags, err)
+	}
+	// A second import of the same image transfers nothing.
+	if res := copyInto(t, root, e, fixture.IndexTag, "mirror/servercore", "ltsc"); res.BlobsCopied != 0 {
+		t.Errorf("rerun copied %d blobs", res.BlobsCopied)
+	}
+}
+
+func TestPushBlobRefusesWrongDigest(t *testing.T) {
+	ctx := context.Background()
+	root, err := Open(ctx, filepath.Join(t.TempDir(), "r"), WithCreate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := root.Repository(ctx, "a/b", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, _ := v1.SHA256(strings.NewReader("right"))
+	err = repo.PushBlob(ctx, v1.Descriptor{Digest: d, Size: 5}, strings.NewReader("wrong"))
+	if err == nil {
+		t.Fatal("a blob with the wrong content was accepted")
+	}
+	if ok, _ := repo.HasBlob(ctx, v1.Descriptor{Digest: d, Size: 5}); ok {
+		t.Error("the refused blob is present")
+	}
+	if err := repo.PushBlob(ctx, v1.Descriptor{Digest: d, Size: 5}, strings.NewReader("right")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Fsck(ctx, root.Dir())
+	if err != nil || !rep.OK() || rep.Blobs != 1 {
+		t.Errorf("fsck after a refused and a good push: %+v, %v", rep, err)
+	}
+}
+
+func TestFsckFindsCorruptionAndMissingLinks(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	_, dir := importFixture(t, e, fixture.IndexTag, "mirror/servercore", "ltsc")
+	ctx := context.Background()
+	rep, err := Fsck(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("fresh import: problems %+v", rep.Problems)
+	}
+	// 2 manifests + index + 2 configs + 2 layers.
+	if rep.Blobs != 7 || rep.Tags != 1 || rep.Repositories != 1 {
+		t.Errorf("counts %+v", rep)
+	}
+	data := filepath.Join(dir, filepath.FromSlash(DataDir))
+	blob := filepath.Join(data, "blobs", "sha256", e.Blobs[0].Hex[:2], e.Blobs[0].Hex, "data")
+	if err := os.Truncate(blob, 10); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(data, "repositories", "mirror", "servercore", "_layers", "sha256", e.Configs[1].Hex, "link")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Fsck(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawBlob, sawLink bool
+	for _, p := range rep.Problems {
+		sawBlob = sawBlob || (p.Digest == e.Blobs[0].String() && strings.Contains(p.What, "truncated"))
+		sawLink = sawLink || strings.HasSuffix(p.Path, e.Configs[1].Hex+"/link")
+	}
+	if !sawBlob || !sawLink || len(rep.Problems) != 2 {
+		t.Errorf("problems %+v: want the truncated blob and the missing link", rep.Problems)
+	}
+}
+
+func TestOpenRefusesNonRoots(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := Open(ctx, missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing root: %v", err)
+	}
+	if _, err := Fsck(ctx, missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("fsck of a missing root: %v", err)
+	}
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, other, WithCreate()); !errors.Is(err, ErrNotRoot) {
+		t.Errorf("non-empty non-root: %v", err)
+	}
+	if _, err := Fsck(ctx, other); !errors.Is(err, ErrNotRoot) {
+		t.Errorf("fsck of a non-root: %v", err)
+	}
+}
+
+func TestParseName(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"a/b":        {"a/b", "latest"},
+		"a/b:v1":     {"a/b", "v1"},
+		"app:1.0-rc": {"app", "1.0-rc"},
+	} {
+		n, tag, err := ParseName(in)
+		if err != nil || n != want[0] || tag != want[1] {
+			t.Errorf("ParseName(%q) = %q, %q, %v", in, n, tag, err)
+		}
+	}
+	for _, in := range []string{"", "Upper/case", "a/b@sha256:00", "localhost:5000/a", "a/b:bad tag", "a//b"} {
+		if _, _, err := ParseName(in); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ParseName(%q): %v, want ErrInvalidName", in, err)
+		}
+	}
+}
+
+func TestGCRemovesWhatADeletedTagLeft(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root, dir := importFixture(t, e, fixture.IndexTag, "mirror/servercore", "ltsc")
+	ctx := context.Background()
+	// The second platform alone under another repository: it shares
+	// nothing with the first platform but is kept by its own tag there.
+	single, err := root.Repository(ctx, "single", "ltsc2019")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyInto(t, root, e, fixture.SingleTag, "single", "ltsc2019")
+	idx, err := root.Repository(ctx, "mirror/servercore", "ltsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := countBlobs(t, dir)
+	// Without --delete-untagged only the index goes: its platform
+	// manifests stay as untagged revisions.
+	dry, err := root.GC(ctx, DryRun(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Blobs) != 1 || dry.Blobs[0].Digest != e.Index.String() {
+		t.Errorf("dry run would remove %+v, want only the index %s", dry.Blobs, e.Index)
+	}
+	// With it, the second platform's manifest, config and layer go too;
+	// the first platform's stay (tagged in single).
+	dry, err = root.GC(ctx, DryRun(true), RemoveUntagged(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{e.Index.String(): true, e.Manifests[1].String(): true, e.Configs[1].String(): true, e.Blobs[1].String(): true}
+	if len(dry.Blobs) != len(want) {
+		t.Errorf("dry run would remove %+v, want %v", dry.Blobs, want)
+	}
+	for _, b := range dry.Blobs {
+		if !want[b.Digest] || b.Size <= 0 {
+			t.Errorf("dry run would remove %+v", b)
+		}
+	}
+	if dry.BytesFreed <= 0 || !dry.DryRun {
+		t.Errorf("dry run report %+v", dry)
+	}
+	if n := countBlobs(t, dir); n != before {
+		t.Errorf("dry run removed blobs: %d before, %d after", before, n)
+	}
+	real, err := root.GC(ctx, RemoveUntagged(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(real.Blobs) != len(dry.Blobs) || real.BytesFreed != dry.BytesFreed || len(real.Links) != len(dry.Links) || real.DryRun {
+		t.Errorf("real run %+v differs from dry run %+v", real, dry)
+	}
+	if n := countBlobs(t, dir); n != before-len(want) {
+		t.Errorf("%d blobs after gc, want %d", n, before-len(want))
+	}
+	rep, err := Fsck(ctx, dir)
+	if err != nil || !rep.OK() {
+		t.Fatalf("fsck after gc: %+v, %v", rep, err)
+	}
+	desc, err := single.Resolve(ctx)
+	if err != nil || desc.Digest != e.SingleID {
+		t.Fatalf("remaining image: %v, %v", desc.Digest, err)
+	}
+	rc, err := single.FetchBlob(ctx, v1.Descriptor{Digest: e.Blobs[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, rc)
+	rc.Close()
+}
+
+func TestLockExcludes(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "root")
+	held, err := rootlock.Acquire(dir, "ferry serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	_, err = Open(ctx, dir, WithCreate(), WithLock("ferry storage import"))
+	if !errors.Is(err, rootlock.ErrLocked) || !strings.Contains(err.Error(), "ferry serve") {
+		t.Fatalf("Open under a held lock: %v", err)
+	}
+	held.Release()
+	r, err := Open(ctx, dir, WithCreate(), WithLock("ferry storage import"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countBlobs(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(dir, filepath.FromSlash(DataDir), "blobs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "data" {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
