@@ -495,6 +495,19 @@ func baseHistoryLen(app, base []v1.History, baseLayers int) (int, error) {
 // rebaseManifest returns the app manifest with a new config and layers
 // and base annotations naming the new base; other fields are kept.
 func rebaseManifest(raw []byte, cfg v1.Descriptor, layers []v1.Descriptor, baseName string, baseDigest v1.Hash) ([]byte, error) {
+	m, err := withLayers(raw, cfg, layers)
+	if err != nil {
+		return nil, err
+	}
+	if err := setBaseAnnotations(m, baseName, baseDigest, true); err != nil {
+		return nil, err
+	}
+	return encode(m)
+}
+
+// withLayers returns the manifest raw with another config and layers,
+// every other field kept.
+func withLayers(raw []byte, cfg v1.Descriptor, layers []v1.Descriptor) (object, error) {
 	m, err := parseObject(raw)
 	if err != nil {
 		return nil, err
@@ -505,30 +518,46 @@ func rebaseManifest(raw []byte, cfg v1.Descriptor, layers []v1.Descriptor, baseN
 	if m["layers"], err = encode(layers); err != nil {
 		return nil, err
 	}
-	if err := setBaseAnnotations(m, baseName, baseDigest, true); err != nil {
-		return nil, err
-	}
-	return encode(m)
+	return m, nil
 }
 
 // setBaseAnnotations records the base in m's annotations; unless always,
 // only when m records a base already.
 func setBaseAnnotations(m object, name string, dg v1.Hash, always bool) error {
-	ann := map[string]string{}
-	if raw, ok := m["annotations"]; ok {
-		if err := json.Unmarshal(raw, &ann); err != nil {
-			return fmt.Errorf("annotations: %w", err)
-		}
+	ann, err := annotations(m)
+	if err != nil {
+		return err
 	}
 	if !always && ann[AnnotationBaseName] == "" && ann[AnnotationBaseDigest] == "" {
 		return nil
 	}
-	if name != "" {
-		ann[AnnotationBaseName] = name
-	} else {
-		delete(ann, AnnotationBaseName)
+	return mergeAnnotations(m, map[string]string{AnnotationBaseName: name, AnnotationBaseDigest: dg.String()})
+}
+
+func annotations(m object) (map[string]string, error) {
+	ann := map[string]string{}
+	if raw, ok := m["annotations"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &ann); err != nil {
+			return nil, fmt.Errorf("annotations: %w", err)
+		}
 	}
-	ann[AnnotationBaseDigest] = dg.String()
+	return ann, nil
+}
+
+// mergeAnnotations sets m's annotations kv, deleting those whose value is
+// empty.
+func mergeAnnotations(m object, kv map[string]string) error {
+	ann, err := annotations(m)
+	if err != nil {
+		return err
+	}
+	for k, v := range kv {
+		if v == "" {
+			delete(ann, k)
+		} else {
+			ann[k] = v
+		}
+	}
 	return m.set("annotations", ann)
 }
 

@@ -1,0 +1,292 @@
+package imagemod
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/transfer"
+)
+
+// AppendResult reports an append.
+type AppendResult struct {
+	// Written is the manifest at the target's tag.
+	Written v1.Descriptor `json:"written"`
+	// Base is the base manifest built on; zero for scratch.
+	Base v1.Hash `json:"base,omitzero"`
+	// Layers are the added layers as the manifest lists them, and DiffIDs
+	// their diff_ids.
+	Layers  []v1.Descriptor `json:"layers"`
+	DiffIDs []v1.Hash       `json:"diffIDs"`
+	// Uploaded counts the added layers uploaded (not already present, not
+	// foreign).
+	Uploaded int `json:"uploaded"`
+	// Blobs counts the base's blob transfers.
+	Blobs transfer.Result `json:"blobs"`
+}
+
+// Append writes to dst the image base names (nil: scratch) with layers
+// added on top, in order, and optional labels and annotations.
+//
+// A base index needs WithPlatform to choose its entry unless it has one;
+// scratch needs WithPlatform (os/arch[:os.version]) and gives an OCI
+// manifest. Local layers are compressed while hashed and uploaded
+// verified; a foreign layer is read once from its URL (under the
+// fetcher's policy) and listed with that URL, its bytes never uploaded.
+// The base's layers are copied or mounted under WithBlobs' policy. The
+// result records the base in org.opencontainers.image.base.name/.digest.
+// Every layer is read and hashed before anything is written.
+//
+// Options: WithPlatform, WithLabels, WithAnnotations, WithBaseName,
+// WithBlobs, WithTempDir.
+func Append(ctx context.Context, base store.Source, dst store.Target, layers []Layer, opts ...Option) (*AppendResult, error) {
+	o, err := makeOptions("append", opts, "platform", "labels", "annotations", "base name", "temp dir")
+	if err != nil {
+		return nil, err
+	}
+	if len(layers) == 0 && len(o.labels) == 0 && len(o.annotations) == 0 {
+		return nil, errors.New("append: nothing to add (no layers, labels or annotations)")
+	}
+	var im *image
+	if base == nil {
+		im, err = scratch(o.platform)
+	} else {
+		im, err = pickBase(ctx, base, o.platform)
+		if o.baseName == "" {
+			o.baseName = srcName(base)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var prepared []*preparedLayer
+	defer func() {
+		for _, p := range prepared {
+			p.cleanup()
+		}
+	}()
+	oci := im.desc.MediaType == types.OCIManifestSchema1
+	for _, l := range layers {
+		p, err := prepare(ctx, l, o.tempDir, o.blobs.Fetcher())
+		if err != nil {
+			return nil, err
+		}
+		prepared = append(prepared, p)
+		p.desc.MediaType = layerType(oci, l.URL != "")
+	}
+	res := &AppendResult{}
+	if im.src != nil {
+		res.Base = im.desc.Digest
+	}
+	cfg, err := appendConfig(im, prepared, o.labels)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfgDesc := blobOf(cfg, im.manifest.Config.MediaType)
+	all := make([]v1.Descriptor, 0, len(im.manifest.Layers)+len(prepared))
+	for _, l := range im.manifest.Layers {
+		all = append(all, o.blobs.Descriptor(l))
+	}
+	for _, p := range prepared {
+		all = append(all, p.desc)
+		res.Layers = append(res.Layers, p.desc)
+		res.DiffIDs = append(res.DiffIDs, p.diffID)
+	}
+	raw, err := appendManifest(im, cfgDesc, all, o.annotations, o.baseName)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	res.Written = blobOf(raw, im.desc.MediaType)
+
+	if im.src != nil {
+		br, err := o.blobs.Copy(ctx, im.src, dst, im.manifest.Layers)
+		if err != nil {
+			return nil, fmt.Errorf("base layers: %w", err)
+		}
+		res.Blobs = *br
+	}
+	for _, p := range prepared {
+		up, err := p.push(ctx, dst)
+		if err != nil {
+			return nil, err
+		}
+		if up {
+			res.Uploaded++
+		}
+	}
+	if err := pushSmall(ctx, dst, cfgDesc, cfg); err != nil {
+		return nil, err
+	}
+	if err := dst.Tag(ctx, res.Written, raw); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func layerType(oci, isForeign bool) types.MediaType {
+	switch {
+	case oci && isForeign:
+		return types.MediaType(foreign.OCINondistGzip)
+	case oci:
+		return types.OCILayer
+	case isForeign:
+		return types.DockerForeignLayer
+	}
+	return types.DockerLayer
+}
+
+// scratch is the empty image for a platform: an OCI manifest and a config
+// with no layers.
+func scratch(p *platform.Spec) (*image, error) {
+	if p == nil {
+		return nil, errors.New("append to scratch needs --platform os/arch[:os.version]")
+	}
+	cfg := &v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion, RootFS: v1.RootFS{Type: "layers"}}
+	raw, err := encode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: v1.Descriptor{MediaType: types.OCIConfigJSON}}
+	mraw, err := encode(m)
+	if err != nil {
+		return nil, err
+	}
+	return &image{desc: v1.Descriptor{MediaType: types.OCIManifestSchema1}, raw: mraw, manifest: m, cfgRaw: raw, cfg: cfg}, nil
+}
+
+// pickBase loads the base image: the single image src names (which must
+// fit p, when given), or the entry of its index p selects.
+func pickBase(ctx context.Context, src store.Source, p *platform.Spec) (*image, error) {
+	r, err := loadRoot(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	if r.index == nil {
+		if p != nil && !p.Matches(r.image.platform()) {
+			ip := r.image.platform()
+			return nil, fmt.Errorf("%w: the base %s is %s, not %s", ErrNoMatch, srcName(src), platform.Format(&ip), p)
+		}
+		return r.image, nil
+	}
+	var entries []v1.Descriptor
+	for _, e := range r.index.Manifests {
+		if isImage(e.MediaType) && !isAttestation(e) {
+			entries = append(entries, e)
+		}
+	}
+	if p == nil {
+		if len(entries) != 1 {
+			return nil, fmt.Errorf("the base %s is an index of %d images: choose one with --platform", srcName(src), len(entries))
+		}
+		return loadImage(ctx, src, entries[0])
+	}
+	sel, err := platform.Select(entries, []platform.Spec{*p})
+	if err != nil {
+		return nil, fmt.Errorf("the base %s: %w", srcName(src), err)
+	}
+	if len(sel) > 1 {
+		// The newest update of the build.
+		var ims []*image
+		for _, i := range sel {
+			im, err := loadImage(ctx, src, entries[i])
+			if err != nil {
+				return nil, err
+			}
+			ims = append(ims, im)
+		}
+		return preferBuild(ims, ims[0].cfg.OSVersion)[0], nil
+	}
+	return loadImage(ctx, src, entries[sel[0]])
+}
+
+// appendConfig adds the layers' diff_ids and history entries and the
+// labels to the base config, keeping its other fields.
+func appendConfig(base *image, layers []*preparedLayer, labels map[string]string) ([]byte, error) {
+	cfg, err := parseObject(base.cfgRaw)
+	if err != nil {
+		return nil, err
+	}
+	diffIDs := append([]v1.Hash{}, base.cfg.RootFS.DiffIDs...)
+	var hist []json.RawMessage
+	if err := rawList(base.cfgRaw, &hist); err != nil {
+		return nil, err
+	}
+	for _, l := range layers {
+		diffIDs = append(diffIDs, l.diffID)
+		// The path is left out, so that the same tree gives the same image
+		// wherever it lies.
+		by := "ferry append --layer " + l.diffID.String()
+		if l.layer.URL != "" {
+			by = "ferry append --foreign-url " + l.layer.URL
+		}
+		h, err := encode(v1.History{CreatedBy: by})
+		if err != nil {
+			return nil, err
+		}
+		hist = append(hist, h)
+	}
+	rootfs := object{"type": json.RawMessage(`"layers"`)}
+	if rootfs["diff_ids"], err = encode(diffIDs); err != nil {
+		return nil, err
+	}
+	if err := cfg.set("rootfs", rootfs); err != nil {
+		return nil, err
+	}
+	if len(hist) > 0 && (len(base.cfg.History) > 0 || len(base.manifest.Layers) == 0) {
+		if err := cfg.set("history", hist); err != nil {
+			return nil, err
+		}
+	}
+	if len(labels) > 0 {
+		inner := object{}
+		if raw, ok := cfg["config"]; ok {
+			if inner, err = parseObject(raw); err != nil {
+				return nil, fmt.Errorf("config: %w", err)
+			}
+		}
+		all := map[string]string{}
+		if raw, ok := inner["Labels"]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &all); err != nil {
+				return nil, fmt.Errorf("labels: %w", err)
+			}
+		}
+		for k, v := range labels {
+			all[k] = v
+		}
+		if err := inner.set("Labels", all); err != nil {
+			return nil, err
+		}
+		if err := cfg.set("config", inner); err != nil {
+			return nil, err
+		}
+	}
+	return encode(cfg)
+}
+
+// appendManifest is the base manifest with the new config and layers,
+// the annotations added, and the base recorded (unless scratch).
+func appendManifest(base *image, cfg v1.Descriptor, layers []v1.Descriptor, ann map[string]string, baseName string) ([]byte, error) {
+	m, err := withLayers(base.raw, cfg, layers)
+	if err != nil {
+		return nil, err
+	}
+	if base.src != nil {
+		if err := setBaseAnnotations(m, baseName, base.desc.Digest, true); err != nil {
+			return nil, err
+		}
+	} else {
+		// Scratch has no base: drop any inherited record.
+		delete(m, "annotations")
+	}
+	if err := mergeAnnotations(m, ann); err != nil {
+		return nil, err
+	}
+	return encode(m)
+}

@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/imagemod"
+	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/progress"
+	"github.com/ferry-dev/ferry/store"
+)
+
+// layerFlag is --layer or --foreign-url: both append to one list, so the
+// layers keep the order they were given in.
+type layerFlag struct {
+	list *[]imagemod.Layer
+	url  bool
+}
+
+func (f layerFlag) String() string { return "" }
+
+func (f layerFlag) Type() string {
+	if f.url {
+		return "URL"
+	}
+	return "PATH"
+}
+
+func (f layerFlag) Set(s string) error {
+	if !f.url {
+		*f.list = append(*f.list, imagemod.Layer{Path: s})
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	*f.list = append(*f.list, imagemod.Layer{URL: s})
+	return nil
+}
+
+// parseKV parses repeated k=v flag values.
+func parseKV(flag string, vals []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range vals {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, usageErr(fmt.Errorf("--%s %q: want KEY=VALUE", flag, s))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func newAppendCmd(g *globals) *cobra.Command {
+	var f copyFlags
+	var layers []imagemod.Layer
+	var base, target string
+	var labels, annotations []string
+	cmd := &cobra.Command{
+		Use:   "append [--base REF|scratch] (--layer PATH | --foreign-url URL)... -t TARGET",
+		Short: "Add layers (local, or foreign at a URL) on top of an image",
+		Long: `Write to TARGET the base image with layers added on top, in the order given.
+
+--layer takes a tar, a tar.gz or a directory; a directory is tarred
+deterministically (sorted, fixed mtime, owner 0:0), so the same tree gives
+the same digest. For a Windows image the tree holds Files/ (and Hives/).
+
+--foreign-url reads the URL once, under the foreign-URL policy
+(--foreign-allow), to learn the layer's digest, size and diff_id, and
+lists it as a foreign layer with that URL: its bytes are never uploaded.
+
+The base's own layers are mounted or copied, its foreign layers following
+--foreign. On scratch, --platform os/arch[:os.version] is required; on a
+base index it chooses the entry. The last line on stdout is
+TARGET@sha256:<digest>.`,
+		Example: `  ferry append --base myreg/servercore:ltsc2022 --layer ./app -t myreg/app:1.0
+  ferry append --platform windows/amd64:10.0.20348.2461 --foreign-url https://example.com/base.tar.gz -t myreg/base:ltsc2022`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if target == "" {
+				return usageErr(errors.New("append needs -t TARGET"))
+			}
+			return g.runAppend(cmd, base, target, layers, labels, annotations, &f)
+		},
+	}
+	f.register(cmd, "")
+	fl := cmd.Flags()
+	fl.Lookup("platform").Usage = "the platform: which entry of a base index to build on; on scratch, os/arch[:os.version] (required)"
+	fl.StringVar(&base, "base", "scratch", "the image to build on, or scratch")
+	fl.Var(layerFlag{list: &layers}, "layer", "a tar, tar.gz or directory to add as a layer (repeatable)")
+	fl.Var(layerFlag{list: &layers, url: true}, "foreign-url", "a gzip'd tar at a URL to add as a foreign layer (repeatable)")
+	fl.StringVarP(&target, "target", "t", "", "where to write the result (required)")
+	fl.StringArrayVar(&labels, "label", nil, "KEY=VALUE config label (repeatable)")
+	fl.StringArrayVar(&annotations, "annotation", nil, "KEY=VALUE manifest annotation (repeatable)")
+	return cmd
+}
+
+func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layers []imagemod.Layer, labelArgs, annArgs []string, f *copyFlags) error {
+	ctx := cmd.Context()
+	dstLoc, err := g.parseLocation(targetArg)
+	if err != nil {
+		return err
+	}
+	var opts []imagemod.Option
+	switch len(f.platforms) {
+	case 0:
+	case 1:
+		spec, err := platform.ParseSpec(f.platforms[0])
+		if err != nil {
+			return usageErr(err)
+		}
+		opts = append(opts, imagemod.WithPlatform(spec))
+	default:
+		return usageErr(errors.New("append builds one image: give --platform once"))
+	}
+	if baseArg == "scratch" && len(f.platforms) == 0 {
+		return usageErr(errors.New("append to scratch needs --platform os/arch[:os.version]"))
+	}
+	f.platforms = nil // not a selection of what to copy
+	labels, err := parseKV("label", labelArgs)
+	if err != nil {
+		return err
+	}
+	ann, err := parseKV("annotation", annArgs)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, imagemod.WithLabels(labels), imagemod.WithAnnotations(ann))
+	mode, err := progress.ParseMode(g.progress)
+	if err != nil {
+		return usageErr(err)
+	}
+	var opened []store.Source
+	defer func() { closeAll(opened) }()
+	var base store.Source
+	if baseArg != "scratch" {
+		if base, err = g.opener(&opened)(ctx, baseArg); err != nil {
+			return err
+		}
+		opts = append(opts, imagemod.WithBaseName(baseArg))
+	}
+	rep := progress.New(g.stderr, mode)
+	blobs, err := g.blobsFor(f, dstLoc, rep)
+	if err != nil {
+		rep.Close()
+		return err
+	}
+	opts = append(opts, imagemod.WithBlobs(blobs))
+	dst, err := g.openTarget(ctx, dstLoc, base)
+	if err != nil {
+		rep.Close()
+		return err
+	}
+	res, err := imagemod.Append(ctx, base, dst, layers, opts...)
+	rep.Close()
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	ref := fmt.Sprintf("%s@%s", targetArg, res.Written.Digest)
+	if f.json {
+		return printJSON(g, struct {
+			Reference string `json:"reference"`
+			*imagemod.AppendResult
+		}{ref, res})
+	}
+	for i, l := range res.Layers {
+		fmt.Fprintf(g.stderr, "layer %s (%d bytes, diff_id %s)\n", l.Digest, l.Size, res.DiffIDs[i])
+	}
+	fmt.Fprintln(g.stdout, ref)
+	return nil
+}

@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/imagemod"
+	"github.com/ferry-dev/ferry/internal/fixture"
+)
+
+func sha(b []byte) v1.Hash {
+	d, _, _ := v1.SHA256(bytes.NewReader(b))
+	return d
+}
+
+func gunzipSHA(t *testing.T, b []byte) v1.Hash {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := v1.SHA256(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestAppendForeignURL(t *testing.T) {
+	reg, urls := fixture.NewRegistry(t), fixture.NewURLServer(t)
+	b := fixture.LayerTar(42, 0, 16<<10)
+	u := urls.Add(b)
+	args := []string{"append", "--platform", "windows/amd64:" + patchA, "--foreign-url", u, "-t", reg.Ref("app/foreign", "1")}
+
+	// The URL policy applies: loopback is refused unless allowed.
+	if _, stderr, code := run(t, args...); code != 1 || !strings.Contains(stderr, "refused") {
+		t.Fatalf("loopback URL without --foreign-allow: exit %d: %s", code, stderr)
+	}
+	if reg.TagExists(t, "app/foreign", "1") {
+		t.Fatal("a refused append wrote the tag")
+	}
+	before := urls.Requests("/fwlink")
+	_, stderr, code := run(t, append(args, "--foreign-allow", allowLoopback)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if n := urls.Requests("/fwlink") - before; n != 1 {
+		t.Errorf("the URL was read %d times, want once", n)
+	}
+	w := readImage(t, reg, "app/foreign", "1")
+	if len(w.manifest.Layers) != 1 {
+		t.Fatalf("%d layers", len(w.manifest.Layers))
+	}
+	l := w.manifest.Layers[0]
+	if string(l.MediaType) != foreign.OCINondistGzip || l.Digest != sha(b) || l.Size != int64(len(b)) || len(l.URLs) != 1 || l.URLs[0] != u {
+		t.Errorf("descriptor %+v; want %s, %s, %d bytes, urls [%s]", l, foreign.OCINondistGzip, sha(b), len(b), u)
+	}
+	if want := gunzipSHA(t, b); len(w.cfg.RootFS.DiffIDs) != 1 || w.cfg.RootFS.DiffIDs[0] != want {
+		t.Errorf("diff_ids %v, want [%s]", w.cfg.RootFS.DiffIDs, want)
+	}
+	if w.cfg.OS != "windows" || w.cfg.OSVersion != patchA {
+		t.Errorf("platform %s %s", w.cfg.OS, w.cfg.OSVersion)
+	}
+	if reg.HasBlob(t, "app/foreign", l.Digest) {
+		t.Error("the registry holds the foreign blob")
+	}
+	// Pulling the result follows the URL and verifies the bytes.
+	dir := filepath.Join(t.TempDir(), "layout")
+	if _, stderr, code := run(t, "copy", "--foreign-allow", allowLoopback, reg.Ref("app/foreign", "1"), "oci:"+dir+":v1"); code != 0 {
+		t.Fatalf("pull: exit %d: %s", code, stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", l.Digest.Hex))
+	if err != nil || sha(got) != l.Digest {
+		t.Errorf("pulled blob: %v", err)
+	}
+	// A corrupted URL fails the pull.
+	urls.Corrupt(l.Digest.Hex)
+	if _, stderr, code := run(t, "copy", "--foreign-allow", allowLoopback, reg.Ref("app/foreign", "1"), "oci:"+dir+"2:v1"); code != 1 || !strings.Contains(stderr, "digest") {
+		t.Errorf("corrupt URL: exit %d: %s", code, stderr)
+	}
+}
+
+func writeTree(t *testing.T, dir string, mtime time.Time) {
+	t.Helper()
+	files := map[string]string{"Files/app/web.exe": "MZ fake", "Files/app/config/app.json": `{"a":1}`, "Files/readme.txt": "hello"}
+	for p, c := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filepath.WalkDir(dir, func(p string, _ os.DirEntry, _ error) error { return os.Chtimes(p, mtime, mtime) })
+}
+
+func TestAppendLayerDirReproducible(t *testing.T) {
+	e := newRebaseEnv(t, nil)
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	writeTree(t, dir1, time.Now())
+	writeTree(t, dir2, time.Now().Add(-time.Hour))
+	base := e.reg.Ref("windows/servercore", "patch-a")
+	var digests, layerDigests []string
+	for i, dir := range []string{dir1, dir2} {
+		tag := []string{"a", "b"}[i]
+		out, stderr, code := run(t, "append", "--base", base, "--layer", dir, "--label", "team=web", "-t", e.reg.Ref("app/dir", tag))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		digests = append(digests, lastLine(out)[strings.LastIndex(lastLine(out), "@")+1:])
+		w := readImage(t, e.reg, "app/dir", tag)
+		validate(t, e.reg, "app/dir", w)
+		bm := manifestOf(t, e.baseA)
+		if n := len(w.manifest.Layers); n != len(bm.Layers)+1 {
+			t.Fatalf("%d layers", n)
+		}
+		if !equalKeys(descKeys(w.manifest.Layers[:len(bm.Layers)]), descKeys(bm.Layers)) {
+			t.Error("base layers changed")
+		}
+		if w.cfg.Config.Labels["team"] != "web" || w.manifest.Annotations[imagemod.AnnotationBaseDigest] != digestOf(t, e.baseA).String() {
+			t.Errorf("labels %v, annotations %v", w.cfg.Config.Labels, w.manifest.Annotations)
+		}
+		if len(w.cfg.History) != len(configFileOf(t, e.baseA).History)+1 {
+			t.Errorf("history has %d entries", len(w.cfg.History))
+		}
+		layerDigests = append(layerDigests, w.manifest.Layers[len(bm.Layers)].Digest.String())
+		// The tar is deterministic: sorted entries, fixed mtime and owner.
+		tr := tar.NewReader(mustGunzip(t, getBlob(t, e.reg, "app/dir", w.manifest.Layers[len(bm.Layers)].Digest)))
+		var names []string
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			names = append(names, h.Name)
+			if !h.ModTime.Equal(imagemod.TarEpoch) || h.Uid != 0 || h.Gid != 0 {
+				t.Errorf("%s: mtime %v uid %d gid %d", h.Name, h.ModTime, h.Uid, h.Gid)
+			}
+		}
+		if strings.Join(names, " ") != "Files/ Files/app/ Files/app/config/ Files/app/config/app.json Files/app/web.exe Files/readme.txt" {
+			t.Errorf("entries %q", names)
+		}
+	}
+	if layerDigests[0] != layerDigests[1] {
+		t.Errorf("the same tree gave layers %s and %s", layerDigests[0], layerDigests[1])
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("the same tree gave %s and %s", digests[0], digests[1])
+	}
+}
+
+func equalKeys(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
+
+func mustGunzip(t *testing.T, b []byte) *gzip.Reader {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
+}
+
+func TestAppendTarFiles(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	tgz := fixture.LayerTar(3, 0, 4<<10)
+	dir := t.TempDir()
+	gzPath, tarPath := filepath.Join(dir, "l.tar.gz"), filepath.Join(dir, "l.tar")
+	if err := os.WriteFile(gzPath, tgz, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := gzip.NewReader(bytes.NewReader(tgz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tarBytes bytes.Buffer
+	tarBytes.ReadFrom(plain)
+	if err := os.WriteFile(tarPath, tarBytes.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "append", "--platform", "linux/amd64", "--layer", gzPath, "--layer", tarPath, "--annotation", "x=y", "-t", reg.Ref("app/tar", "1"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	w := readImage(t, reg, "app/tar", "1")
+	validate(t, reg, "app/tar", w)
+	if w.manifest.Layers[0].Digest != sha(tgz) {
+		t.Errorf("a .tar.gz is taken as it is: got %s, want %s", w.manifest.Layers[0].Digest, sha(tgz))
+	}
+	if w.cfg.RootFS.DiffIDs[0] != w.cfg.RootFS.DiffIDs[1] || w.cfg.RootFS.DiffIDs[1] != sha(tarBytes.Bytes()) {
+		t.Errorf("diff_ids %v, want both %s", w.cfg.RootFS.DiffIDs, sha(tarBytes.Bytes()))
+	}
+	if w.manifest.Annotations["x"] != "y" {
+		t.Errorf("annotations %v", w.manifest.Annotations)
+	}
+	// Bad input.
+	notTar := filepath.Join(dir, "x.txt")
+	os.WriteFile(notTar, bytes.Repeat([]byte("not a tar "), 100), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"append", "--layer", gzPath, "-t", reg.Ref("app/bad", "1")}, 2},                              // scratch without platform
+		{[]string{"append", "--platform", "linux/amd64", "--layer", notTar, "-t", reg.Ref("app/bad", "1")}, 1}, // not a tar
+		{[]string{"append", "--platform", "linux/amd64", "--foreign-url", "ftp://x/y", "-t", reg.Ref("app/bad", "1")}, 2},
+		{[]string{"append", "--platform", "linux/amd64", "--label", "novalue", "--layer", gzPath, "-t", reg.Ref("app/bad", "1")}, 2},
+	} {
+		if _, stderr, code := run(t, c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d: %s", c.args, code, c.code, stderr)
+		}
+	}
+	if reg.TagExists(t, "app/bad", "1") {
+		t.Error("a failed append wrote the tag")
+	}
+}
