@@ -82,6 +82,14 @@ type Deleter interface {
 	Delete(ctx context.Context) error
 }
 
+// BlobStater is a Source that can say whether it holds a blob, and its
+// size, without reading it — and without following a descriptor's urls.
+type BlobStater interface {
+	// StatBlob returns the stored blob's size; the error wraps ErrNotFound
+	// when the store does not hold it.
+	StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error)
+}
+
 // ImageOnly is a Target that holds single-platform images only (a
 // docker-archive): the copy engine refuses an index for it before
 // transferring anything.

@@ -91,6 +91,7 @@ their bytes, or localize them into ordinary layers.`,
 		newPushCmd(g),
 		newBundleCmd(g),
 		newRebaseCmd(g),
+		newVerifyCmd(g),
 		newAppendCmd(g),
 	)
 	return root

@@ -86,8 +86,9 @@ type Source struct {
 }
 
 var (
-	_ store.Source = (*Source)(nil)
-	_ store.Named  = (*Source)(nil)
+	_ store.Source     = (*Source)(nil)
+	_ store.Named      = (*Source)(nil)
+	_ store.BlobStater = (*Source)(nil)
 )
 
 // OpenSource scans the archive at p and binds to the image whose RepoTags
@@ -416,6 +417,26 @@ func (s *Source) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadClos
 		return nil, fmt.Errorf("blob %s in %s: the archive holds only the uncompressed layer %s, not the blob: %w", desc.Digest, s.name, file, store.ErrNotFound)
 	}
 	return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, s.name, store.ErrNotFound)
+}
+
+// StatBlob implements store.BlobStater.
+func (s *Source) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error) {
+	if s.layout != nil {
+		return s.layout.StatBlob(ctx, desc)
+	}
+	if file, ok := s.files[desc.Digest]; ok {
+		fi, err := fs.Stat(s.toc, file)
+		if err != nil {
+			return 0, fmt.Errorf("blob %s in %s: %w", desc.Digest, s.name, err)
+		}
+		return fi.Size(), nil
+	}
+	rc, err := s.FetchBlob(ctx, desc) // the config or the manifest, from memory
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	return io.Copy(io.Discard, rc)
 }
 
 // Target writes a docker-archive holding one image.

@@ -190,6 +190,21 @@ func (l *Layout) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadClos
 	return f, err
 }
 
+// StatBlob implements store.BlobStater.
+func (l *Layout) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error) {
+	if desc.Digest.Algorithm == "" || desc.Digest.Hex == "" || !fs.ValidPath(blobName(desc.Digest)) {
+		return 0, fmt.Errorf("blob %q in %s: invalid digest", desc.Digest, l.name)
+	}
+	fi, err := fs.Stat(l.fsys, blobName(desc.Digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("blob %s in %s: %w", desc.Digest, l.name, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("blob %s in %s: %w", desc.Digest, l.name, err)
+	}
+	return fi.Size(), nil
+}
+
 // HasBlob implements store.Target: the file exists with the declared size.
 func (l *Layout) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) {
 	fi, err := os.Stat(l.blobPath(desc.Digest))

@@ -376,20 +376,27 @@ func (r *Repo) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadCloser
 
 // HasBlob implements store.Target.
 func (r *Repo) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) {
-	resp, err := r.c.do(ctx, func() (*http.Request, error) {
-		return http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", desc.Digest.String()), nil)
-	}, http.StatusOK)
+	size, err := r.StatBlob(ctx, desc)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("blob %s in %s: %w", desc.Digest, r.repo, err)
+		return false, err
+	}
+	return desc.Size <= 0 || size < 0 || size == desc.Size, nil
+}
+
+// StatBlob implements store.BlobStater with a HEAD request (-1 when the
+// registry does not say the length).
+func (r *Repo) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error) {
+	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", desc.Digest.String()), nil)
+	}, http.StatusOK)
+	if err != nil {
+		return 0, fmt.Errorf("blob %s in %s: %w", desc.Digest, r.repo, err)
 	}
 	resp.Body.Close()
-	if desc.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
-		return false, nil
-	}
-	return true, nil
+	return resp.ContentLength, nil
 }
 
 // PushBlob implements store.Target with a single streamed PUT: POST opens

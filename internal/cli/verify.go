@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/transfer"
+	"github.com/ferry-dev/ferry/verify"
+)
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	var (
+		deep, asJSON, repair bool
+		from                 string
+		f                    copyFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "verify REF",
+		Short: "Prove that a location holds every manifest and blob of an image",
+		Long: `Walk REF's index and every platform's manifest and check that each config
+and layer blob is held by the location itself, with the declared size. A
+descriptor's urls are never followed to find a blob, so a registry that
+lacks a foreign base layer is told apart from one that hosts it: such layers
+are reported foreign-not-hosted (fine) or foreign-hosted.
+
+--deep also re-hashes every blob, fetches foreign blobs through their urls,
+checks the config's diff_ids against the decompressed layers and the
+config's os/architecture against the index entry.
+
+Problems are printed as a table and the exit code is 1; otherwise one
+summary line and exit 0. --repair --from SRC copies what is missing from
+SRC, then verifies again.`,
+		Example: `  ferry verify --deep registry.internal:5000/windows/servercore:ltsc2022
+  ferry verify --repair --from mcr.microsoft.com/windows/servercore:ltsc2022 registry.internal:5000/windows/servercore:ltsc2022`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if repair != (from != "") {
+				return usageErr(errors.New("verify: --repair and --from go together"))
+			}
+			loc, err := g.parseLocation(args[0])
+			if err != nil {
+				return err
+			}
+			fetcher, err := foreign.NewFetcher(foreign.WithAllow(f.foreignAllow...))
+			if err != nil {
+				return usageErr(err)
+			}
+			opts := []verify.Option{verify.WithDeep(deep), verify.WithFetcher(fetcher)}
+			rep, err := g.verify(cmd, loc, opts)
+			if err != nil {
+				return err
+			}
+			if repair && len(rep.Problems()) > 0 {
+				if err := g.repair(cmd, from, loc, &f); err != nil {
+					return err
+				}
+				if rep, err = g.verify(cmd, loc, opts); err != nil {
+					return err
+				}
+			}
+			return g.printVerify(loc, rep, asJSON)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&deep, "deep", false, "re-hash every blob, fetch foreign blobs through their urls, check diff_ids and platforms")
+	fl.BoolVar(&asJSON, "json", false, "print every finding as JSON")
+	fl.BoolVar(&repair, "repair", false, "copy what is missing from --from, then verify again")
+	fl.StringVar(&from, "from", "", "the source --repair copies from")
+	fl.StringVar(&f.foreign, "foreign", "", "foreign-layer policy for --repair, as in copy")
+	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
+	return cmd
+}
+
+func (g *globals) verify(cmd *cobra.Command, loc location.Location, opts []verify.Option) (*verify.Report, error) {
+	src, err := g.openSource(cmd.Context(), loc)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return verify.Verify(cmd.Context(), src, opts...)
+}
+
+// repair copies from into loc; the copy skips what loc already holds.
+func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location, f *copyFlags) error {
+	srcLoc, err := g.parseLocation(from)
+	if err != nil {
+		return err
+	}
+	f.jobs = 4
+	opts, err := f.options(loc)
+	if err != nil {
+		return err
+	}
+	src, err := g.openSource(cmd.Context(), srcLoc)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := g.openTarget(cmd.Context(), loc, src)
+	if err != nil {
+		return err
+	}
+	res, err := transfer.Copy(cmd.Context(), src, dst, opts...)
+	if err != nil {
+		dst.Close()
+		return fmt.Errorf("repair from %s: %w", from, err)
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stderr, "repaired from %s: copied %d blobs, %d already there\n", from, res.BlobsCopied, res.BlobsSkipped)
+	return nil
+}
+
+func (g *globals) printVerify(loc location.Location, rep *verify.Report, asJSON bool) error {
+	problems := rep.Problems()
+	if asJSON {
+		if err := printJSON(g, rep); err != nil {
+			return err
+		}
+	} else if len(problems) == 0 {
+		how := "present with their declared sizes"
+		if rep.Deep {
+			how = "present and re-hashed, diff_ids checked"
+		}
+		fmt.Fprintf(g.stdout, "%s@%s: %d manifests; %d blobs %s; foreign layers: %d not hosted, %d hosted\n",
+			loc.Raw, rep.Root.Digest, rep.Manifests, rep.Count(verify.Present), how, rep.Count(verify.ForeignNotHosted), rep.Count(verify.ForeignHosted))
+	} else {
+		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MANIFEST\tPLATFORM\tKIND\tDIGEST\tPROBLEM\tDETAIL")
+		for _, p := range problems {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Manifest, p.Platform, p.Kind, p.Descriptor.Digest, p.Status, p.Detail)
+		}
+		tw.Flush()
+	}
+	if len(problems) > 0 {
+		return &ExitError{Code: 1, Err: fmt.Errorf("verify %s: %d problems", loc.Raw, len(problems))}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/server"
+)
+
+// TestVerifyGoodEverywhere: a good image verifies (exit 0, one line) in a
+// registry, an OCI layout, an oci-archive and a docker-archive, shallow
+// and deep.
+func TestVerifyGoodEverywhere(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	dir := t.TempDir()
+	locs := []string{e.Reg.Ref(fixture.Repo, fixture.IndexTag)}
+	for _, dst := range []string{"oci:" + dir + "/layout:ltsc", "oci-archive:" + dir + "/a.tar", "docker-archive:" + dir + "/d.tar"} {
+		args := []string{"copy", "--foreign-allow", allowLoopback}
+		if strings.HasPrefix(dst, "docker-archive:") {
+			args = append(args, "--platform", "ltsc2019")
+		}
+		if _, stderr, code := run(t, append(args, e.Reg.Ref(fixture.Repo, fixture.IndexTag), dst)...); code != 0 {
+			t.Fatalf("copy to %s: exit %d: %s", dst, code, stderr)
+		}
+		locs = append(locs, dst)
+	}
+	for _, loc := range locs {
+		for _, deep := range []bool{false, true} {
+			args := []string{"verify", "--foreign-allow", allowLoopback}
+			if deep {
+				args = append(args, "--deep")
+			}
+			out, stderr, code := run(t, append(args, loc)...)
+			if code != 0 || strings.Count(out, "\n") != 1 {
+				t.Errorf("verify %s (deep %v): exit %d, %q %s", loc, deep, code, out, stderr)
+			}
+			if strings.HasPrefix(loc, e.Reg.Host) && !strings.Contains(out, "4 not hosted") {
+				t.Errorf("verify %s: the registry lacks the 4 foreign layers, and says %q", loc, out)
+			}
+			if strings.HasPrefix(loc, "oci:") && !strings.Contains(out, "0 not hosted, 4 hosted") {
+				t.Errorf("verify %s: the layout holds the 4 foreign layers, and says %q", loc, out)
+			}
+		}
+	}
+}
+
+// TestVerifyFindsDamage: a blob deleted from a registry root, a truncated
+// blob file in a layout, and (deep only) a changed byte of the same size
+// are each reported with their digest and exit 1; --repair restores the
+// registry's.
+func TestVerifyFindsDamage(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root := filepath.Join(t.TempDir(), "root")
+	srv, err := server.Start(context.Background(), "127.0.0.1:0", server.WithRoot(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	src := e.Reg.Ref(fixture.Repo, fixture.SingleTag)
+	dst := srv.Host() + "/mirror:v1"
+	if _, stderr, code := run(t, "copy", "--foreign", "localize", "--foreign-allow", allowLoopback, src, dst); code != 0 {
+		t.Fatalf("copy: exit %d: %s", code, stderr)
+	}
+	victim := e.Blobs[0]
+	if err := os.Remove(filepath.Join(root, "docker/registry/v2/blobs/sha256", victim.Hex[:2], victim.Hex, "data")); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := run(t, "verify", dst)
+	if code != 1 || !strings.Contains(out, victim.String()) || !strings.Contains(out, "missing") {
+		t.Errorf("deleted blob: exit %d, %q %s", code, out, stderr)
+	}
+	out, stderr, code = run(t, "verify", "--repair", "--from", src, "--foreign", "localize", "--foreign-allow", allowLoopback, dst)
+	if code != 0 || !strings.Contains(stderr, "copied 1 blobs") {
+		t.Errorf("repair: exit %d, %q %s", code, out, stderr)
+	}
+
+	layout := t.TempDir()
+	if _, stderr, code := run(t, "copy", "--foreign-allow", allowLoopback, src, "oci:"+layout+":v1"); code != 0 {
+		t.Fatalf("copy: exit %d: %s", code, stderr)
+	}
+	blobFile := filepath.Join(layout, "blobs/sha256", victim.Hex)
+	b, _ := os.ReadFile(blobFile)
+	b[len(b)/2] ^= 0xff
+	os.Chmod(blobFile, 0o644)
+	if err := os.WriteFile(blobFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := run(t, "verify", "oci:"+layout+":v1"); code != 0 {
+		t.Errorf("a same-size change is invisible without --deep: exit %d %q", code, out)
+	}
+	out, _, code = run(t, "verify", "--deep", "oci:"+layout+":v1")
+	if code != 1 || !strings.Contains(out, victim.String()) || !strings.Contains(out, "digest-mismatch") {
+		t.Errorf("changed byte, --deep: exit %d, %q", code, out)
+	}
+	if err := os.WriteFile(blobFile, b[:len(b)-10], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = run(t, "verify", "oci:"+layout+":v1")
+	if code != 1 || !strings.Contains(out, victim.String()) || !strings.Contains(out, "size-mismatch") {
+		t.Errorf("truncated blob: exit %d, %q", code, out)
+	}
+	out, _, code = run(t, "verify", "--json", "oci:"+layout+":v1")
+	if code != 1 || !strings.Contains(out, `"status": "size-mismatch"`) {
+		t.Errorf("--json: exit %d, %q", code, out)
+	}
+	if _, _, code := run(t, "verify", "--repair", "oci:"+layout+":v1"); code != 2 {
+		t.Errorf("--repair without --from: exit %d, want 2", code)
+	}
+}
+
+// TestVerifyDeepDiffIDs: a config whose diff_id does not match its layer
+// passes the shallow check and fails the deep one.
+func TestVerifyDeepDiffIDs(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	urls := fixture.NewURLServer(t)
+	img := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.17763.1", Layers: 2, Seed: 4})
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.RootFS.DiffIDs[1] = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	bad, err := mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "bad", "v1", bad)
+	if out, _, code := run(t, "verify", reg.Ref("bad", "v1")); code != 0 {
+		t.Errorf("shallow: exit %d %q", code, out)
+	}
+	out, _, code := run(t, "verify", "--deep", reg.Ref("bad", "v1"))
+	if code != 1 || !strings.Contains(out, "diff-id-mismatch") || !strings.Contains(out, strings.Repeat("ab", 32)) {
+		t.Errorf("deep: exit %d %q", code, out)
+	}
+}
