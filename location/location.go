@@ -1,6 +1,6 @@
 // Package location parses every form of image location ferry accepts into
 // one Location: registry references (optionally prefixed docker://),
-// oci:DIR, oci-archive:FILE and docker-archive:FILE, with Windows paths
+// oci:DIR, oci-archive:FILE, docker-archive:FILE and dir:DIR, with Windows paths
 // (drive letters, UNC and \\?\ paths) kept whole.
 //
 // Parsing is the same on every operating system, so a Windows path parses
@@ -12,15 +12,15 @@
 //	oci:DIR[:TAG|@DIGEST]                       OCI image layout directory
 //	oci-archive:FILE[:TAG]                      tar of an OCI image layout
 //	docker-archive:FILE[:REPO[:TAG]]            docker save tarball
+//	dir:DIR                                     skopeo's dir: layout (one image)
 //
 // # Routing
 //
 // Text starting with docker:// is a registry reference. Otherwise, when the
 // text starts with WORD: where WORD matches [a-z][a-z0-9-]*:
 //
-//   - oci, oci-archive, docker-archive: that transport, always (write
+//   - oci, oci-archive, docker-archive, dir: that transport, always (write
 //     docker://oci:5000/x for a registry whose host is named oci).
-//   - dir: reserved for a later transport; an ErrUnknownTransport error.
 //   - localhost, or WORD followed by a port (digits, then '/' or the end):
 //     a registry reference (localhost:5000/app, myhost:5000/repo).
 //   - WORD followed by a valid tag, optionally then @DIGEST: a Docker Hub
@@ -63,6 +63,12 @@
 // ggcr's rules split the tag off at the last ':' when no '/' follows it. A
 // file name containing ':' (other than a drive) cannot be written. The
 // reference may not carry a digest.
+//
+// # dir:
+//
+// Everything after the prefix is the directory, colons and '@' included:
+// a dir: directory holds one image, so there is no tag or digest to select
+// (dir:C:\images\x:v1 is the directory "C:\images\x:v1").
 package location
 
 import (
@@ -98,6 +104,8 @@ const (
 	OCIArchive
 	// DockerArchive is a docker save tarball (docker-archive:).
 	DockerArchive
+	// Dir is a directory in the layout of skopeo's dir: transport (dir:).
+	Dir
 )
 
 // String returns the kind's name, which is also its prefix for local kinds.
@@ -111,6 +119,8 @@ func (k Kind) String() string {
 		return "oci-archive"
 	case DockerArchive:
 		return "docker-archive"
+	case Dir:
+		return "dir"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -153,6 +163,7 @@ const (
 	ociPrefix           = "oci:"
 	ociArchivePrefix    = "oci-archive:"
 	dockerArchivePrefix = "docker-archive:"
+	dirPrefix           = "dir:"
 )
 
 var (
@@ -161,7 +172,7 @@ var (
 	digestRe = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
 )
 
-const knownTransports = "docker://, oci:, oci-archive:, docker-archive: (none for a registry reference)"
+const knownTransports = "docker://, oci:, oci-archive:, docker-archive:, dir: (none for a registry reference)"
 
 // Parse parses s into a Location; see the package documentation for the
 // grammar. Errors wrap ErrInvalid or ErrUnknownTransport.
@@ -180,6 +191,11 @@ func Parse(s string, opts ...Option) (Location, error) {
 		return parseLayout(s, r.body, OCIArchive)
 	case routeDockerArchive:
 		return parseDockerArchive(s, r.body)
+	case routeDir:
+		if r.body == "" {
+			return Location{}, invalid(s, "no directory after "+dirPrefix)
+		}
+		return Location{Kind: Dir, Raw: s, Path: r.body}, nil
 	}
 	return Location{}, r.err
 }
@@ -192,6 +208,7 @@ const (
 	routeLayout
 	routeLayoutArchive
 	routeDockerArchive
+	routeDir
 )
 
 type routed struct {
@@ -224,7 +241,7 @@ func route(s string) routed {
 	case "docker-archive":
 		return routed{kind: routeDockerArchive, body: rest}
 	case "dir":
-		return routed{err: fmt.Errorf("%w %q in %q: reserved, not supported yet; known: %s", ErrUnknownTransport, word, s, knownTransports)}
+		return routed{kind: routeDir, body: rest}
 	case "localhost":
 		return routed{kind: routeRegistry, body: s}
 	}
@@ -407,6 +424,8 @@ func (l Location) String() string {
 			s = dockerPrefix + s
 		}
 		return s
+	case Dir:
+		return dirPrefix + l.Path
 	case OCILayout, OCIArchive, DockerArchive:
 		s := l.Kind.String() + ":" + l.Path
 		if l.Tag != "" {

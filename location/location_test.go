@@ -98,6 +98,14 @@ func TestParse(t *testing.T) {
 		{in: `docker-archive:D:\out.tar`, kind: DockerArchive, path: `D:\out.tar`},
 		{in: `docker-archive:d:/out.tar:localhost:5000/a/b:c`, kind: DockerArchive, path: `d:/out.tar`, tag: "localhost:5000/a/b:c"},
 		{in: `docker-archive:\\srv\share\out.tar:app:v1`, kind: DockerArchive, path: `\\srv\share\out.tar`, tag: "app:v1"},
+
+		// dir: the whole rest is the directory.
+		{in: "dir:/tmp/x", kind: Dir, path: "/tmp/x"},
+		{in: "dir:./img:v1", kind: Dir, path: "./img:v1"},
+		{in: "dir:img@" + dig, kind: Dir, path: "img@" + dig},
+		{in: "dir:5000/x", kind: Dir, path: "5000/x"},
+		{in: `dir:C:\images\x:v1`, kind: Dir, path: `C:\images\x:v1`},
+		{in: `dir:\\server\share\img`, kind: Dir, path: `\\server\share\img`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
@@ -158,7 +166,7 @@ func TestParseErrors(t *testing.T) {
 		{"s3:bucket/x", ErrUnknownTransport, `unknown transport "s3"`},
 		{"foo:bar/baz", ErrUnknownTransport, `"foo"`},
 		{"ftp://host/x", ErrUnknownTransport, "oci-archive:"},
-		{"dir:/tmp/x", ErrUnknownTransport, "not supported yet"},
+		{"dir:", ErrInvalid, "no directory"},
 		{"http://localhost:5000/a", ErrInvalid, "URL scheme"},
 		{"https://registry.example.com/a", ErrInvalid, "URL scheme"},
 		{"docker:/x", ErrInvalid, "docker://"},

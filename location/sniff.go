@@ -12,13 +12,13 @@ import (
 
 // Local turns a bare path into a local location by looking at what is
 // there, for pull and push, which take paths: a directory is an OCI
-// layout; a tar holding manifest.json is a docker-archive (Docker 25+
+// layout, or a dir: when it holds manifest.json but no index.json; a tar holding manifest.json is a docker-archive (Docker 25+
 // archives hold an OCI layout too, and read best through manifest.json);
 // any other tar holding index.json is an oci-archive. A text that already
-// has a local prefix (oci:, oci-archive:, docker-archive:) is parsed as
+// has a local prefix (oci:, oci-archive:, docker-archive:, dir:) is parsed as
 // it is.
 func Local(s string) (Location, error) {
-	if r := route(s); r.kind == routeLayout || r.kind == routeLayoutArchive || r.kind == routeDockerArchive {
+	if r := route(s); r.kind == routeLayout || r.kind == routeLayoutArchive || r.kind == routeDockerArchive || r.kind == routeDir {
 		return Parse(s)
 	}
 	fi, err := os.Stat(s)
@@ -27,7 +27,10 @@ func Local(s string) (Location, error) {
 	}
 	if fi.IsDir() {
 		if _, err := os.Stat(filepath.Join(s, "index.json")); err != nil {
-			return Location{}, fmt.Errorf("%s: a directory without index.json is not an OCI layout", s)
+			if _, err := os.Stat(filepath.Join(s, "manifest.json")); err == nil {
+				return Location{Kind: Dir, Raw: s, Path: s}, nil
+			}
+			return Location{}, fmt.Errorf("%s: a directory without index.json is not an OCI layout (nor, without manifest.json, a dir: image)", s)
 		}
 		return Location{Kind: OCILayout, Raw: s, Path: s}, nil
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/store/dirstore"
 	"github.com/ferry-dev/ferry/store/dockerarchive"
 	"github.com/ferry-dev/ferry/store/ociarchive"
 	"github.com/ferry-dev/ferry/store/ocilayout"
@@ -38,6 +39,8 @@ func (g *globals) openSource(ctx context.Context, loc location.Location) (store.
 		return ociarchive.OpenSource(loc.Path, loc.Tag)
 	case location.DockerArchive:
 		return dockerarchive.OpenSource(loc.Path, loc.Tag)
+	case location.Dir:
+		return dirstore.Open(loc.Path), nil
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
 }
@@ -61,6 +64,8 @@ func (g *globals) openTarget(ctx context.Context, loc location.Location, src sto
 		return ociarchive.Create(loc.Path, loc.Tag)
 	case location.DockerArchive:
 		return dockerarchive.Create(loc.Path, defaultRepoTag(loc, src))
+	case location.Dir:
+		return dirstore.Create(loc.Path)
 	}
 	return nil, fmt.Errorf("%s: %s locations are not supported yet", loc.Raw, loc.Kind)
 }

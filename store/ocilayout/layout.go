@@ -225,7 +225,7 @@ func (l *Layout) init() error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	return writeAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	return WriteAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
 }
 
 // PushBlob implements store.Target. The bytes are hashed as they are
@@ -234,7 +234,14 @@ func (l *Layout) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) 
 	if err := l.init(); err != nil {
 		return err
 	}
-	final := l.blobPath(desc.Digest)
+	return WriteBlobFile(l.blobPath(desc.Digest), desc, r, l.dir)
+}
+
+// WriteBlobFile streams the blob desc names from r into the file final
+// (its directory created if needed): to a temporary name beside it, hashed
+// as it is written, renamed into place only when size and digest match.
+// where names the store for messages.
+func WriteBlobFile(final string, desc v1.Descriptor, r io.Reader, where string) error {
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
 	}
@@ -254,16 +261,16 @@ func (l *Layout) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) 
 		return err
 	}
 	if _, err := io.Copy(tmp, vr); err != nil {
-		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, err)
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)
 	}
 	if !vr.Verified() {
-		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, blob.ErrSizeMismatch)
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, blob.ErrSizeMismatch)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, err)
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
-		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, l.dir, err)
+		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)
 	}
 	ok = true
 	return nil
@@ -308,11 +315,11 @@ func (l *Layout) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error 
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(l.dir, "index.json"), b)
+	return WriteAtomic(filepath.Join(l.dir, "index.json"), b)
 }
 
-// writeAtomic writes b to a temporary file beside p and renames it over p.
-func writeAtomic(p string, b []byte) error {
+// WriteAtomic writes b to a temporary file beside p and renames it over p.
+func WriteAtomic(p string, b []byte) error {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := p + ".tmp-" + hex.EncodeToString(rnd[:])
