@@ -291,7 +291,7 @@ func (o *options) hash(f *Finding, r io.Reader, diffID *v1.Hash, how string) {
 		pr, pw = io.Pipe()
 		w = pw
 		go func() {
-			err := decompress(pr, diff)
+			err := Decompress(pr, diff)
 			if err != nil {
 				io.Copy(io.Discard, pr) // let the digest check finish: a corrupt blob is a digest problem first
 			}
@@ -327,9 +327,9 @@ func (o *options) hash(f *Finding, r io.Reader, diffID *v1.Hash, how string) {
 	f.Detail = how
 }
 
-// decompress writes the uncompressed form of r (gzip, zstd or a plain
+// Decompress writes the uncompressed form of r (gzip, zstd or a plain
 // tar, told apart by magic bytes) to w.
-func decompress(r io.Reader, w io.Writer) error {
+func Decompress(r io.Reader, w io.Writer) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
 	var src io.Reader = br

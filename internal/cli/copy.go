@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -137,6 +138,13 @@ func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Loca
 	if err != nil {
 		return err
 	}
+	return g.copyAndReport(ctx, src, dst, dstLoc.Raw, opts, mode, f)
+}
+
+// copyAndReport copies src to dst (and closes dst) and prints the outcome:
+// the rewritten digests and summary on stderr, DST@DIGEST (dstName as the
+// user wrote DST) or the JSON summary on stdout.
+func (g *globals) copyAndReport(ctx context.Context, src store.Source, dst store.Target, dstName string, opts []transfer.Option, mode progress.Mode, f *copyFlags) error {
 	rep := progress.New(g.stderr, mode)
 	opts = append(opts, transfer.WithEvents(rep.Event))
 	res, err := transfer.Copy(ctx, src, dst, opts...)
@@ -151,7 +159,7 @@ func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Loca
 	for _, rw := range res.Rewritten {
 		fmt.Fprintf(g.stderr, "%s -> %s\n", rw.Old, rw.New)
 	}
-	ref := fmt.Sprintf("%s@%s", dstLoc.Raw, res.Written.Digest)
+	ref := fmt.Sprintf("%s@%s", dstName, res.Written.Digest)
 	if f.json {
 		return printJSON(g, struct {
 			Reference string `json:"reference"`

@@ -93,6 +93,7 @@ their bytes, or localize them into ordinary layers.`,
 		newRebaseCmd(g),
 		newVerifyCmd(g),
 		newAppendCmd(g),
+		newAssembleCmd(g),
 		newIndexCmd(g),
 	)
 	return root
