@@ -84,7 +84,8 @@ func newCopyCmd(g *globals) *cobra.Command {
 		Long: `Copy an image, or a multi-platform index with every platform, from SRC to DST.
 
 Locations: HOST[:PORT]/REPO[:TAG|@DIGEST] (optionally docker://),
-oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG].
+oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG],
+dir:DIR (skopeo's dir: layout, one image).
 
 Blobs stream and are verified; blobs already at DST are skipped; blobs in
 another repository of the same registry are mounted. Blobs are written
