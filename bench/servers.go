@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// proc is a server process the bench started.
+type proc struct {
+	host string
+	cmd  *exec.Cmd
+}
+
+func (p *proc) stop() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+		}
+	}
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitReady(host string) error {
+	for i := 0; i < 200; i++ {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("registry at %s did not come up", host)
+}
+
+// startReference starts distribution's reference registry binary with a
+// filesystem root, accepting foreign urls on loopback.
+func startReference(bin, root string) (*proc, error) {
+	host, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+validation:
+  manifests:
+    urls:
+      allow:
+        - '^http://127\.0\.0\.1:'
+`, root, host)
+	p := root + "-config.yml"
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", p)
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	pr := &proc{host: host, cmd: cmd}
+	if err := waitReady(host); err != nil {
+		pr.stop()
+		return nil, fmt.Errorf("%w: %s", err, out.String())
+	}
+	return pr, nil
+}
+
+// startFerry starts ferry serve on a root, accepting foreign urls on
+// loopback.
+func startFerry(bin, root string) (*proc, error) {
+	host, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--root", root, "--addr", host, "--log-level", "error", "--foreign-urls-allow", `^http://127\.0\.0\.1:`)
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	pr := &proc{host: host, cmd: cmd}
+	if err := waitReady(host); err != nil {
+		pr.stop()
+		return nil, err
+	}
+	return pr, nil
+}
+
+// throttled writes at most rate bytes per second per connection, as a CDN
+// caps each connection.
+type throttled struct {
+	http.ResponseWriter
+	rate  float64
+	start time.Time
+	n     int64
+}
+
+func (t *throttled) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		chunk := p
+		if len(chunk) > 32<<10 {
+			chunk = chunk[:32<<10]
+		}
+		n, err := t.ResponseWriter.Write(chunk)
+		written += n
+		t.n += int64(n)
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+		if ahead := time.Duration(float64(t.n)/t.rate*float64(time.Second)) - time.Since(t.start); ahead > 0 {
+			time.Sleep(ahead)
+		}
+	}
+	return written, nil
+}
+
+// urlServer serves file at /base with Range support, each connection
+// capped at capMBps, and counts requests.
+type urlServer struct {
+	srv      *http.Server
+	url      string
+	requests atomic.Int64
+}
+
+func startURLServer(file string, capMBps float64) (*urlServer, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	u := &urlServer{url: "http://" + l.Addr().String() + "/base"}
+	u.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/base" {
+			http.NotFound(w, r)
+			return
+		}
+		u.requests.Add(1)
+		f, err := os.Open(file)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		http.ServeContent(&throttled{ResponseWriter: w, rate: capMBps * 1e6, start: time.Now()}, r, "base", time.Time{}, f)
+	})}
+	go u.srv.Serve(l)
+	return u, nil
+}
+
+func (u *urlServer) stop() { u.srv.Shutdown(context.Background()) }
+
+// putForeignImage stores img under repo on host with its base layer made
+// foreign (pointing at url): config and delta are mounted from fromRepo,
+// the base blob is not in repo.
+func putForeignImage(host, repo, fromRepo string, img *image, url string) (string, error) {
+	for _, d := range []blobDesc{img.Config, img.Delta} {
+		resp, err := http.Post(fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?mount=%s&from=%s", host, repo, d.Digest, fromRepo), "", nil)
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return "", fmt.Errorf("mount %s into %s: %s", d.Digest, repo, resp.Status)
+		}
+	}
+	m, err := img.foreignManifest(url)
+	if err != nil {
+		return "", err
+	}
+	req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/v2/%s/manifests/v1", host, repo), bytes.NewReader(m))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		return "", fmt.Errorf("put the foreign manifest: %s %s", resp.Status, b)
+	}
+	return resp.Header.Get("Docker-Content-Digest"), nil
+}
+
+// head returns the digest a registry serves for a manifest, or "" when it
+// has none.
+func head(host, repo, ref string) string {
+	req, _ := http.NewRequest(http.MethodHead, fmt.Sprintf("http://%s/v2/%s/manifests/%s", host, repo, ref), nil)
+	req.Header.Set("Accept", strings.Join([]string{"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"}, ","))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return resp.Header.Get("Docker-Content-Digest")
+}
+
+// hasBlob reports whether a registry holds a blob in repo.
+func hasBlob(host, repo, digest string) bool {
+	resp, err := http.Head(fmt.Sprintf("http://%s/v2/%s/blobs/%s", host, repo, digest))
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+var errUnsupported = errors.New("not supported by this tool")
