@@ -26,6 +26,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferry-dev/ferry/internal/rootlock"
+
 	// Storage drivers and access controllers that configurations may name.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
@@ -262,6 +264,11 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
+
+	lock      *rootlock.Lock // the storage root's, when on the filesystem
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{} // closed once Close has finished
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
@@ -271,13 +278,31 @@ func Start(ctx context.Context, addr string, opts ...Option) (*Server, error) {
 }
 
 // StartTLS is Start with TLS when certFile and keyFile are set.
+//
+// A server storing on the local filesystem holds its root's lock until it
+// stops, so that `ferry storage gc` refuses to run under it; a root
+// another ferry process holds is refused.
 func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Option) (*Server, error) {
-	h, err := NewHandler(ctx, opts...)
+	o, err := makeOptions(opts)
 	if err != nil {
+		return nil, err
+	}
+	cfg, err := o.configuration()
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockRoot(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newApp(ctx, cfg, o)
+	if err != nil {
+		_ = lock.Release()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		_ = lock.Release()
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}
 	scheme := "http"
@@ -285,11 +310,13 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 		scheme = "https"
 	}
 	s := &Server{
-		Addr: ln.Addr().String(),
-		URL:  scheme + "://" + ln.Addr().String(),
-		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
-		ln:   ln,
-		done: make(chan error, 1),
+		Addr:   ln.Addr().String(),
+		URL:    scheme + "://" + ln.Addr().String(),
+		srv:    &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		ln:     ln,
+		done:   make(chan error, 1),
+		lock:   lock,
+		closed: make(chan struct{}),
 	}
 	go func() {
 		var err error
@@ -299,7 +326,12 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 			err = s.srv.Serve(ln)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
+			// Close is under way: Wait returns once it has finished
+			// and released the root.
+			<-s.closed
 			err = nil
+		} else {
+			_ = s.lock.Release()
 		}
 		s.done <- err
 	}()
@@ -314,11 +346,19 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 func (s *Server) Host() string { return s.Addr }
 
 // Close shuts the server down, letting requests in flight finish for up to
-// ten seconds.
+// ten seconds, then releases the storage root. Calling it again returns
+// the first call's result.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return s.srv.Shutdown(ctx)
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.closeErr = s.srv.Shutdown(ctx)
+		if err := s.lock.Release(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("server: %w", err)
+		}
+		close(s.closed)
+	})
+	return s.closeErr
 }
 
 // Wait blocks until the server stops and returns its error, if any.

@@ -95,6 +95,7 @@ their bytes, or localize them into ordinary layers.`,
 		newAppendCmd(g),
 		newAssembleCmd(g),
 		newIndexCmd(g),
+		newStorageCmd(g),
 	)
 	return root
 }

@@ -79,6 +79,26 @@ func Acquire(dir, holder string) (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
+// Held reports whether someone holds the lock on dir, creating nothing: it
+// returns a *HeldError when the lock file exists and is locked, and nil
+// otherwise (no file, free, or unreadable).
+func Held(dir string) error {
+	p := filepath.Join(dir, FileName)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		if errors.Is(err, ErrLocked) {
+			return &HeldError{Root: dir, Holder: readHolder(p)}
+		}
+		return nil
+	}
+	_ = unlockFile(f)
+	return nil
+}
+
 func readHolder(p string) string {
 	f, err := os.Open(p)
 	if err != nil {

@@ -21,8 +21,17 @@ func TestAcquireExcludesAndReleases(t *testing.T) {
 	if !strings.HasPrefix(he.Holder, "ferry serve (pid ") || !strings.Contains(err.Error(), "ferry serve") {
 		t.Errorf("holder %q, message %q", he.Holder, err)
 	}
+	if err := Held(dir); !errors.Is(err, ErrLocked) {
+		t.Errorf("Held while held: %v", err)
+	}
 	if err := l.Release(); err != nil {
 		t.Fatal(err)
+	}
+	if err := Held(dir); err != nil {
+		t.Errorf("Held after Release: %v", err)
+	}
+	if err := Held(t.TempDir()); err != nil {
+		t.Errorf("Held without a lock file: %v", err)
 	}
 	l2, err := Acquire(dir, "ferry storage gc")
 	if err != nil {

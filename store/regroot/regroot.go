@@ -153,6 +153,13 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Root, error) {
 		return nil, fmt.Errorf("storage root %s: %w", dir, err)
 	}
 	if err := CheckRoot(dir); err != nil {
+		if o.holder != "" {
+			// A root a server holds but has not written to yet: say
+			// who holds it rather than that it is no root.
+			if herr := rootlock.Held(abs); herr != nil {
+				return nil, herr
+			}
+		}
 		if !o.create || !startable(abs) {
 			return nil, err
 		}

@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/progress"
+	"github.com/ferry-dev/ferry/store/regroot"
+	"github.com/ferry-dev/ferry/transfer"
+)
+
+func newStorageCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "storage",
+		Short: "Work offline on a docker/registry storage root: import, fsck, gc",
+		Long: `Work offline on a docker/registry storage root (the directory a
+distribution registry, docker/registry, Harbor or ferry serve keeps its images
+in: ROOT/docker/registry/v2/...), with no registry running. Writes go through
+distribution's own storage code, so the result is what the registry itself
+would have written.
+
+import and gc refuse to run while a ferry serve holds the root.`,
+	}
+	cmd.AddCommand(newStorageImportCmd(g), newStorageFsckCmd(g), newStorageGCCmd(g))
+	return cmd
+}
+
+// rootFlag registers the --root flag every storage command needs.
+func rootFlag(cmd *cobra.Command, root *string) {
+	cmd.Flags().StringVar(root, "root", "", "the storage root (the directory holding docker/registry/v2); required")
+}
+
+// needRoot checks --root was given.
+func needRoot(cmd *cobra.Command, root string) error {
+	if root == "" {
+		return usageErr(fmt.Errorf("%s: --root ROOT is required", cmd.CommandPath()))
+	}
+	return nil
+}
+
+// quietRegistryLog keeps distribution's info-level storage log (one line
+// per blob deleted or linked) off the terminal; it logs through logrus'
+// global logger.
+func quietRegistryLog() {
+	if logrus.GetLevel() > logrus.WarnLevel {
+		logrus.SetLevel(logrus.WarnLevel)
+	}
+}
+
+func newStorageImportCmd(g *globals) *cobra.Command {
+	var (
+		f    copyFlags
+		root string
+	)
+	cmd := &cobra.Command{
+		Use:   "import --root ROOT SRC NAME[:TAG]",
+		Short: "Import an image from any location into a storage root, offline",
+		Long: `Import the image or index SRC names (a registry reference, oci:, oci-archive: or
+docker-archive:) into the repository NAME of the storage root ROOT and tag it
+TAG (latest when omitted). ROOT may be missing or empty: a new root is
+started.
+
+Blobs stream into distribution's blob store, which checks their digests;
+manifests go through its manifest service, which checks that what they
+reference is present; the tag comes last. Foreign layers follow --foreign
+(keep by default, as for a registry: their URLs must be http or https).
+The last line on stdout is ROOT/NAME:TAG@sha256:<digest>.`,
+		Example: `  ferry storage import --root /var/lib/registry oci:./servercore:ltsc2022 windows/servercore:ltsc2022`,
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(cmd, root); err != nil {
+				return err
+			}
+			return g.runStorageImport(cmd, root, args[0], args[1], &f)
+		},
+	}
+	rootFlag(cmd, &root)
+	f.register(cmd, "keep")
+	return cmd
+}
+
+func (g *globals) runStorageImport(cmd *cobra.Command, rootDir, srcArg, nameArg string, f *copyFlags) error {
+	ctx := cmd.Context()
+	name, tag, err := regroot.ParseName(nameArg)
+	if err != nil {
+		return usageErr(err)
+	}
+	srcLoc, err := g.parseLocation(srcArg)
+	if err != nil {
+		return err
+	}
+	// A storage root is served as a registry: registry defaults.
+	opts, err := f.options(location.Location{Kind: location.Registry})
+	if err != nil {
+		return err
+	}
+	mode, err := progress.ParseMode(g.progress)
+	if err != nil {
+		return usageErr(err)
+	}
+	quietRegistryLog()
+	root, err := regroot.Open(ctx, rootDir, regroot.WithCreate(), regroot.WithLock("ferry storage import"))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	dst, err := root.Repository(ctx, name, tag)
+	if err != nil {
+		return err
+	}
+	src, err := g.openSource(ctx, srcLoc)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	rep := progress.New(g.stderr, mode)
+	res, err := transfer.Copy(ctx, src, dst, append(opts, transfer.WithEvents(rep.Event))...)
+	rep.Close()
+	if err != nil {
+		return err
+	}
+	ref := fmt.Sprintf("%s@%s", dst.Name(), res.Written.Digest)
+	if f.json {
+		return printJSON(g, struct {
+			Reference string `json:"reference"`
+			*transfer.Result
+		}{ref, res})
+	}
+	if mode != progress.None {
+		g.summary(res)
+	}
+	fmt.Fprintln(g.stdout, ref)
+	return nil
+}
+
+func newStorageFsckCmd(g *globals) *cobra.Command {
+	var (
+		root   string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "fsck --root ROOT",
+		Short: "Check a storage root: blob contents, links, tagged images",
+		Long: `Check a storage root, reading only: every blob's content hashes to its name;
+every link file points at an existing blob; every tag's manifest parses and
+its config and layers (foreign layers aside), or an index's manifests, are
+linked in its repository and present.
+
+Prints a table of problems and exits 1 when there are any; prints a one-line
+summary and exits 0 when there are none.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(cmd, root); err != nil {
+				return err
+			}
+			rep, err := regroot.Fsck(cmd.Context(), root)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(g, rep); err != nil {
+					return err
+				}
+			} else if rep.OK() {
+				fmt.Fprintf(g.stdout, "%s: ok: %d blobs (%s) hashed, %d repositories, %d tags, %d links checked\n",
+					root, rep.Blobs, progress.Human(rep.Bytes), rep.Repositories, rep.Tags, rep.Links)
+			} else {
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "PATH (under %s)\tDIGEST\tPROBLEM\n", regroot.DataDir)
+				for _, p := range rep.Problems {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Path, orDash(p.Digest), p.What)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			if !rep.OK() {
+				return &ExitError{Code: 1, Err: fmt.Errorf("%s: %d problems found", root, len(rep.Problems))}
+			}
+			return nil
+		},
+	}
+	rootFlag(cmd, &root)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newStorageGCCmd(g *globals) *cobra.Command {
+	var (
+		root                   string
+		dryRun, untagged, asJS bool
+	)
+	cmd := &cobra.Command{
+		Use:   "gc --root ROOT [--dry-run] [--delete-untagged]",
+		Short: "Remove the blobs no image references (distribution's mark and sweep)",
+		Long: `Run distribution's garbage collector (mark and sweep) on a storage root: mark
+every manifest and what it references, then remove the blobs and layer links
+nothing marked. Prints each blob removed (or, with --dry-run, that would be)
+and the bytes freed.
+
+Refuses to run while a ferry serve holds the root: collecting garbage under a
+live registry loses data. Stop other registries serving ROOT yourself.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(cmd, root); err != nil {
+				return err
+			}
+			quietRegistryLog()
+			r, err := regroot.Open(cmd.Context(), root, regroot.WithLock("ferry storage gc"))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			rep, err := r.GC(cmd.Context(), regroot.DryRun(dryRun), regroot.RemoveUntagged(untagged))
+			if err != nil {
+				return err
+			}
+			if asJS {
+				return printJSON(g, rep)
+			}
+			g.printGC(rep)
+			return nil
+		},
+	}
+	rootFlag(cmd, &root)
+	f := cmd.Flags()
+	f.BoolVar(&dryRun, "dry-run", false, "list what would be removed; remove nothing")
+	f.BoolVar(&untagged, "delete-untagged", false, "also remove manifests no tag points at")
+	f.BoolVar(&asJS, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func (g *globals) printGC(rep *regroot.GCReport) {
+	verb := "removed"
+	if rep.DryRun {
+		verb = "would remove"
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	for _, b := range rep.Blobs {
+		fmt.Fprintf(tw, "%s blob\t%s\t%s\n", verb, b.Digest, progress.Human(b.Size))
+	}
+	for _, l := range rep.Links {
+		fmt.Fprintf(tw, "%s %s link\t%s\t%s\n", verb, l.Kind, l.Digest, l.Repository)
+	}
+	_ = tw.Flush()
+	if rep.DryRun {
+		fmt.Fprintf(g.stdout, "dry run: would remove %d blobs and %d links, freeing %s; nothing removed\n", len(rep.Blobs), len(rep.Links), progress.Human(rep.BytesFreed))
+		return
+	}
+	fmt.Fprintf(g.stdout, "removed %d blobs and %d links, freed %s\n", len(rep.Blobs), len(rep.Links), progress.Human(rep.BytesFreed))
+}
