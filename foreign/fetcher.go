@@ -67,6 +67,7 @@ type options struct {
 	transport    *http.Transport
 	userAgent    string
 	events       func(Event)
+	connections  int
 }
 
 // Option configures a Fetcher.
@@ -185,6 +186,7 @@ func NewFetcher(opts ...Option) (*Fetcher, error) {
 		stall:        defaultStall,
 		userAgent:    "ferry",
 		events:       func(Event) {},
+		connections:  1,
 	}
 	for _, opt := range opts {
 		if opt == nil {

@@ -51,6 +51,26 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 	}
 	var fails []error
 	for _, raw := range desc.URLs {
+		if f.o.connections > 1 && desc.Size >= int64(f.o.connections)*minPart {
+			p, err := f.openParallel(ctx, desc, raw)
+			if err == nil {
+				vr, err := blob.NewReader(p, desc.Digest, desc.Size, redact(raw))
+				if err != nil {
+					p.Close()
+					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact(raw), err)
+				}
+				return &verified{Reader: vr, c: p}, nil
+			}
+			if !errors.Is(err, errRangeIgnored) {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact(raw), context.Cause(ctx))
+				}
+				f.o.events(Event{Kind: EventURLFailed, URL: redact(raw), Err: err})
+				fails = append(fails, &urlError{url: redact(raw), err: err})
+				continue
+			}
+			// One connection, then.
+		}
 		s := f.newStream(ctx, desc, raw)
 		err := s.connect(0)
 		if err == nil {
@@ -59,7 +79,7 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 				s.Close()
 				return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, s.name, err)
 			}
-			return &verified{Reader: vr, s: s}, nil
+			return &verified{Reader: vr, c: s}, nil
 		}
 		s.Close()
 		if ctx.Err() != nil {
@@ -74,11 +94,11 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 // verified is the stream Open returns: the blob's bytes, checked.
 type verified struct {
 	*blob.Reader // its VerifiesContent marks the stream as verifying
-	s            *stream
+	c            io.Closer
 }
 
 // Close ends the stream and any request or backoff in progress.
-func (v *verified) Close() error { return v.s.Close() }
+func (v *verified) Close() error { return v.c.Close() }
 
 type urlError struct {
 	url string
@@ -127,8 +147,12 @@ type stream struct {
 	cur    *conn
 	closed bool
 
+	// requireRange makes a 200 answer to a Range request an error
+	// (errRangeIgnored) instead of a restart: parallel parts need Range.
+	requireRange bool
+
 	// Read's own state.
-	off    int64 // bytes passed on to the reader
+	off    int64 // bytes passed on to the reader (from the blob's start)
 	skip   int64 // bytes still to drop from the current response
 	drops  int   // consecutive broken connections without progress
 	dropAt int64 // offset of the last broken connection
@@ -298,6 +322,9 @@ func (s *stream) try(off int64) (*conn, int64, error) {
 		if resp.ContentLength >= 0 && s.desc.Size >= 0 && resp.ContentLength != s.desc.Size {
 			return fail(permanent(fmt.Errorf("%w: the server announces %d bytes, the descriptor declares %d%s",
 				blob.ErrSizeMismatch, resp.ContentLength, s.desc.Size, via)))
+		}
+		if off > 0 && s.requireRange {
+			return fail(permanent(fmt.Errorf("%w%s", errRangeIgnored, via)))
 		}
 		if off > 0 {
 			// The server ignored Range: the blob comes again from byte 0,

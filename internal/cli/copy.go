@@ -22,6 +22,7 @@ type copyFlags struct {
 	rewrites     []string
 	platforms    []string
 	jobs         int
+	connections  int
 	json         bool
 }
 
@@ -32,6 +33,7 @@ func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 	fl.StringArrayVar(&f.rewrites, "foreign-rewrite-urls", nil, "FROM=TO: rewrite foreign-layer url prefixes, e.g. to an internal mirror (repeatable; with --foreign keep)")
 	fl.StringArrayVar(&f.platforms, "platform", nil, "copy only these platforms of an index: os/arch[/variant][:os.version|ltsc2019|ltsc2022|ltsc2025][:latest-ubr], or all (repeatable)")
 	fl.IntVar(&f.jobs, "jobs", 4, "blobs transferred in parallel")
+	fl.IntVar(&f.connections, "foreign-connections", 4, "connections fetching one large foreign blob from its url at once, in ranges spooled to temporary files (1: one connection, no spool)")
 	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout instead of the reference")
 }
 
@@ -51,7 +53,7 @@ func (f *copyFlags) options(dst location.Location) ([]transfer.Option, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	fetcher, err := foreign.NewFetcher(foreign.WithAllow(f.foreignAllow...))
+	fetcher, err := foreign.NewFetcher(foreign.WithAllow(f.foreignAllow...), foreign.WithConnections(max(f.connections, 1)))
 	if err != nil {
 		return nil, usageErr(err)
 	}
