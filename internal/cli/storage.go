@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/progress"
+	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/regroot"
 	"github.com/ferry-dev/ferry/transfer"
 )
@@ -98,12 +99,25 @@ func (g *globals) runStorageImport(cmd *cobra.Command, rootDir, srcArg, nameArg 
 	if err != nil {
 		return err
 	}
+	src, err := g.openSource(ctx, srcLoc)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return g.copyIntoRoot(cmd, src, rootDir, "ferry storage import", name, tag, opts, f)
+}
+
+// copyIntoRoot copies src into the repository name:tag of the storage root
+// rootDir (started when missing or empty), holding the root's lock as
+// holder, and prints the outcome as copy does.
+func (g *globals) copyIntoRoot(cmd *cobra.Command, src store.Source, rootDir, holder, name, tag string, opts []transfer.Option, f *copyFlags) error {
+	ctx := cmd.Context()
 	mode, err := progress.ParseMode(g.progress)
 	if err != nil {
 		return usageErr(err)
 	}
 	quietRegistryLog()
-	root, err := regroot.Open(ctx, rootDir, regroot.WithCreate(), regroot.WithLock("ferry storage import"))
+	root, err := regroot.Open(ctx, rootDir, regroot.WithCreate(), regroot.WithLock(holder))
 	if err != nil {
 		return err
 	}
@@ -112,29 +126,7 @@ func (g *globals) runStorageImport(cmd *cobra.Command, rootDir, srcArg, nameArg 
 	if err != nil {
 		return err
 	}
-	src, err := g.openSource(ctx, srcLoc)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	rep := progress.New(g.stderr, mode)
-	res, err := transfer.Copy(ctx, src, dst, append(opts, transfer.WithEvents(rep.Event))...)
-	rep.Close()
-	if err != nil {
-		return err
-	}
-	ref := fmt.Sprintf("%s@%s", dst.Name(), res.Written.Digest)
-	if f.json {
-		return printJSON(g, struct {
-			Reference string `json:"reference"`
-			*transfer.Result
-		}{ref, res})
-	}
-	if mode != progress.None {
-		g.summary(res)
-	}
-	fmt.Fprintln(g.stdout, ref)
-	return nil
+	return g.copyAndReport(ctx, src, dst, dst.Name(), opts, mode, f)
 }
 
 func newStorageFsckCmd(g *globals) *cobra.Command {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -23,15 +22,14 @@ import (
 	"github.com/ferry-dev/ferry/store/regroot"
 )
 
-// referenceRegistry starts distribution's own registry binary (installed
-// by .ci/run with go install) on root and returns its host:port. The test
-// is skipped when the binary is absent.
+// referenceRegistry serves root with distribution's own registry binary
+// (installed by .ci/run; the test is skipped without it) until the test
+// ends, and returns its host:port. Unlike startReferenceRegistry's, its
+// configuration accepts manifests whose foreign layers point at http URLs
+// (the fixture's URL server), so images can be pushed with --foreign keep.
 func referenceRegistry(t *testing.T, root string) string {
 	t.Helper()
-	bin := registryBinary()
-	if bin == "" {
-		t.Skip("distribution's registry binary is not installed (.ci/run installs it)")
-	}
+	bin := lookTool(t, "registry")
 	// The binary takes an address, not a listener: find a free port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,25 +38,17 @@ func referenceRegistry(t *testing.T, root string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	cfg := filepath.Join(t.TempDir(), "config.yml")
-	yml := fmt.Sprintf(`version: 0.1
-log:
-  level: error
+	mustWrite(t, cfg, fmt.Appendf(nil, `version: 0.1
+log: {level: error}
 storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
-    enabled: true
-http:
-  addr: %s
+  filesystem: {rootdirectory: %q}
+  delete: {enabled: true}
+http: {addr: %q}
 validation:
   manifests:
     urls:
-      allow:
-        - ^https?://
-`, root, addr)
-	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+      allow: ['^https?://']
+`, root, addr))
 	cmd := exec.Command(bin, "serve", cfg)
 	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
 	var logs syncBuffer
@@ -70,50 +60,14 @@ validation:
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	for i := 0; i < 200; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
+	for i := 0; i < 400; i++ {
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
+			return addr
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	t.Fatalf("reference registry did not start on %s: %s", addr, logs.String())
-	return ""
-}
-
-// registryBinary finds distribution's registry on PATH, in GOBIN or in
-// GOPATH/bin, where go install puts it.
-func registryBinary() string {
-	if p, err := exec.LookPath("registry"); err == nil {
-		return p
-	}
-	out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output()
-	if err != nil {
-		return ""
-	}
-	lines := strings.SplitN(string(out), "\n", 2)
-	dirs := []string{strings.TrimSpace(lines[0])}
-	if len(lines) == 2 {
-		for _, d := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-			dirs = append(dirs, filepath.Join(d, "bin"))
-		}
-	}
-	exe := "registry"
-	if runtime.GOOS == "windows" {
-		exe += ".exe"
-	}
-	for _, dir := range dirs {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, exe)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
 	return ""
 }
 
@@ -330,19 +284,14 @@ func hasLine(out, prefix, s string) bool {
 	return false
 }
 
+// blobCount counts the blobs in root (those fsck hashes).
 func blobCount(t *testing.T, root string) int {
 	t.Helper()
-	n := 0
-	err := filepath.WalkDir(filepath.Join(root, filepath.FromSlash(regroot.DataDir), "blobs"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == "data" {
-			n++
-		}
-		return err
-	})
+	rep, err := regroot.Fsck(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return rep.Blobs
 }
 
 func TestStorageServeHoldsRoot(t *testing.T) {

@@ -300,17 +300,12 @@ func TestLockExcludes(t *testing.T) {
 	}
 }
 
+// countBlobs counts the blobs in the root at dir (those Fsck hashes).
 func countBlobs(t *testing.T, dir string) int {
 	t.Helper()
-	n := 0
-	err := filepath.WalkDir(filepath.Join(dir, filepath.FromSlash(DataDir), "blobs"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == "data" {
-			n++
-		}
-		return err
-	})
+	rep, err := Fsck(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return rep.Blobs
 }
