@@ -148,3 +148,45 @@ type Verifying interface {
 
 // VerifiesContent marks Reader as verifying.
 func (*Reader) VerifiesContent() {}
+
+// Passthrough is implemented by readers that pass on the bytes of a
+// *Reader (a progress counter around one, a fetcher's stream), so that a
+// store can see that what it is given is already being verified.
+type Passthrough interface {
+	// VerifiedBy returns the Reader whose bytes this reader passes on
+	// unchanged, or nil.
+	VerifiedBy() *Reader
+}
+
+// VerifiedBy implements Passthrough: a Reader verifies itself.
+func (v *Reader) VerifiedBy() *Reader { return v }
+
+// Checker is what Ensure returns: the bytes, and whether they matched.
+type Checker interface {
+	io.Reader
+	// Verified reports whether the whole blob was read and matched.
+	Verified() bool
+}
+
+// Ensure returns a reader of r's bytes whose Verified says whether they
+// were exactly size bytes hashing to want. When r already passes on a
+// Reader checking that same digest and size, its verdict is reused and
+// the bytes are not hashed a second time; otherwise r is wrapped in a new
+// Reader. Stores use it so that a blob the copy engine already verifies
+// while streaming costs one hash, not two.
+func Ensure(r io.Reader, want v1.Hash, size int64, source string) (Checker, error) {
+	if p, ok := r.(Passthrough); ok {
+		if v := p.VerifiedBy(); v != nil && v.want == want && v.size == size && v.n == 0 {
+			return reused{Reader: r, v: v}, nil
+		}
+	}
+	return NewReader(r, want, size, source)
+}
+
+// reused reads through a passthrough and takes its Reader's verdict.
+type reused struct {
+	io.Reader
+	v *Reader
+}
+
+func (r reused) Verified() bool { return r.v.Verified() }

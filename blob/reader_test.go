@@ -78,3 +78,36 @@ func TestUnsupportedAlgorithm(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestEnsureReusesAVerifier(t *testing.T) {
+	data := []byte("hello, layer")
+	d, n, _ := v1.SHA256(bytes.NewReader(data))
+	inner, _ := NewReader(bytes.NewReader(data), d, n, "")
+	c, err := Ensure(passthrough{inner}, d, n, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*Reader); ok {
+		t.Fatal("Ensure wrapped a reader that already verifies the same digest")
+	}
+	if _, err := io.ReadAll(c); err != nil || !c.Verified() {
+		t.Fatalf("err %v verified %v", err, c.Verified())
+	}
+	// Another digest: wrapped, and the mismatch is caught.
+	other, _ := NewReader(bytes.NewReader(data), d, n, "")
+	wrong := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
+	c, _ = Ensure(passthrough{other}, wrong, n, "")
+	if _, err := io.ReadAll(c); !errors.Is(err, ErrDigestMismatch) || c.Verified() {
+		t.Fatalf("err %v verified %v", err, c.Verified())
+	}
+	// A plain reader is wrapped.
+	c, _ = Ensure(bytes.NewReader(data[:3]), d, n, "")
+	if _, err := io.ReadAll(c); !errors.Is(err, ErrSizeMismatch) {
+		t.Fatalf("short plain reader: %v", err)
+	}
+}
+
+type passthrough struct{ r *Reader }
+
+func (p passthrough) Read(b []byte) (int, error) { return p.r.Read(b) }
+func (p passthrough) VerifiedBy() *Reader        { return p.r }

@@ -100,6 +100,9 @@ type verified struct {
 // Close ends the stream and any request or backoff in progress.
 func (v *verified) Close() error { return v.c.Close() }
 
+// VerifiedBy implements blob.Passthrough.
+func (v *verified) VerifiedBy() *blob.Reader { return v.Reader }
+
 type urlError struct {
 	url string
 	err error

@@ -412,6 +412,15 @@ type progressReader struct {
 	emit func(Event)
 }
 
+// VerifiedBy implements blob.Passthrough: the progress counter passes on
+// the verifying reader's bytes unchanged.
+func (p *progressReader) VerifiedBy() *blob.Reader {
+	if pt, ok := p.r.(blob.Passthrough); ok {
+		return pt.VerifiedBy()
+	}
+	return nil
+}
+
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)

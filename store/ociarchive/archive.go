@@ -303,7 +303,7 @@ func (t *Target) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) 
 }
 
 func (t *Target) add(name string, desc v1.Descriptor, r io.Reader) (entry, error) {
-	vr, err := blob.NewReader(r, desc.Digest, desc.Size, "")
+	vr, err := blob.Ensure(r, desc.Digest, desc.Size, "")
 	if err != nil {
 		return entry{}, err
 	}

@@ -256,7 +256,7 @@ func WriteBlobFile(final string, desc v1.Descriptor, r io.Reader, where string) 
 			os.Remove(tmp.Name())
 		}
 	}()
-	vr, err := blob.NewReader(r, desc.Digest, desc.Size, "")
+	vr, err := blob.Ensure(r, desc.Digest, desc.Size, "")
 	if err != nil {
 		return err
 	}
