@@ -278,6 +278,34 @@ func TestGCRemovesWhatADeletedTagLeft(t *testing.T) {
 	rc.Close()
 }
 
+func TestGCOfARootWithoutRepositories(t *testing.T) {
+	ctx := context.Background()
+	root, err := Open(ctx, filepath.Join(t.TempDir(), "r"), WithCreate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := root.Repository(ctx, "a", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, _ := v1.SHA256(strings.NewReader("orphan"))
+	if err := repo.PushBlob(ctx, v1.Descriptor{Digest: d, Size: 6}, strings.NewReader("orphan")); err != nil {
+		t.Fatal(err)
+	}
+	// A root with a blob and no manifest: the blob is garbage.
+	rep, err := root.GC(ctx)
+	if err != nil || len(rep.Blobs) != 1 || rep.BytesFreed != 6 {
+		t.Fatalf("gc: %+v, %v", rep, err)
+	}
+	empty, err := Open(ctx, filepath.Join(t.TempDir(), "e"), WithCreate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := empty.GC(ctx, DryRun(true)); err != nil || len(rep.Blobs) != 0 {
+		t.Fatalf("gc of an empty root: %+v, %v", rep, err)
+	}
+}
+
 func TestLockExcludes(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "root")
