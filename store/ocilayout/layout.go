@@ -260,7 +260,7 @@ func WriteBlobFile(final string, desc v1.Descriptor, r io.Reader, where string) 
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(tmp, vr); err != nil {
+	if _, err := blob.Copy(tmp, vr); err != nil {
 		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)
 	}
 	if !vr.Verified() {
