@@ -26,6 +26,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferry-dev/ferry/internal/fsdriver"
 	"github.com/ferry-dev/ferry/internal/rootlock"
 
 	// Storage drivers and access controllers that configurations may name.
@@ -215,6 +216,24 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 
 var logMu sync.Mutex
 
+// useWindowsSafeFilesystem adds internal/fsdriver's storage middleware to
+// a filesystem configuration, without which distribution's filesystem
+// driver fails every push on Windows. It changes nothing elsewhere.
+func useWindowsSafeFilesystem(cfg *configuration.Configuration) {
+	if cfg.Storage.Type() != "filesystem" {
+		return
+	}
+	for _, m := range cfg.Middleware["storage"] {
+		if m.Name == fsdriver.MiddlewareName {
+			return
+		}
+	}
+	if cfg.Middleware == nil {
+		cfg.Middleware = map[string][]configuration.Middleware{}
+	}
+	cfg.Middleware["storage"] = append(cfg.Middleware["storage"], configuration.Middleware{Name: fsdriver.MiddlewareName})
+}
+
 // NewHandler returns the registry as an http.Handler.
 func NewHandler(ctx context.Context, opts ...Option) (http.Handler, error) {
 	o, err := makeOptions(opts)
@@ -249,6 +268,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if err != nil {
 		return nil, err
 	}
+	useWindowsSafeFilesystem(cfg)
 	app := handlers.NewApp(ctx, cfg)
 	return newOCILayer(app, cfg, sink)
 }

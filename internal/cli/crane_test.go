@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -11,9 +12,11 @@ import (
 )
 
 // lookTool finds a peer's binary on PATH or in GOPATH/bin, where .ci/run's
-// go install puts it.
+// go install puts it. The Windows build's tests (run under wine by
+// .ci/wine-tests) skip: the peers there are Linux binaries.
 func lookTool(t *testing.T, name string) string {
 	t.Helper()
+	skipOnWindows(t, name)
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
@@ -25,6 +28,15 @@ func lookTool(t *testing.T, name string) string {
 	}
 	t.Skipf("%s not installed (.ci/run installs it)", name)
 	return ""
+}
+
+// skipOnWindows skips a test that runs peer, a Linux-only interop peer
+// (skopeo, crane, distribution's registry binary), on Windows.
+func skipOnWindows(t *testing.T, peer string) {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skipf("needs %s, a Linux peer: interop is tested by the Linux build", peer)
+	}
 }
 
 func runTool(t *testing.T, tool string, args ...string) string {

@@ -17,9 +17,10 @@ import (
 	"github.com/ferry-dev/ferry/store/dirstore"
 )
 
-// needSkopeo returns skopeo's path or skips the test.
+// needSkopeo returns skopeo's path or skips the test (always on Windows).
 func needSkopeo(t *testing.T) string {
 	t.Helper()
+	skipOnWindows(t, "skopeo")
 	p, err := exec.LookPath("skopeo")
 	if err != nil {
 		t.Skip("skopeo not installed (.ci/run installs it)")

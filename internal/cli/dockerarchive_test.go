@@ -363,10 +363,7 @@ func writeDockerTar(t *testing.T, p, manifest string) {
 // TestSkopeoAndDockerArchive: skopeo inspects and copies a docker-archive
 // ferry wrote, and ferry reads the docker-archive skopeo writes.
 func TestSkopeoAndDockerArchive(t *testing.T) {
-	skopeo, err := exec.LookPath("skopeo")
-	if err != nil {
-		t.Skip("skopeo not installed (.ci/run installs it)")
-	}
+	skopeo := needSkopeo(t)
 	reg := fixture.NewRegistry(t)
 	urls := fixture.NewURLServer(t)
 	img := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.20348.1", ForeignLayers: 1, Layers: 2, Seed: 5})

@@ -18,10 +18,7 @@ import (
 // with Docker media types, so a Docker schema2 image in a layout is not
 // readable by it without conversion (open in the local-formats issue).
 func TestSkopeoReadsFerryLayout(t *testing.T) {
-	skopeo, err := exec.LookPath("skopeo")
-	if err != nil {
-		t.Skip("skopeo not installed (.ci/run installs it)")
-	}
+	skopeo := needSkopeo(t)
 	reg := fixture.NewRegistry(t)
 	urls := fixture.NewURLServer(t)
 	img := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.20348.1", ForeignLayers: 2, Layers: 1, Seed: 3, OCI: true})

@@ -17,8 +17,6 @@ package ocilayout
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/store"
 )
 
@@ -269,10 +268,15 @@ func WriteBlobFile(final string, desc v1.Descriptor, r io.Reader, where string) 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
+	ok = true // Replace removes tmp when it fails
+	if err := atomicfile.Replace(tmp.Name(), final); err != nil {
+		if _, serr := os.Stat(final); errors.Is(err, atomicfile.ErrInUse) && serr == nil {
+			// Windows: the blob is there, open for reading; its name is
+			// its digest, so it is already the blob being written.
+			return nil
+		}
 		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)
 	}
-	ok = true
 	return nil
 }
 
@@ -318,17 +322,8 @@ func (l *Layout) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error 
 	return WriteAtomic(filepath.Join(l.dir, "index.json"), b)
 }
 
-// WriteAtomic writes b to a temporary file beside p and renames it over p.
+// WriteAtomic writes b to a temporary file beside p and renames it over p
+// (atomicfile.Write): readers see the old p or the new one, never a part.
 func WriteAtomic(p string, b []byte) error {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := p + ".tmp-" + hex.EncodeToString(rnd[:])
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", p, err)
-	}
-	return nil
+	return atomicfile.Write(p, b)
 }

@@ -34,9 +34,9 @@ import (
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/reference"
 
+	"github.com/ferry-dev/ferry/internal/fsdriver"
 	"github.com/ferry-dev/ferry/internal/rootlock"
 )
 
@@ -198,8 +198,10 @@ func open(ctx context.Context, dir, abs string, o *options) (*Root, error) {
 	return &Root{dir: dir, driver: d, ns: ns}, nil
 }
 
+// newDriver returns distribution's filesystem driver on abs, made to work
+// on Windows too (internal/fsdriver).
 func newDriver(abs string) (storagedriver.StorageDriver, error) {
-	return filesystem.FromParameters(map[string]any{"rootdirectory": abs})
+	return fsdriver.New(abs)
 }
 
 // CheckRoot says whether dir is a registry storage root: nil when it is,
@@ -207,6 +209,10 @@ func newDriver(abs string) (storagedriver.StorageDriver, error) {
 // wrapping ErrNotRoot when it exists without docker/registry/v2.
 func CheckRoot(dir string) error {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The same words on every OS (Windows says "cannot find the file").
+		return fmt.Errorf("storage root %s: no such file or directory: %w", dir, fs.ErrNotExist)
+	}
 	if err != nil {
 		return fmt.Errorf("storage root %s: %w", dir, err)
 	}
