@@ -93,7 +93,10 @@ func run(c config) error {
 	report := render(c, img, limits, res)
 	fmt.Print(report)
 	if c.out != "" {
-		return os.WriteFile(c.out, []byte(report), 0o644)
+		doc := "# Performance\n\nferry against crane " + craneVersion + ", regctl " + regctlVersion + " and the system's skopeo, measured on one machine in one run by\n\n" +
+			"    go run ./bench " + strings.Join(os.Args[1:], " ") + "\n\n" +
+			"(see bench/main.go for what each scenario runs). Compare ratios within one run only: timings move by 20-30% from run to run on shared machines.\n\n" + report
+		return os.WriteFile(c.out, []byte(doc), 0o644)
 	}
 	return nil
 }
