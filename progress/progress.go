@@ -73,12 +73,16 @@ type Reporter struct {
 }
 
 // New returns a Reporter writing to w. In Auto mode, w gets bars when it is
-// a terminal.
+// a terminal with a width, plain lines otherwise.
 func New(w io.Writer, mode Mode) *Reporter {
 	if mode == Auto {
 		mode = Plain
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			mode = Bars
+			// A terminal that reports no width (a pseudo-terminal nobody
+			// sized, as some CI runners give) would get empty bars.
+			if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+				mode = Bars
+			}
 		}
 	}
 	r := &Reporter{mode: mode, w: w, bars: map[v1.Hash]*mpb.Bar{}, partial: map[v1.Hash]int64{}, stop: make(chan struct{}), start: time.Now()}
