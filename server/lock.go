@@ -1,7 +1,11 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/distribution/distribution/v3/configuration"
 
@@ -28,9 +32,37 @@ func lockRoot(cfg *configuration.Configuration) (*rootlock.Lock, error) {
 	if s, ok := cfg.Storage.Parameters()["rootdirectory"].(string); ok && s != "" {
 		dir = s
 	}
+	if err := checkRoot(dir); err != nil {
+		return nil, err
+	}
 	l, err := rootlock.Acquire(dir, LockHolder)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	return l, nil
+}
+
+// ErrNotRoot means a directory holds other things than a registry
+// storage root: serving it would write docker/registry/v2 among them.
+var ErrNotRoot = errors.New("neither empty nor a registry storage root")
+
+// checkRoot accepts a directory that does not exist yet, an empty one (a
+// lock file aside), or a docker/registry root (docker/registry/v2 inside).
+func checkRoot(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("server: root %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "docker", "registry", "v2")); err == nil && fi.IsDir() {
+		return nil
+	}
+	for _, e := range entries {
+		if e.Name() != rootlock.FileName {
+			return fmt.Errorf("server: root %s: %w (it holds %s but no docker/registry/v2); point --root at an empty or new directory, or at a registry root", dir, ErrNotRoot, e.Name())
+		}
+	}
+	return nil
 }

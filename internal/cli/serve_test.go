@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -87,5 +88,32 @@ func TestServePortInUse(t *testing.T) {
 	_, stderr, code := run(t, "serve", "--addr", ln.Addr().String(), "--root", t.TempDir())
 	if code != 1 || !strings.Contains(stderr, ln.Addr().String()) {
 		t.Errorf("exit %d, %s", code, stderr)
+	}
+}
+
+// TestServeBadInput: a root that holds other things, a root that is a
+// file, a missing configuration file: exit 1 naming which.
+func TestServeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	notRoot := filepath.Join(dir, "photos")
+	os.MkdirAll(notRoot, 0o755)
+	os.WriteFile(filepath.Join(notRoot, "cat.jpg"), []byte("x"), 0o644)
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--root", notRoot}, "neither empty nor a registry storage root"},
+		{[]string{"--root", file}, file},
+		{[]string{"--config", filepath.Join(dir, "missing.yml")}, "missing.yml"},
+	} {
+		_, stderr, code := run(t, append([]string{"serve", "--addr", "127.0.0.1:0"}, c.args...)...)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("serve %v: exit %d, want 1 naming %q: %s", c.args, code, c.want, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(notRoot); len(entries) != 1 {
+		t.Errorf("serve wrote into a directory it refused: %v", entries)
 	}
 }
