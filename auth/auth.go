@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/docker/cli/cli/config"
@@ -17,6 +19,21 @@ import (
 
 	"github.com/ferry-dev/ferry/store/registry"
 )
+
+// ConfigDir returns the directory holding Docker's config.json, as the
+// Docker CLI finds it: DOCKER_CONFIG when set, else .docker in the user's
+// home directory (%USERPROFILE%\.docker on Windows, $HOME/.docker
+// elsewhere). Unlike docker/cli's config.Dir, which keeps its first answer
+// for the life of the process, it reads the environment on every call.
+func ConfigDir() string {
+	if d := os.Getenv(config.EnvOverrideConfigDir); d != "" {
+		return d
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".docker")
+	}
+	return config.Dir()
+}
 
 // ErrEmptyCredentials means a user name or password was missing.
 var ErrEmptyCredentials = errors.New("user name and password are required")
@@ -45,9 +62,10 @@ func Login(ctx context.Context, host, user, password string, opts ...registry.Op
 	if err := registry.Ping(ctx, reg, ropts...); err != nil {
 		return fmt.Errorf("login to %s as %s: %w", reg, user, redact(err, password))
 	}
-	cf, err := config.Load(config.Dir())
+	dir := ConfigDir()
+	cf, err := config.Load(dir)
 	if err != nil {
-		return fmt.Errorf("login: read docker config in %s: %w", config.Dir(), err)
+		return fmt.Errorf("login: read docker config in %s: %w", dir, err)
 	}
 	addr := serverAddress(reg)
 	if err := cf.GetCredentialsStore(addr).Store(types.AuthConfig{ServerAddress: addr, Username: user, Password: password}); err != nil {
@@ -65,9 +83,10 @@ func Logout(host string) error {
 	if err != nil {
 		return fmt.Errorf("logout: %q is not a registry host: %w", host, err)
 	}
-	cf, err := config.Load(config.Dir())
+	dir := ConfigDir()
+	cf, err := config.Load(dir)
 	if err != nil {
-		return fmt.Errorf("logout: read docker config in %s: %w", config.Dir(), err)
+		return fmt.Errorf("logout: read docker config in %s: %w", dir, err)
 	}
 	addr := serverAddress(reg)
 	if _, ok := cf.AuthConfigs[addr]; !ok && cf.CredentialsStore == "" && cf.CredentialHelpers[addr] == "" {

@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/ocilayout"
 )
@@ -424,8 +425,9 @@ func (t *Target) Close() error {
 		os.Remove(t.f.Name())
 		return err
 	}
-	if err := os.Rename(t.f.Name(), t.path); err != nil {
-		os.Remove(t.f.Name())
+	// Over an existing archive too; on Windows, one open elsewhere is left
+	// as it was, with an error wrapping atomicfile.ErrInUse.
+	if err := atomicfile.Replace(t.f.Name(), t.path); err != nil {
 		return fmt.Errorf("%s: %w", t.Name(), err)
 	}
 	return nil
