@@ -116,6 +116,9 @@ func runOne(t *tools, tool, scenario string, r int, src, dst string, img *image,
 	if err != nil {
 		return measurement{err: err}
 	}
+	if tool == "skopeo" {
+		forgetBlobLocations(t.env)
+	}
 	m := measure(argv, t.env)
 	if m.err != nil {
 		return m
@@ -136,6 +139,19 @@ func runOne(t *tools, tool, scenario string, r int, src, dst string, img *image,
 		}
 	}
 	return m
+}
+
+// forgetBlobLocations removes skopeo's blob-info cache, in which it
+// remembers where blobs were pushed before and mounts them from there:
+// every run must transfer every byte. As root the cache is
+// /var/lib/containers/cache; otherwise it is under the bench's HOME.
+func forgetBlobLocations(env []string) {
+	os.Remove("/var/lib/containers/cache/blob-info-cache-v1.boltdb")
+	for _, e := range env {
+		if home, ok := strings.CutPrefix(e, "HOME="); ok {
+			os.RemoveAll(filepath.Join(home, ".local", "share", "containers", "cache"))
+		}
+	}
 }
 
 // machine is what the machine itself can do, measured in the same run.
