@@ -32,14 +32,22 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func TestServeThenCopyAndPull(t *testing.T) {
-	e := fixture.MicrosoftLike(t)
+// startServe runs ferry serve in process with args and returns its host;
+// the server stops when the test ends, whatever happened.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	root := NewRootCmd(&out, &errb)
-	root.SetArgs([]string{"serve", "--addr", "127.0.0.1:0", "--root", filepath.Join(t.TempDir(), "data")})
+	root.SetArgs(append([]string{"serve", "--addr", "127.0.0.1:0", "--root", filepath.Join(t.TempDir(), "data")}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve exited with %v", err)
+		}
+	})
 	var url string
 	for i := 0; i < 100 && url == ""; i++ {
 		time.Sleep(20 * time.Millisecond)
@@ -48,34 +56,52 @@ func TestServeThenCopyAndPull(t *testing.T) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("serve printed %q (stderr %q)", url, errb.String())
 	}
-	host := strings.TrimPrefix(url, "http://")
-	// keep: the default serve configuration accepts https foreign URLs but
-	// the fixture's are http, so keep is refused with an explanation, and
-	// include works.
-	_, stderr, code := run(t, "copy", e.Reg.Ref("windows/servercore", "ltsc"), host+"/servercore:ltsc")
+	return strings.TrimPrefix(url, "http://")
+}
+
+// TestServeThenCopyAndPull copies a Windows image with foreign layers into
+// ferry serve with keep, include and localize and pulls each back: keep
+// and include keep the digest, include and localize hold every blob.
+func TestServeThenCopyAndPull(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	src := e.Reg.Ref(fixture.Repo, fixture.IndexTag)
+	// The default configuration accepts https foreign URLs only: the
+	// fixture's are http, so keep is refused with the fix named.
+	host := startServe(t)
+	_, stderr, code := run(t, "copy", src, host+"/servercore:ltsc")
 	if code != 1 || !strings.Contains(stderr, "foreign-urls-allow") {
 		t.Errorf("keep into default serve: exit %d, %s", code, stderr)
 	}
-	_, stderr, code = run(t, "copy", "--foreign", "include", "--foreign-allow", allowLoopback, e.Reg.Ref("windows/servercore", "ltsc"), host+"/servercore:ltsc")
-	if code == 0 {
-		t.Errorf("include keeps the http urls, which the default serve refuses; exit 0")
-	}
-	out2, stderr, code := run(t, "copy", "--foreign", "localize", "--foreign-allow", allowLoopback, e.Reg.Ref("windows/servercore", "ltsc"), host+"/servercore:ltsc")
-	if code != 0 {
-		t.Fatalf("localize into serve: exit %d, %s", code, stderr)
-	}
-	// Pull it back into another registry: every blob is there now.
-	back := fixture.NewRegistry(t)
-	if _, stderr, code = run(t, "copy", host+"/servercore:ltsc", back.Ref("back", "ltsc")); code != 0 {
-		t.Fatalf("pull back: exit %d, %s", code, stderr)
-	}
-	_, _, d := back.Manifest(t, "back", "ltsc")
-	if !strings.Contains(out2, d.String()) {
-		t.Errorf("pulled-back digest %s differs from the pushed one %q", d, out2)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("serve exited with %v", err)
+	host = startServe(t, "--foreign-urls-allow", allowLoopback)
+	for _, policy := range []string{"keep", "include", "localize"} {
+		out, stderr, code := run(t, "copy", "--foreign", policy, "--foreign-allow", allowLoopback, src, host+"/servercore:"+policy)
+		if code != 0 {
+			t.Fatalf("%s into serve: exit %d, %s", policy, code, stderr)
+		}
+		// Pulling back without --foreign-allow, the loopback urls are
+		// refused: with include, the foreign bytes can only come from
+		// ferry serve itself.
+		back := fixture.NewRegistry(t)
+		backPolicy := map[string]string{"keep": "keep", "include": "include", "localize": "keep"}[policy]
+		if _, stderr, code = run(t, "copy", "--foreign", backPolicy, host+"/servercore:"+policy, back.Ref("back", "ltsc")); code != 0 {
+			t.Fatalf("%s: pull back: exit %d, %s", policy, code, stderr)
+		}
+		_, _, d := back.Manifest(t, "back", "ltsc")
+		if !strings.Contains(out, d.String()) || (policy != "localize" && d != e.Index) {
+			t.Errorf("%s: pulled-back digest %s, pushed %q, source %s", policy, d, out, e.Index)
+		}
+		for _, b := range e.Blobs {
+			if !back.BlobDigestOK(t, "back", b) {
+				t.Errorf("%s: blob %s missing after the round trip", policy, b)
+			}
+		}
+		if policy == "include" {
+			for _, b := range e.Foreign {
+				if !back.HasBlob(t, "back", b) {
+					t.Errorf("include: foreign blob %s not served by ferry serve", b)
+				}
+			}
+		}
 	}
 }
 
