@@ -309,7 +309,11 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 			e := ev
 			e.Kind, e.Err = BlobRetry, lastErr
 			c.o.events(e)
-			if err := sleep(ctx, time.Duration(attempt*attempt)*250*time.Millisecond); err != nil {
+			wait := time.Duration(attempt*attempt) * 250 * time.Millisecond
+			if c.o.delay > 0 {
+				wait = c.o.delay
+			}
+			if err := sleep(ctx, wait); err != nil {
 				return err
 			}
 		}
@@ -377,7 +381,11 @@ func (c *copier) copyBlob(ctx context.Context, d v1.Descriptor) (int64, error) {
 	err = c.dst.PushBlob(ctx, d, pr)
 	if pr.err != nil {
 		// The source's own failure (a digest mismatch naming the URL) says
-		// more than the destination's reaction to it.
+		// more than the destination's reaction to it. A bare transport
+		// error ("unexpected EOF") gets the blob and source named.
+		if !strings.Contains(pr.err.Error(), d.Digest.String()) {
+			return pr.n, fmt.Errorf("blob %s from %s: %w", d.Digest, source, pr.err)
+		}
 		return pr.n, pr.err
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/platform"
@@ -61,6 +62,7 @@ type options struct {
 	rewrites  []foreign.Rewrite
 	events    func(Event)
 	retries   int
+	delay     time.Duration // 0: quadratic backoff
 }
 
 // Option configures Copy.
@@ -122,6 +124,19 @@ func WithRetries(n int) Option {
 			return fmt.Errorf("retries must be at least 1, got %d", n)
 		}
 		o.retries = n
+		return nil
+	}
+}
+
+// WithRetryDelay waits d between the attempts at a blob instead of the
+// default backoff, which grows with the square of the attempt (1s before
+// the second, 2.25s before the third). d must be positive.
+func WithRetryDelay(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("retry delay must be positive, got %s", d)
+		}
+		o.delay = d
 		return nil
 	}
 }

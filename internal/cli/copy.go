@@ -24,9 +24,11 @@ type copyFlags struct {
 	jobs         int
 	connections  int
 	json         bool
+	cmd          *cobra.Command // whose global --stall-timeout and --retry-delay apply
 }
 
 func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
+	f.cmd = cmd
 	fl := cmd.Flags()
 	fl.StringVar(&f.foreign, "foreign", defaultForeign, "foreign-layer policy: keep (leave them at their urls), include (copy their bytes), localize (copy and make them ordinary layers); default keep for registries, include for local files")
 	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
@@ -53,11 +55,22 @@ func (f *copyFlags) options(dst location.Location) ([]transfer.Option, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	fetcher, err := foreign.NewFetcher(foreign.WithAllow(f.foreignAllow...), foreign.WithConnections(max(f.connections, 1)))
+	fopts := []foreign.Option{foreign.WithAllow(f.foreignAllow...), foreign.WithConnections(max(f.connections, 1))}
+	var topts []transfer.Option
+	if f.cmd != nil {
+		if d, err := f.cmd.Flags().GetDuration(stallFlag); err == nil {
+			fopts = append(fopts, foreign.WithStallTimeout(d))
+		}
+		if d, err := f.cmd.Flags().GetDuration(retryDelayFlag); err == nil && d > 0 {
+			fopts = append(fopts, foreign.WithBackoff(d, d))
+			topts = append(topts, transfer.WithRetryDelay(d))
+		}
+	}
+	fetcher, err := foreign.NewFetcher(fopts...)
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	opts := []transfer.Option{transfer.WithForeign(pol), transfer.WithFetcher(fetcher), transfer.WithJobs(f.jobs)}
+	opts := append(topts, transfer.WithForeign(pol), transfer.WithFetcher(fetcher), transfer.WithJobs(f.jobs))
 	for _, s := range f.platforms {
 		spec, err := platform.ParseSpec(s)
 		if err != nil {

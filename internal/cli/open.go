@@ -28,11 +28,29 @@ func (g *globals) parseLocation(s string) (location.Location, error) {
 	return loc, nil
 }
 
+// The global flags that tune retries, which copyFlags reads back from the
+// command.
+const (
+	// stallFlag bounds how long a request may go without moving a byte.
+	stallFlag = "stall-timeout"
+	// retryDelayFlag replaces the backoff between retries by a fixed wait.
+	retryDelayFlag = "retry-delay"
+)
+
+// registryOptions are the registry client options the global flags set.
+func (g *globals) registryOptions() []registry.Option {
+	opts := []registry.Option{registry.WithInsecure(g.insecure), registry.WithStallTimeout(g.stall)}
+	if g.delay > 0 {
+		opts = append(opts, registry.WithRetryDelay(g.delay))
+	}
+	return opts
+}
+
 // openSource opens a location for reading.
 func (g *globals) openSource(ctx context.Context, loc location.Location) (store.Source, error) {
 	switch loc.Kind {
 	case location.Registry:
-		return registry.Open(ctx, loc.Ref, registry.WithInsecure(g.insecure))
+		return registry.Open(ctx, loc.Ref, g.registryOptions()...)
 	case location.OCILayout:
 		return ocilayout.Open(loc.Path, loc.Tag, loc.Digest), nil
 	case location.OCIArchive:
@@ -50,7 +68,7 @@ func (g *globals) openSource(ctx context.Context, loc location.Location) (store.
 func (g *globals) openTarget(ctx context.Context, loc location.Location, src store.Source) (store.Target, error) {
 	switch loc.Kind {
 	case location.Registry:
-		opts := []registry.Option{registry.WithInsecure(g.insecure), registry.WithPush()}
+		opts := append(g.registryOptions(), registry.WithPush())
 		if r, ok := src.(*registry.Repo); ok && r.Repository().RegistryStr() == loc.Ref.Context().RegistryStr() {
 			opts = append(opts, registry.WithMountFrom(r.Repository()))
 		}
@@ -94,7 +112,7 @@ func (g *globals) openRegistry(ctx context.Context, s string, push bool) (*regis
 	if loc.Kind != location.Registry {
 		return nil, usageErr(fmt.Errorf("%s: this command needs a registry reference, not a %s location", s, loc.Kind))
 	}
-	opts := []registry.Option{registry.WithInsecure(g.insecure)}
+	opts := g.registryOptions()
 	if push {
 		opts = append(opts, registry.WithPush())
 	}

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/store/registry"
 )
 
 // ExitError carries a process exit code.
@@ -51,6 +53,8 @@ func ExitCode(err error) int {
 type globals struct {
 	insecure bool
 	progress string
+	stall    time.Duration
+	delay    time.Duration
 	stdout   io.Writer
 	stderr   io.Writer
 }
@@ -76,6 +80,8 @@ their bytes, or localize them into ordinary layers.`,
 	pf := root.PersistentFlags()
 	pf.BoolVar(&g.insecure, "insecure", false, "allow plain HTTP to registries that are not on loopback")
 	pf.StringVar(&g.progress, "progress", "auto", "progress output: auto, bars, plain or none")
+	pf.DurationVar(&g.delay, retryDelayFlag, 0, "fixed wait between retries of a request or blob (default: exponential backoff)")
+	pf.DurationVar(&g.stall, stallFlag, registry.DefaultStallTimeout, "abandon and retry a registry or foreign-URL request after this long without a byte moving (0: never)")
 
 	root.AddCommand(
 		newCopyCmd(g),

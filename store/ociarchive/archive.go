@@ -282,9 +282,10 @@ func (t *Target) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) 
 	return ok, nil
 }
 
-// PushBlob implements store.Target. Blobs are appended one at a time; a
-// blob whose bytes do not match breaks the archive, which is then
-// discarded at Close.
+// PushBlob implements store.Target. Blobs are appended one at a time. A
+// blob whose bytes fail to arrive or do not match is cut off again, so
+// that the copy engine may retry it; if that fails, the archive is broken
+// and discarded at Close.
 func (t *Target) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -294,12 +295,36 @@ func (t *Target) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) 
 	if _, ok := t.written[desc.Digest]; ok {
 		return nil
 	}
-	e, err := t.add("blobs/"+desc.Digest.Algorithm+"/"+desc.Digest.Hex, desc, r)
-	if err != nil {
+	// Write out the previous entry's padding, so that start is where this
+	// entry's header begins.
+	if err := t.tw.Flush(); err != nil {
 		t.err = fmt.Errorf("%s: %w", t.Name(), err)
 		return t.err
 	}
+	start := t.cw.n
+	e, err := t.add("blobs/"+desc.Digest.Algorithm+"/"+desc.Digest.Hex, desc, r)
+	if err != nil {
+		if rerr := t.rewind(start); rerr != nil {
+			t.err = fmt.Errorf("%s: %w (and removing the partial blob: %w)", t.Name(), err, rerr)
+			return t.err
+		}
+		return fmt.Errorf("%s: %w", t.Name(), err)
+	}
 	t.written[desc.Digest] = e
+	return nil
+}
+
+// rewind cuts the temporary file back to off, the start of an entry, and
+// starts a new tar writer there.
+func (t *Target) rewind(off int64) error {
+	if err := t.f.Truncate(off); err != nil {
+		return err
+	}
+	if _, err := t.f.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	t.cw.n = off
+	t.tw = tar.NewWriter(t.cw)
 	return nil
 }
 

@@ -54,6 +54,8 @@ type options struct {
 	scopes    []string
 	userAgent string
 	retries   int
+	stall     time.Duration
+	delay     time.Duration
 }
 
 // Option configures a Repo.
@@ -139,8 +141,40 @@ var DefaultTransport http.RoundTripper = func() http.RoundTripper {
 	return t
 }()
 
+// DefaultStallTimeout is how long a registry request may go without moving
+// a byte unless WithStallTimeout says otherwise.
+const DefaultStallTimeout = 60 * time.Second
+
+// WithStallTimeout sets how long a request may go without moving a byte
+// (waiting for the answer to a request without a body, the server not
+// taking upload bytes, a download waiting for data) before it is abandoned
+// with an error wrapping ErrStalled, which is retried like a dropped
+// connection. The default is DefaultStallTimeout; 0 disables the check.
+func WithStallTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("registry: stall timeout must not be negative, got %s", d)
+		}
+		o.stall = d
+		return nil
+	}
+}
+
+// WithRetryDelay waits d between the attempts of a request instead of the
+// default exponential backoff (100ms doubling up to 5s). A Retry-After
+// header still takes precedence. d must be positive.
+func WithRetryDelay(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("registry: retry delay must be positive, got %s", d)
+		}
+		o.delay = d
+		return nil
+	}
+}
+
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{transport: DefaultTransport, retries: 4, userAgent: "ferry"}
+	o := &options{transport: DefaultTransport, retries: 4, userAgent: "ferry", stall: DefaultStallTimeout}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -180,6 +214,7 @@ type Client struct {
 	reg     name.Registry
 	http    *http.Client
 	retries int
+	delay   time.Duration // 0: exponential backoff
 }
 
 // NewClient authenticates to reg for the given scopes.
@@ -199,12 +234,16 @@ func newClient(ctx context.Context, reg name.Registry, scopes []string, o *optio
 			return nil, fmt.Errorf("credentials for %s: %w", reg, err)
 		}
 	}
-	base := transport.NewUserAgent(o.transport, o.userAgent)
+	rt0 := o.transport
+	if o.stall > 0 {
+		rt0 = &stallTransport{base: rt0, d: o.stall}
+	}
+	base := transport.NewUserAgent(rt0, o.userAgent)
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, scopes)
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to %s: %w", reg, err))
 	}
-	return &Client{reg: reg, http: &http.Client{Transport: rt}, retries: o.retries}, nil
+	return &Client{reg: reg, http: &http.Client{Transport: rt}, retries: o.retries, delay: o.delay}, nil
 }
 
 // Repo is a repository in a registry, bound to one reference. It is both a
@@ -642,7 +681,7 @@ func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error), o
 	var lastErr error
 	for attempt := 0; attempt < c.retries; attempt++ {
 		if attempt > 0 {
-			if err := sleep(ctx, backoff(attempt, lastErr)); err != nil {
+			if err := sleep(ctx, backoff(attempt, lastErr, c.delay)); err != nil {
 				return nil, err
 			}
 		}
@@ -683,10 +722,13 @@ func retryable(code int) bool {
 	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
 }
 
-func backoff(attempt int, last error) time.Duration {
+func backoff(attempt int, last error, fixed time.Duration) time.Duration {
 	var ra *retryAfterError
 	if errors.As(last, &ra) && ra.after > 0 {
 		return min(ra.after, 60*time.Second)
+	}
+	if fixed > 0 {
+		return fixed
 	}
 	return min(time.Duration(1<<attempt)*100*time.Millisecond, 5*time.Second)
 }
