@@ -72,15 +72,18 @@ const (
 // hook distribution offers to see it.
 type namespaceSink struct {
 	ns distribution.Namespace
+	// driver is the storage driver under ns, with the configuration's
+	// storage middleware applied.
+	driver storagedriver.StorageDriver
 }
 
 var registerMiddleware = sync.OnceValue(func() error {
-	err := registrymiddleware.Register(namespaceMiddleware, func(_ context.Context, ns distribution.Namespace, _ storagedriver.StorageDriver, opts map[string]any) (distribution.Namespace, error) {
+	err := registrymiddleware.Register(namespaceMiddleware, func(_ context.Context, ns distribution.Namespace, d storagedriver.StorageDriver, opts map[string]any) (distribution.Namespace, error) {
 		sink, ok := opts[namespaceSinkKey].(*namespaceSink)
 		if !ok {
 			return nil, fmt.Errorf("server: registry middleware %s is ferry's own and cannot be configured", namespaceMiddleware)
 		}
-		sink.ns = ns
+		sink.ns, sink.driver = ns, d
 		return ns, nil
 	})
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ferry-dev/ferry/internal/fsdriver"
+	"github.com/ferry-dev/ferry/internal/replicas"
 	"github.com/ferry-dev/ferry/internal/rootlock"
 
 	// Storage drivers and access controllers that configurations may name.
@@ -52,6 +53,7 @@ type options struct {
 	logOut     io.Writer
 	logLevel   string
 	secret     string
+	s3         *S3
 }
 
 // Option configures the embedded registry.
@@ -136,8 +138,10 @@ func WithLog(w io.Writer, level string) Option {
 	}
 }
 
-// WithSecret sets http.secret, which signs upload state. Replicas sharing a
-// store must share it; the default is random per process.
+// WithSecret sets http.secret, which signs upload state, unless a
+// configuration file sets it. Replicas sharing a store must share it, and
+// on shared storage (any driver but filesystem and inmemory) it is
+// required; elsewhere the default is random per process.
 func WithSecret(s string) Option {
 	return func(o *options) error { o.secret = s; return nil }
 }
@@ -164,31 +168,34 @@ func Configuration(opts ...Option) (*configuration.Configuration, error) {
 func (o *options) configuration() (*configuration.Configuration, error) {
 	var cfg *configuration.Configuration
 	if o.configFile != "" {
-		f, err := os.Open(o.configFile)
-		if err != nil {
-			return nil, fmt.Errorf("server: config file: %w", err)
-		}
-		defer f.Close()
-		cfg, err = configuration.Parse(f)
-		if err != nil {
-			return nil, fmt.Errorf("server: config file %s: %w", o.configFile, err)
+		var err error
+		if cfg, err = parseConfigFile(o.configFile); err != nil {
+			return nil, err
 		}
 	} else {
 		cfg = &configuration.Configuration{Version: "0.1"}
 		params := configuration.Parameters{}
-		if o.inMemory {
+		switch {
+		case o.s3 != nil:
+			cfg.Storage = o.s3.storage()
+		case o.inMemory:
 			cfg.Storage = configuration.Storage{"inmemory": params}
-		} else {
+		default:
 			cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": o.root}}
 		}
-		cfg.Storage["maintenance"] = configuration.Parameters{
-			"uploadpurging": map[any]any{"enabled": false},
+		if o.s3 == nil {
+			cfg.Storage["maintenance"] = configuration.Parameters{
+				"uploadpurging": map[any]any{"enabled": false},
+			}
 		}
 		cfg.Validation.Manifests.URLs.Allow = o.allow
 		cfg.Validation.Manifests.URLs.Deny = o.deny
 		// A Go-built configuration gets none of the YAML parser's defaults.
 		cfg.Catalog.MaxEntries = 1000
 		cfg.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
+	}
+	if o.s3 != nil && o.configFile != "" {
+		return nil, fmt.Errorf("server: S3 storage given both by options and by config file %s; describe it in one place", o.configFile)
 	}
 	if o.root != "" && o.configFile != "" {
 		if fs, ok := cfg.Storage["filesystem"]; ok {
@@ -205,6 +212,9 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 	}
 	if cfg.HTTP.Secret == "" {
 		cfg.HTTP.Secret = o.secret
+	}
+	if err := checkSecret(cfg, cfg.HTTP.Secret != ""); err != nil {
+		return nil, err
 	}
 	if cfg.HTTP.Secret == "" {
 		b := make([]byte, 16)
@@ -244,10 +254,14 @@ func NewHandler(ctx context.Context, opts ...Option) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newApp(ctx, cfg, o)
+	h, _, err := newApp(ctx, cfg, o)
+	return h, err
 }
 
-func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (h http.Handler, err error) {
+// newApp builds distribution's App from cfg behind the OCI layer. On
+// shared storage it also runs the replica self-test (s3.go), whose marker
+// is refreshed until the returned Presence is closed or ctx is done.
+func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (h http.Handler, p *replicas.Presence, err error) {
 	// distribution's tracing exports to localhost:4318 unless told not to.
 	if os.Getenv("OTEL_TRACES_EXPORTER") == "" {
 		_ = os.Setenv("OTEL_TRACES_EXPORTER", "none")
@@ -260,17 +274,23 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	logMu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
-			h, err = nil, fmt.Errorf("server: invalid configuration: %v", r)
+			h, p, err = nil, nil, fmt.Errorf("server: invalid configuration: %v", r)
 		}
 	}()
 	// The OCI 1.1 layer (referrers.go) sits in front of distribution.
 	sink, err := captureNamespace(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	useWindowsSafeFilesystem(cfg)
 	app := handlers.NewApp(ctx, cfg)
-	return newOCILayer(app, cfg, sink)
+	if h, err = newOCILayer(app, cfg, sink); err != nil {
+		return nil, nil, err
+	}
+	if p, err = announce(ctx, cfg, sink); err != nil {
+		return nil, nil, err
+	}
+	return h, p, nil
 }
 
 // Server is a running registry.
@@ -285,7 +305,8 @@ type Server struct {
 	ln   net.Listener
 	done chan error
 
-	lock      *rootlock.Lock // the storage root's, when on the filesystem
+	lock      *rootlock.Lock     // the storage root's, when on the filesystem
+	presence  *replicas.Presence // the replica marker, on shared storage
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{} // closed once Close has finished
@@ -315,7 +336,7 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	h, err := newApp(ctx, cfg, o)
+	h, presence, err := newApp(ctx, cfg, o)
 	if err != nil {
 		_ = lock.Release()
 		return nil, err
@@ -323,6 +344,7 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		_ = lock.Release()
+		_ = presence.Close(ctx)
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}
 	scheme := "http"
@@ -330,13 +352,14 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 		scheme = "https"
 	}
 	s := &Server{
-		Addr:   ln.Addr().String(),
-		URL:    scheme + "://" + ln.Addr().String(),
-		srv:    &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
-		ln:     ln,
-		done:   make(chan error, 1),
-		lock:   lock,
-		closed: make(chan struct{}),
+		Addr:     ln.Addr().String(),
+		URL:      scheme + "://" + ln.Addr().String(),
+		srv:      &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		ln:       ln,
+		done:     make(chan error, 1),
+		lock:     lock,
+		presence: presence,
+		closed:   make(chan struct{}),
 	}
 	go func() {
 		var err error
@@ -366,7 +389,8 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 func (s *Server) Host() string { return s.Addr }
 
 // Close shuts the server down, letting requests in flight finish for up to
-// ten seconds, then releases the storage root. Calling it again returns
+// ten seconds, then releases the storage root and, on shared storage,
+// deletes the replica's marker. Calling it again returns
 // the first call's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
@@ -374,6 +398,9 @@ func (s *Server) Close() error {
 		defer cancel()
 		s.closeErr = s.srv.Shutdown(ctx)
 		if err := s.lock.Release(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("server: %w", err)
+		}
+		if err := s.presence.Close(ctx); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("server: %w", err)
 		}
 		close(s.closed)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		allow, deny                                       []string
 		deleteOK                                          bool
 		logLevel                                          string
+		s3                                                server.S3
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -21,6 +23,17 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: `Run an OCI registry: distribution/distribution v3 embedded as a library, storing
 images under --root in docker/registry's on-disk layout (so an existing
 registry root can be served, and the other way round).
+
+With --s3-bucket (or a --config naming storage.s3) it stores in an S3 bucket
+through distribution's s3-aws driver instead, and several ferry serve
+processes on one bucket behind a load balancer act as one registry.
+Credentials come from the AWS environment (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role), never from flags.
+Replicas must share http.secret, which signs upload state: set
+FERRY_HTTP_SECRET (or REGISTRY_HTTP_SECRET) to the same random string on
+each, or http.secret in --config. At start each replica writes a marker
+through the storage, reads it back, and refuses to run beside a replica
+whose secret differs.
 
 By default it listens on loopback only, and accepts manifests whose foreign
 layers point at https URLs, so Windows images can be mirrored with
@@ -30,11 +43,33 @@ layers point at https URLs, so Windows images can be mirrored with
 			if (tlsCert == "") != (tlsKey == "") {
 				return usageErr(fmt.Errorf("--tls-cert and --tls-key go together"))
 			}
-			opts := []server.Option{server.WithDelete(deleteOK), server.WithLog(g.stderr, logLevel)}
-			if configFile != "" {
-				opts = append(opts, server.WithConfigFile(configFile))
+			onS3 := s3.Bucket != "" || cmd.Flags().Changed("s3-endpoint") || cmd.Flags().Changed("s3-region")
+			if onS3 && (configFile != "" || cmd.Flags().Changed("root")) {
+				return usageErr(fmt.Errorf("--s3-* flags describe the storage, and so do --config and --root: give one (put an S3 storage section in the --config file)"))
 			}
-			if configFile == "" || cmd.Flags().Changed("root") {
+			if onS3 && s3.Bucket == "" {
+				return usageErr(fmt.Errorf("--s3-endpoint and --s3-region need --s3-bucket"))
+			}
+			opts := []server.Option{server.WithDelete(deleteOK), server.WithLog(g.stderr, logLevel), server.WithSecret(envSecret())}
+			where := "root " + root
+			switch {
+			case onS3:
+				if s3.Region == "" {
+					s3.Region = firstEnv("AWS_REGION", "AWS_DEFAULT_REGION")
+				}
+				opts = append(opts, server.WithS3(s3))
+				where = "s3 bucket " + s3.Bucket
+				if s3.Endpoint != "" {
+					where += " at " + s3.Endpoint
+				}
+			case configFile != "":
+				opts = append(opts, server.WithConfigFile(configFile))
+				where = "config " + configFile
+				if cmd.Flags().Changed("root") {
+					opts = append(opts, server.WithRoot(root))
+					where = "root " + root
+				}
+			default:
 				opts = append(opts, server.WithRoot(root))
 			}
 			if allow != nil || deny != nil {
@@ -47,7 +82,7 @@ layers point at https URLs, so Windows images can be mirrored with
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stderr, "ferry: serving %s on %s (root %s)\n", "registry", s.URL, root)
+			fmt.Fprintf(g.stderr, "ferry: serving %s on %s (%s)\n", "registry", s.URL, where)
 			fmt.Fprintln(g.stdout, s.URL)
 			<-cmd.Context().Done()
 			_ = s.Close()
@@ -65,5 +100,23 @@ layers point at https URLs, so Windows images can be mirrored with
 	f.StringArrayVar(&deny, "foreign-urls-deny", nil, "regular expression foreign-layer URLs in pushed manifests must not match")
 	f.BoolVar(&deleteOK, "delete", false, "enable deleting manifests and blobs")
 	f.StringVar(&logLevel, "log-level", "error", "registry log level (error, warn, info, debug)")
+	f.StringVar(&s3.Endpoint, "s3-endpoint", "", "S3 endpoint URL for a server other than AWS (radosgw, MinIO): http://HOST:PORT or https://...")
+	f.StringVar(&s3.Bucket, "s3-bucket", "", "store in this S3 bucket (it must exist); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+	f.StringVar(&s3.Region, "s3-region", "", "the bucket's region (default AWS_REGION, or us-east-1 with --s3-endpoint)")
 	return cmd
+}
+
+// envSecret returns the http.secret the environment gives:
+// FERRY_HTTP_SECRET, else REGISTRY_HTTP_SECRET (distribution's name).
+func envSecret() string { return firstEnv("FERRY_HTTP_SECRET", "REGISTRY_HTTP_SECRET") }
+
+// firstEnv returns the first of the named environment variables that is
+// set and not empty.
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
 }

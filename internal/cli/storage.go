@@ -190,11 +190,12 @@ func orDash(s string) string {
 
 func newStorageGCCmd(g *globals) *cobra.Command {
 	var (
-		root                   string
+		root, configFile       string
 		dryRun, untagged, asJS bool
+		stopped                bool
 	)
 	cmd := &cobra.Command{
-		Use:   "gc --root ROOT [--dry-run] [--delete-untagged]",
+		Use:   "gc (--root ROOT | --config FILE) [--dry-run] [--delete-untagged]",
 		Short: "Remove the blobs no image references (distribution's mark and sweep)",
 		Long: `Run distribution's garbage collector (mark and sweep) on a storage root: mark
 every manifest and what it references, then remove the blobs and layer links
@@ -202,14 +203,27 @@ nothing marked. Prints each blob removed (or, with --dry-run, that would be)
 and the bytes freed.
 
 Refuses to run while a ferry serve holds the root: collecting garbage under a
-live registry loses data. Stop other registries serving ROOT yourself.`,
+live registry loses data. Stop other registries serving ROOT yourself.
+
+With --config, the storage is the one a registry configuration file names:
+a filesystem root as with --root, or shared storage such as an S3 bucket.
+Several replicas may serve shared storage from other hosts, which no lock
+can see, so gc refuses unless --i-stopped-all-replicas says they are all
+stopped, or every running ferry serve replica announces (in its marker under
+ferry/replicas) that it runs read-only; it refuses in any case while a
+running replica accepts writes.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(cmd, root); err != nil {
-				return err
+			if configFile != "" && root != "" {
+				return usageErr(fmt.Errorf("%s: give --root or --config, not both", cmd.CommandPath()))
+			}
+			if configFile == "" {
+				if err := needRoot(cmd, root); err != nil {
+					return err
+				}
 			}
 			quietRegistryLog()
-			r, err := regroot.Open(cmd.Context(), root, regroot.WithLock("ferry storage gc"))
+			r, err := g.openGCRoot(cmd, root, configFile, stopped)
 			if err != nil {
 				return err
 			}
@@ -230,6 +244,8 @@ live registry loses data. Stop other registries serving ROOT yourself.`,
 	f.BoolVar(&dryRun, "dry-run", false, "list what would be removed; remove nothing")
 	f.BoolVar(&untagged, "delete-untagged", false, "also remove manifests no tag points at")
 	f.BoolVar(&asJS, "json", false, "print the report as JSON")
+	f.StringVar(&configFile, "config", "", "a registry configuration file naming the storage (filesystem, or shared storage such as s3)")
+	f.BoolVar(&stopped, "i-stopped-all-replicas", false, "with shared storage: every registry writing to it is stopped")
 	return cmd
 }
 

@@ -135,6 +135,9 @@ type Root struct {
 	driver storagedriver.StorageDriver
 	ns     distribution.Namespace
 	lock   *rootlock.Lock
+	// remote says the root is reached through a storage driver of
+	// another kind (OpenDriver), not a local directory.
+	remote bool
 }
 
 // repoName is the distribution spec's repository name grammar.
@@ -187,15 +190,21 @@ func open(ctx context.Context, dir, abs string, o *options) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage root %s: %w", dir, err)
 	}
+	return newRoot(ctx, dir, d, o)
+}
+
+// newRoot builds distribution's storage namespace on d, named name in
+// messages, with the options' foreign-URL rules.
+func newRoot(ctx context.Context, name string, d storagedriver.StorageDriver, o *options) (*Root, error) {
 	ropts := []storage.RegistryOption{storage.EnableDelete, storage.ManifestURLsAllowRegexp(anyOf(o.allow))}
 	if deny := anyOf(o.deny); deny != nil {
 		ropts = append(ropts, storage.ManifestURLsDenyRegexp(deny))
 	}
 	ns, err := storage.NewRegistry(ctx, d, ropts...)
 	if err != nil {
-		return nil, fmt.Errorf("storage root %s: %w", dir, err)
+		return nil, fmt.Errorf("storage root %s: %w", name, err)
 	}
-	return &Root{dir: dir, driver: d, ns: ns}, nil
+	return &Root{dir: name, driver: d, ns: ns}, nil
 }
 
 // newDriver returns distribution's filesystem driver on abs, made to work
