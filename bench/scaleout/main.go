@@ -174,7 +174,9 @@ func measure(ctx context.Context, ferry string, s3 scaleout.S3, dir string, n in
 	if err != nil {
 		return 0, 0, err
 	}
-	pull, err := all(func(i int) []string { return []string{ref(i), "oci:" + filepath.Join(dir, fmt.Sprintf("pull-%d", i)) + ":v1"} })
+	pull, err := all(func(i int) []string {
+		return []string{ref(i), "oci:" + filepath.Join(dir, fmt.Sprintf("pull-%d", i)) + ":v1"}
+	})
 	return push, pull, err
 }
 
