@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -217,13 +218,21 @@ func (r faultRun) check(t *testing.T) {
 		}
 	}
 	r.dst.clean(t)
-	var missing, missingProxied []v1.Descriptor
-	for _, d := range r.all {
-		if !r.dst.has(t, d) {
-			missing = append(missing, d)
-			if slicesContain(r.proxied, d) {
-				missingProxied = append(missingProxied, d)
-			}
+	// A registry may still be committing an upload the failed command
+	// abandoned after its last byte: wait until what it holds is stable.
+	missing := r.missing(t)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		again := r.missing(t)
+		if len(again) == len(missing) {
+			break
+		}
+		missing = again
+	}
+	var missingProxied []v1.Descriptor
+	for _, d := range missing {
+		if slicesContain(r.proxied, d) {
+			missingProxied = append(missingProxied, d)
 		}
 	}
 	r.proxy.Clear()
@@ -238,6 +247,17 @@ func (r faultRun) check(t *testing.T) {
 		t.Errorf("rerun moved %d bytes through the proxy, want %d: %v", got, sum(missingProxied), r.proxy.Dump())
 	}
 	verifyDeep(t, r.dst.verify)
+}
+
+// missing returns the blobs the destination lacks.
+func (r faultRun) missing(t *testing.T) []v1.Descriptor {
+	var out []v1.Descriptor
+	for _, d := range r.all {
+		if !r.dst.has(t, d) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // faultCase is one row of a fault table.

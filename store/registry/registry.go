@@ -336,14 +336,28 @@ func (r *Repo) Resolve(ctx context.Context) (v1.Descriptor, error) {
 	return desc, err
 }
 
-// FetchManifest implements store.Source.
+// FetchManifest implements store.Source. The bytes must have the
+// descriptor's size (when it gives one) and hash, with the descriptor's
+// algorithm (sha256 or sha512), to its digest.
 func (r *Repo) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, error) {
-	raw, got, err := r.getManifest(ctx, desc.Digest.String())
+	where := fmt.Sprintf("manifest %s@%s", r.repo, desc.Digest)
+	if desc.Size > MaxManifestSize {
+		return nil, fmt.Errorf("%s: %d bytes exceeds the %d-byte limit", where, desc.Size, MaxManifestSize)
+	}
+	h, err := blob.NewHash(desc.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	raw, _, err := r.getManifest(ctx, desc.Digest.String())
 	if err != nil {
 		return nil, err
 	}
-	if got.Digest != desc.Digest {
-		return nil, fmt.Errorf("manifest %s@%s: content hashes to %s: %w", r.repo, desc.Digest, got.Digest, blob.ErrDigestMismatch)
+	h.Write(raw)
+	if got := fmt.Sprintf("%x", h.Sum(nil)); got != desc.Digest.Hex {
+		return nil, fmt.Errorf("%s: content hashes to %s:%s: %w", where, desc.Digest.Algorithm, got, blob.ErrDigestMismatch)
+	}
+	if desc.Size > 0 && int64(len(raw)) != desc.Size {
+		return nil, fmt.Errorf("%s: %w: got %d bytes, declared %d", where, blob.ErrSizeMismatch, len(raw), desc.Size)
 	}
 	return raw, nil
 }
