@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&c.baseMiB, "base-mib", 1024, "uncompressed size of the base layer, MiB")
 	flag.IntVar(&c.deltaMiB, "delta-mib", 256, "uncompressed size of the delta layer, MiB")
 	flag.IntVar(&c.runs, "runs", 3, "runs per tool and scenario (tools alternate within a run)")
-	flag.Float64Var(&c.capMBps, "cap-mbps", 100, "per-connection bandwidth cap of the foreign URL server, MB/s")
+	flag.Float64Var(&c.capMBps, "cap-mbps", 25, "per-connection bandwidth cap of the foreign URL server, MB/s (CDNs cap each connection)")
 	flag.IntVar(&c.connections, "foreign-connections", 8, "ferry's --foreign-connections in the foreign scenario")
 	flag.StringVar(&tools, "tools", "ferry,crane,regctl,skopeo", "tools to compare")
 	flag.StringVar(&scenarios, "scenarios", "copy,pull,push,foreign", "scenarios to run")

@@ -28,7 +28,7 @@ func run(c config) error {
 		c.work = dir
 	}
 	ferryBin := filepath.Join(c.work, "ferry")
-	if out, err := exec.Command("go", "build", "-o", ferryBin, "./cmd/ferry").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", releaseFlags[0], releaseFlags[1], "-o", ferryBin, "./cmd/ferry").CombinedOutput(); err != nil {
 		return fmt.Errorf("build ferry (run from the repository root): %v\n%s", err, out)
 	}
 	t, err := install(c.work, c.tools, ferryBin)

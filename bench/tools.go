@@ -96,8 +96,11 @@ func measure(argv, env []string) measurement {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if v := vmHWM(cmd.Process.Pid); v > hwm {
-				hwm = v
+			// Before exec, /proc/PID shows the bench's own memory.
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); exe == argv[0] {
+				if v := vmHWM(cmd.Process.Pid); v > hwm {
+					hwm = v
+				}
 			}
 			select {
 			case <-done:
@@ -135,13 +138,15 @@ func vmHWM(pid int) int64 {
 	return 0
 }
 
+// releaseFlags are the build flags of every Go tool in the bench.
+var releaseFlags = []string{"-trimpath", "-ldflags=-s -w"}
+
 // install finds or installs the tools and prepares their configuration.
 func install(work string, names []string, ferryBin string) (*tools, error) {
-	gopath, err := exec.Command("go", "env", "GOPATH").Output()
-	if err != nil {
-		return nil, err
-	}
-	gobin := filepath.Join(strings.TrimSpace(string(gopath)), "bin")
+	// Every Go tool is built the way release binaries are (-trimpath,
+	// -s -w: no symbol table, which would otherwise count in the peak
+	// RSS), into the bench's own directory, so that none is favoured.
+	gobin := filepath.Join(work, "bin")
 	t := &tools{bin: map[string]string{"ferry": ferryBin}}
 	pkgs := map[string]string{
 		"crane":    "github.com/google/go-containerregistry/cmd/crane@" + craneVersion,
@@ -160,14 +165,13 @@ func install(work string, names []string, ferryBin string) (*tools, error) {
 			t.bin[n] = p
 			continue
 		}
-		p := filepath.Join(gobin, n)
-		if _, err := os.Stat(p); err != nil {
-			fmt.Fprintf(os.Stderr, "installing %s\n", pkgs[n])
-			if out, err := exec.Command("go", "install", pkgs[n]).CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("go install %s: %v\n%s", pkgs[n], err, out)
-			}
+		fmt.Fprintf(os.Stderr, "installing %s\n", pkgs[n])
+		cmd := exec.Command("go", "install", releaseFlags[0], releaseFlags[1], pkgs[n])
+		cmd.Env = append(os.Environ(), "GOBIN="+gobin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go install %s: %v\n%s", pkgs[n], err, out)
 		}
-		t.bin[n] = p
+		t.bin[n] = filepath.Join(gobin, n)
 	}
 	home := filepath.Join(work, "home")
 	if err := os.MkdirAll(home, 0o755); err != nil {

@@ -194,11 +194,11 @@ func (r reused) Verified() bool { return r.v.Verified() }
 
 // bufSize is the copy buffer: large enough that a gigabyte moves in a
 // few thousand system calls, not tens of thousands.
-const bufSize = 1 << 20
+const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-// Copy is io.Copy with a pooled 1 MiB buffer, used for blob bodies. It
+// Copy is io.Copy with a pooled 256 KiB buffer, used for blob bodies. It
 // hides dst's ReadFrom, whose fallback copies in 32 KiB steps.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {
 	bp := bufPool.Get().(*[]byte)

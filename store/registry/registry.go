@@ -136,8 +136,8 @@ var DefaultTransport http.RoundTripper = func() http.RoundTripper {
 	t.ResponseHeaderTimeout = 5 * time.Minute
 	// Blob bodies move in large writes and reads: the 4 KiB defaults cost
 	// a system call per 4 KiB on a gigabyte layer.
-	t.WriteBufferSize = 256 << 10
-	t.ReadBufferSize = 256 << 10
+	t.WriteBufferSize = 64 << 10
+	t.ReadBufferSize = 64 << 10
 	return t
 }()
 
