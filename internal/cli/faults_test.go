@@ -60,7 +60,15 @@ func (fi *faultImage) last() v1.Descriptor { return fi.hosted[len(fi.hosted)-1] 
 // returns the Bytes the summary reports (-1 when the command failed).
 func ferryJSON(t *testing.T, args ...string) (int64, string, int) {
 	t.Helper()
-	out, stderr, code := run(t, append([]string{"--stall-timeout", stall, "--retry-delay", "10ms"}, args...)...)
+	return ferryJSONStall(t, stall, args...)
+}
+
+// ferryJSONStall is ferryJSON with another stall timeout. Reruns, which
+// run without a fault, use a long one: on a loaded machine a healthy
+// request can pause past 500ms, and its retry would move its bytes twice.
+func ferryJSONStall(t *testing.T, stallTimeout string, args ...string) (int64, string, int) {
+	t.Helper()
+	out, stderr, code := run(t, append([]string{"--stall-timeout", stallTimeout, "--retry-delay", "10ms"}, args...)...)
 	if code != 0 {
 		return -1, stderr, code
 	}
@@ -236,7 +244,7 @@ func (r faultRun) check(t *testing.T) {
 		}
 	}
 	r.proxy.Clear()
-	n, stderr, code := ferryJSON(t, r.args...)
+	n, stderr, code := ferryJSONStall(t, "60s", r.args...)
 	if code != 0 {
 		t.Fatalf("rerun: exit %d: %s", code, stderr)
 	}
