@@ -235,9 +235,12 @@ func render(c config, img *image, lim machine, res results) string {
 				why := "failed"
 				for _, m := range res[scenario][tool] {
 					if m.err != nil {
-						why = m.err.Error()
-						if i := strings.IndexByte(why, '\n'); i > 0 {
-							why = why[:i]
+						// The tool's last words say why; the first line of
+						// its output is often a progress message.
+						lines := strings.Split(strings.TrimSpace(m.err.Error()), "\n")
+						why = lines[len(lines)-1]
+						if len(lines) > 1 {
+							why = strings.SplitN(lines[0], ":", 2)[0] + ": " + why
 						}
 						break
 					}
