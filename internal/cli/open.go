@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/dirstore"
@@ -117,4 +118,14 @@ func (g *globals) openRegistry(ctx context.Context, s string, push bool) (*regis
 		opts = append(opts, registry.WithPush())
 	}
 	return registry.Open(ctx, loc.Ref, opts...)
+}
+
+// foreignTiming is the fetcher's share of the global --stall-timeout and
+// --retry-delay, for commands that build a fetcher of their own.
+func (g *globals) foreignTiming() []foreign.Option {
+	opts := []foreign.Option{foreign.WithStallTimeout(g.stall)}
+	if g.delay > 0 {
+		opts = append(opts, foreign.WithBackoff(g.delay, g.delay))
+	}
+	return opts
 }

@@ -74,6 +74,12 @@ their bytes, or localize them into ordinary layers.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.stall < 0 || g.delay < 0 {
+			return usageErr(fmt.Errorf("--%s and --%s must not be negative", stallFlag, retryDelayFlag))
+		}
+		return nil
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr(fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
 	})

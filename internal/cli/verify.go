@@ -46,7 +46,7 @@ SRC, then verifies again.`,
 			if err != nil {
 				return err
 			}
-			fetcher, err := foreign.NewFetcher(foreign.WithAllow(f.foreignAllow...))
+			fetcher, err := foreign.NewFetcher(append(g.foreignTiming(), foreign.WithAllow(f.foreignAllow...))...)
 			if err != nil {
 				return usageErr(err)
 			}

@@ -140,3 +140,17 @@ func TestVerifyDeepDiffIDs(t *testing.T) {
 		t.Errorf("deep: exit %d %q", code, out)
 	}
 }
+
+// TestTimingFlags: negative durations are bad usage (exit 2), and verify
+// takes the global timing flags like copy does.
+func TestTimingFlags(t *testing.T) {
+	for _, args := range [][]string{{"--stall-timeout", "-1s", "digest", "x"}, {"--retry-delay", "-5ms", "verify", "x"}} {
+		if _, stderr, code := run(t, args...); code != 2 || !strings.Contains(stderr, "must not be negative") {
+			t.Errorf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	e := fixture.MicrosoftLike(t)
+	if out, stderr, code := run(t, "--stall-timeout", "5s", "--retry-delay", "10ms", "verify", "--deep", "--foreign-allow", allowLoopback, e.Reg.Ref(fixture.Repo, fixture.SingleTag)); code != 0 {
+		t.Errorf("verify with timing flags: exit %d %q %s", code, out, stderr)
+	}
+}
