@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/wait"
 )
 
 // Open streams the blob desc describes from its URLs, tried in order.
@@ -248,7 +249,7 @@ func (s *stream) connect(off int64) error {
 	for attempt := 1; attempt <= s.f.o.retries; attempt++ {
 		if attempt > 1 {
 			s.f.o.events(Event{Kind: EventRetry, URL: s.name, Offset: off, Err: last})
-			if err := sleep(s.ctx, s.f.backoff(attempt-1, last)); err != nil {
+			if err := wait.Sleep(s.ctx, s.f.backoff(attempt-1, last)); err != nil {
 				return err
 			}
 		}
@@ -443,17 +444,6 @@ func (f *Fetcher) backoff(retry int, last error) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
-}
-
 // Read implements io.Reader: the blob's bytes, each passed on once,
 // across reconnections.
 func (s *stream) Read(p []byte) (int, error) {
@@ -531,7 +521,7 @@ func (s *stream) reconnect(err error) error {
 	}
 	s.f.o.events(Event{Kind: EventResume, URL: s.name, Offset: s.off, Err: err})
 	if s.drops > 1 {
-		if err := sleep(s.ctx, s.f.backoff(s.drops-1, nil)); err != nil {
+		if err := wait.Sleep(s.ctx, s.f.backoff(s.drops-1, nil)); err != nil {
 			return s.errorf("at byte %d: %w", s.off, err)
 		}
 	}

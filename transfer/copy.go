@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 )
@@ -309,11 +310,11 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 			e := ev
 			e.Kind, e.Err = BlobRetry, lastErr
 			c.o.events(e)
-			wait := time.Duration(attempt*attempt) * 250 * time.Millisecond
+			d := time.Duration(attempt*attempt) * 250 * time.Millisecond
 			if c.o.delay > 0 {
-				wait = c.o.delay
+				d = c.o.delay
 			}
-			if err := sleep(ctx, wait); err != nil {
+			if err := wait.Sleep(ctx, d); err != nil {
 				return err
 			}
 		}
@@ -329,17 +330,6 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 		lastErr = err
 	}
 	return lastErr
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // retryable says whether another attempt at a blob may succeed: not when

@@ -30,6 +30,7 @@ import (
 	ggtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/store"
 )
 
@@ -695,7 +696,7 @@ func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error), o
 	var lastErr error
 	for attempt := 0; attempt < c.retries; attempt++ {
 		if attempt > 0 {
-			if err := sleep(ctx, backoff(attempt, lastErr, c.delay)); err != nil {
+			if err := wait.Sleep(ctx, backoff(attempt, lastErr, c.delay)); err != nil {
 				return nil, err
 			}
 		}
@@ -745,17 +746,6 @@ func backoff(attempt int, last error, fixed time.Duration) time.Duration {
 		return fixed
 	}
 	return min(time.Duration(1<<attempt)*100*time.Millisecond, 5*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // check turns an unexpected response into an error that keeps the
