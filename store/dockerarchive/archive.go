@@ -81,6 +81,7 @@ type Source struct {
 	root     v1.Descriptor
 	manifest []byte             // the built manifest, when there is no layout manifest
 	config   []byte             // the config, served from memory
+	configID v1.Hash            // its digest
 	files    map[v1.Hash]string // blob digest -> file in the archive
 	diffOnly map[v1.Hash]string // foreign blobs of which the archive holds only the uncompressed layer
 }
@@ -128,8 +129,8 @@ func (s *Source) open(repoTag string) error {
 	if err != nil {
 		return fmt.Errorf("%s: config: %w", s.name, err)
 	}
-	sum := sha256.Sum256(s.config)
-	cfgDesc := v1.Descriptor{MediaType: types.DockerConfigJSON, Size: int64(len(s.config)), Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}}
+	s.configID = sha256Of(s.config)
+	cfgDesc := v1.Descriptor{MediaType: types.DockerConfigJSON, Size: int64(len(s.config)), Digest: s.configID}
 	if _, err := fs.Stat(toc, "index.json"); err == nil {
 		layout := ocilayout.OpenFS(s.name, toc, "", "")
 		d, found, err := findImage(layout, cfgDesc.Digest)
@@ -296,10 +297,14 @@ func (s *Source) build(e tarball.Descriptor, cfgDesc v1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(raw)
 	s.manifest = raw
-	s.root = v1.Descriptor{MediaType: types.DockerManifestSchema2, Size: int64(len(raw)), Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}}
+	s.root = v1.Descriptor{MediaType: types.DockerManifestSchema2, Size: int64(len(raw)), Digest: sha256Of(raw)}
 	return nil
+}
+
+func sha256Of(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
 
 // layer describes one layer file of an archive without a layout manifest.
@@ -409,8 +414,7 @@ func (s *Source) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadClos
 	if desc.Digest == s.root.Digest {
 		return io.NopCloser(bytes.NewReader(s.manifest)), nil
 	}
-	sum := sha256.Sum256(s.config)
-	if desc.Digest.Hex == hex.EncodeToString(sum[:]) {
+	if desc.Digest == s.configID {
 		return io.NopCloser(bytes.NewReader(s.config)), nil
 	}
 	if file, ok := s.diffOnly[desc.Digest]; ok {
