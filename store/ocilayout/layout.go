@@ -177,12 +177,23 @@ func (l *Layout) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte,
 	return io.ReadAll(vr)
 }
 
+// checkedBlobName returns the blob's name in fsys, refusing digests that
+// would name no blob (or another path).
+func (l *Layout) checkedBlobName(d v1.Hash) (string, error) {
+	name := blobName(d)
+	if d.Algorithm == "" || d.Hex == "" || !fs.ValidPath(name) {
+		return "", fmt.Errorf("blob %q in %s: invalid digest", d, l.name)
+	}
+	return name, nil
+}
+
 // FetchBlob implements store.Source.
 func (l *Layout) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
-	if desc.Digest.Algorithm == "" || desc.Digest.Hex == "" || !fs.ValidPath(blobName(desc.Digest)) {
-		return nil, fmt.Errorf("blob %q in %s: invalid digest", desc.Digest, l.name)
+	name, err := l.checkedBlobName(desc.Digest)
+	if err != nil {
+		return nil, err
 	}
-	f, err := l.fsys.Open(blobName(desc.Digest))
+	f, err := l.fsys.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, l.name, store.ErrNotFound)
 	}
@@ -191,10 +202,11 @@ func (l *Layout) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadClos
 
 // StatBlob implements store.BlobStater.
 func (l *Layout) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error) {
-	if desc.Digest.Algorithm == "" || desc.Digest.Hex == "" || !fs.ValidPath(blobName(desc.Digest)) {
-		return 0, fmt.Errorf("blob %q in %s: invalid digest", desc.Digest, l.name)
+	name, err := l.checkedBlobName(desc.Digest)
+	if err != nil {
+		return 0, err
 	}
-	fi, err := fs.Stat(l.fsys, blobName(desc.Digest))
+	fi, err := fs.Stat(l.fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("blob %s in %s: %w", desc.Digest, l.name, store.ErrNotFound)
 	}
