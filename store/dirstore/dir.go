@@ -40,6 +40,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/ocilayout"
 )
@@ -263,7 +264,7 @@ func (d *Dir) start() error {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", d.Name(), err)
 	}
-	if err := ocilayout.WriteAtomic(filepath.Join(d.dir, VersionFile), []byte(Version)); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.dir, VersionFile), []byte(Version)); err != nil {
 		return err
 	}
 	d.started = true
@@ -309,7 +310,7 @@ func (d *Dir) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
 	if err := d.start(); err != nil {
 		return err
 	}
-	if err := ocilayout.WriteAtomic(filepath.Join(d.dir, ManifestFile), raw); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.dir, ManifestFile), raw); err != nil {
 		return err
 	}
 	return d.prune(raw)

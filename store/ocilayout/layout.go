@@ -236,7 +236,7 @@ func (l *Layout) init() error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	return WriteAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	return atomicfile.Write(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
 }
 
 // PushBlob implements store.Target. The bytes are hashed as they are
@@ -331,11 +331,5 @@ func (l *Layout) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error 
 	if err != nil {
 		return err
 	}
-	return WriteAtomic(filepath.Join(l.dir, "index.json"), b)
-}
-
-// WriteAtomic writes b to a temporary file beside p and renames it over p
-// (atomicfile.Write): readers see the old p or the new one, never a part.
-func WriteAtomic(p string, b []byte) error {
-	return atomicfile.Write(p, b)
+	return atomicfile.Write(filepath.Join(l.dir, "index.json"), b)
 }
