@@ -2,19 +2,14 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -307,49 +302,5 @@ func TestAssembleIntoRoot(t *testing.T) {
 	checkPulled(t, host+"/servercore:latest", newID)
 	if got := ferryOK(t, "digest", host+"/servercore@"+oldID.String()); got != oldID.String() {
 		t.Errorf("old manifest by digest: %s, want %s", got, oldID)
-	}
-}
-
-// startReferenceRegistry runs distribution's registry binary on a free
-// loopback port serving root, and returns its host:port and a function
-// that stops it (also called when the test ends).
-func startReferenceRegistry(t *testing.T, bin, root string) (string, func()) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(t.TempDir(), "config.yml")
-	mustWrite(t, cfg, fmt.Appendf(nil, "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", root, addr))
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve", cfg)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(stop)
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr, stop
-		}
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("registry did not start: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

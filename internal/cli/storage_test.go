@@ -24,12 +24,20 @@ import (
 
 // referenceRegistry serves root with distribution's own registry binary
 // (installed by .ci/run; the test is skipped without it) until the test
-// ends, and returns its host:port. Unlike startReferenceRegistry's, its
-// configuration accepts manifests whose foreign layers point at http URLs
-// (the fixture's URL server), so images can be pushed with --foreign keep.
+// ends, and returns its host:port.
 func referenceRegistry(t *testing.T, root string) string {
 	t.Helper()
-	bin := lookTool(t, "registry")
+	host, _ := startReferenceRegistry(t, lookTool(t, "registry"), root)
+	return host
+}
+
+// startReferenceRegistry runs distribution's registry binary on a free
+// loopback port serving root, and returns its host:port and a function
+// that stops it (also called when the test ends). Its configuration
+// accepts manifests whose foreign layers point at http URLs (the
+// fixture's URL server), so images can be pushed with --foreign keep.
+func startReferenceRegistry(t *testing.T, bin, root string) (string, func()) {
+	t.Helper()
 	// The binary takes an address, not a listener: find a free port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,26 +57,35 @@ validation:
     urls:
       allow: ['^https?://']
 `, root, addr))
-	cmd := exec.Command(bin, "serve", cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve", cfg)
 	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	for i := 0; i < 400; i++ {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
 			resp.Body.Close()
-			return addr
+			return addr, stop
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("reference registry did not start on %s: %v\n%s", addr, err, logs.String())
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	t.Fatalf("reference registry did not start on %s: %s", addr, logs.String())
-	return ""
 }
 
 // ferryServer serves root with the embedded registry until the test ends
