@@ -497,12 +497,12 @@ func (t *Target) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error 
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return fmt.Errorf("manifest %s has %d layers, its config %d diff_ids", desc.Digest, len(m.Layers), len(cfg.RootFS.DiffIDs))
 	}
-	e := tarball.Descriptor{Config: blobPath(m.Config.Digest)}
+	e := tarball.Descriptor{Config: ocilayout.BlobName(m.Config.Digest)}
 	if t.repoTag != "" {
 		e.RepoTags = []string{t.repoTag}
 	}
 	for i, l := range m.Layers {
-		e.Layers = append(e.Layers, blobPath(l.Digest))
+		e.Layers = append(e.Layers, ocilayout.BlobName(l.Digest))
 		if foreign.IsForeign(string(l.MediaType)) || len(l.URLs) > 0 {
 			if e.LayerSources == nil {
 				e.LayerSources = map[v1.Hash]v1.Descriptor{}
@@ -529,5 +529,3 @@ func (t *Target) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error 
 	}
 	return t.TagAs(ctx, desc, raw, ann)
 }
-
-func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }

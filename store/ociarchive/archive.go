@@ -302,7 +302,7 @@ func (t *Target) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) 
 		return t.err
 	}
 	start := t.cw.n
-	e, err := t.add("blobs/"+desc.Digest.Algorithm+"/"+desc.Digest.Hex, desc, r)
+	e, err := t.add(ocilayout.BlobName(desc.Digest), desc, r)
 	if err != nil {
 		if rerr := t.rewind(start); rerr != nil {
 			t.err = fmt.Errorf("%s: %w (and removing the partial blob: %w)", t.Name(), err, rerr)
@@ -427,7 +427,7 @@ func (t *Target) Close() error {
 		t.discard()
 		return err
 	}
-	files := append(t.extra, extraFile{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, extraFile{"index.json", idx})
+	files := append(t.extra, extraFile{"oci-layout", []byte(ocilayout.LayoutFileContent)}, extraFile{"index.json", idx})
 	for _, e := range files {
 		if err := t.tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(e.b)), ModTime: time.Unix(0, 0)}); err != nil {
 			t.discard()

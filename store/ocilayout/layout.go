@@ -80,7 +80,12 @@ func (l *Layout) Name() string {
 	return l.name
 }
 
-func blobName(d v1.Hash) string { return "blobs/" + d.Algorithm + "/" + d.Hex }
+// LayoutFileContent is what the oci-layout file holds.
+const LayoutFileContent = `{"imageLayoutVersion":"1.0.0"}`
+
+// BlobName is the slash-separated name of a blob in a layout,
+// blobs/<algorithm>/<hex>.
+func BlobName(d v1.Hash) string { return "blobs/" + d.Algorithm + "/" + d.Hex }
 
 // Close implements store.Source and store.Target.
 func (l *Layout) Close() error { return nil }
@@ -141,7 +146,7 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 		if err != nil {
 			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
 		}
-		raw, err := fs.ReadFile(l.fsys, blobName(h))
+		raw, err := fs.ReadFile(l.fsys, BlobName(h))
 		if err != nil || len(raw) > MaxIndexSize {
 			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), store.ErrNotFound)
 		}
@@ -180,7 +185,7 @@ func (l *Layout) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte,
 // checkedBlobName returns the blob's name in fsys, refusing digests that
 // would name no blob (or another path).
 func (l *Layout) checkedBlobName(d v1.Hash) (string, error) {
-	name := blobName(d)
+	name := BlobName(d)
 	if d.Algorithm == "" || d.Hex == "" || !fs.ValidPath(name) {
 		return "", fmt.Errorf("blob %q in %s: invalid digest", d, l.name)
 	}
@@ -236,7 +241,7 @@ func (l *Layout) init() error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	return atomicfile.Write(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	return atomicfile.Write(p, []byte(LayoutFileContent))
 }
 
 // PushBlob implements store.Target. The bytes are hashed as they are
