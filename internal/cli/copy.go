@@ -189,10 +189,16 @@ func (g *globals) copyAndReport(ctx context.Context, src store.Source, dst store
 	return nil
 }
 
-// summary prints a copy's counts on stderr.
+// summary prints a copy's counts and time on stderr.
 func (g *globals) summary(res *transfer.Result) {
-	fmt.Fprintf(g.stderr, "copied %d blobs (%s), skipped %d, mounted %d, foreign kept %d, in %.1fs\n",
-		res.BlobsCopied, progress.Human(res.Bytes), res.BlobsSkipped, res.BlobsMounted, res.ForeignKept, res.Seconds)
+	fmt.Fprintf(g.stderr, "%s, in %.1fs\n", blobCounts(res), res.Seconds)
+}
+
+// blobCounts is the counts of a summary line: what was copied, skipped,
+// mounted and kept foreign.
+func blobCounts(res *transfer.Result) string {
+	return fmt.Sprintf("copied %d blobs (%s), skipped %d, mounted %d, foreign kept %d",
+		res.BlobsCopied, progress.Human(res.Bytes), res.BlobsSkipped, res.BlobsMounted, res.ForeignKept)
 }
 
 func printJSON(g *globals, v any) error {

@@ -182,9 +182,7 @@ func (g *globals) runRebase(cmd *cobra.Command, imageArg, newBaseArg, oldBaseArg
 	if dryRun {
 		fmt.Fprintf(g.stderr, "dry run: nothing written\n")
 	} else if mode != progress.None {
-		b := res.Blobs
-		fmt.Fprintf(g.stderr, "copied %d blobs (%s), skipped %d, mounted %d, foreign kept %d\n",
-			b.BlobsCopied, progress.Human(b.Bytes), b.BlobsSkipped, b.BlobsMounted, b.ForeignKept)
+		fmt.Fprintln(g.stderr, blobCounts(&res.Blobs))
 	}
 	fmt.Fprintln(g.stdout, ref)
 	return nil
