@@ -245,16 +245,12 @@ var _ store.Target = (*Target)(nil)
 // Create starts an archive that becomes p when the copy completes. tag,
 // when set, names the image in index.json.
 func Create(p, tag string) (*Target, error) {
-	return create("oci-archive", p, tag)
+	return CreateAs("oci-archive", p, tag)
 }
 
 // CreateAs is Create with another location prefix for messages, for
 // formats built on an oci-archive (docker-archive).
 func CreateAs(prefix, p, tag string) (*Target, error) {
-	return create(prefix, p, tag)
-}
-
-func create(prefix, p, tag string) (*Target, error) {
 	dir := filepath.Dir(p)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
 	if err != nil {
@@ -337,7 +333,7 @@ func (t *Target) add(name string, desc v1.Descriptor, r io.Reader) (entry, error
 		return entry{}, err
 	}
 	e := entry{off: t.cw.n, size: desc.Size}
-	if _, err := io.Copy(t.tw, vr); err != nil {
+	if _, err := blob.Copy(t.tw, vr); err != nil {
 		return entry{}, err
 	}
 	if !vr.Verified() {
