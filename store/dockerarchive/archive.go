@@ -411,11 +411,8 @@ func (s *Source) FetchBlob(ctx context.Context, desc v1.Descriptor) (io.ReadClos
 	if file, ok := s.files[desc.Digest]; ok {
 		return s.toc.Open(file)
 	}
-	if desc.Digest == s.root.Digest {
-		return io.NopCloser(bytes.NewReader(s.manifest)), nil
-	}
-	if desc.Digest == s.configID {
-		return io.NopCloser(bytes.NewReader(s.config)), nil
+	if b := s.inMemory(desc.Digest); b != nil {
+		return io.NopCloser(bytes.NewReader(b)), nil
 	}
 	if file, ok := s.diffOnly[desc.Digest]; ok {
 		return nil, fmt.Errorf("blob %s in %s: the archive holds only the uncompressed layer %s, not the blob: %w", desc.Digest, s.name, file, store.ErrNotFound)
@@ -435,12 +432,23 @@ func (s *Source) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error
 		}
 		return fi.Size(), nil
 	}
-	rc, err := s.FetchBlob(ctx, desc) // the config or the manifest, from memory
-	if err != nil {
-		return 0, err
+	if b := s.inMemory(desc.Digest); b != nil {
+		return int64(len(b)), nil
 	}
-	defer rc.Close()
-	return io.Copy(io.Discard, rc)
+	_, err := s.FetchBlob(ctx, desc) // not held: FetchBlob says why
+	return 0, err
+}
+
+// inMemory returns the built manifest or the config when d names one of
+// them, nil otherwise.
+func (s *Source) inMemory(d v1.Hash) []byte {
+	switch d {
+	case s.root.Digest:
+		return s.manifest
+	case s.configID:
+		return s.config
+	}
+	return nil
 }
 
 // Target writes a docker-archive holding one image.
