@@ -70,6 +70,7 @@ type Reporter struct {
 	stopped           sync.WaitGroup
 	start             time.Time
 	retries, rewrites atomic.Int64
+	closeOnce         sync.Once
 }
 
 // New returns a Reporter writing to w. In Auto mode, w gets bars when it is
@@ -199,8 +200,13 @@ func (r *Reporter) line() string {
 		Human(done), Human(r.total.Load()), Human(int64(float64(done)/max(secs, 0.001))))
 }
 
-// Close stops drawing and waits for the output to settle.
+// Close stops drawing and waits for the output to settle. It may be
+// called more than once (a deferred Close after an explicit one).
 func (r *Reporter) Close() {
+	r.closeOnce.Do(r.close)
+}
+
+func (r *Reporter) close() {
 	switch r.mode {
 	case Bars:
 		r.mu.Lock()
