@@ -154,7 +154,7 @@ func install(work string, names []string, ferryBin string) (*tools, error) {
 		"registry": "github.com/distribution/distribution/v3/cmd/registry@" + registryVersion,
 	}
 	for _, n := range append(names, "registry") {
-		if n == "ferry" {
+		if n == "ferry" || n == ceilingTool {
 			continue
 		}
 		if n == "skopeo" {

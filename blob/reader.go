@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -50,6 +51,7 @@ type Reader struct {
 	source string
 	done   bool
 	err    error
+	async  *asyncHasher // nil: hashed inline in Read
 }
 
 // NewReader wraps r to verify that it yields exactly size bytes (size < 0:
@@ -60,7 +62,14 @@ func NewReader(r io.Reader, want v1.Hash, size int64, source string) (*Reader, e
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{r: r, h: h, want: want, size: size, source: source}, nil
+	v := &Reader{r: r, h: h, want: want, size: size, source: source}
+	if useAsync(size) {
+		v.async = newAsyncHasher(h)
+		// A Reader dropped before its last byte stops its hasher when it
+		// is collected, if nobody called Close.
+		runtime.AddCleanup(v, (*asyncHasher).stop, v.async)
+	}
+	return v, nil
 }
 
 // Read implements io.Reader. When the size is known the digest is checked
@@ -76,9 +85,14 @@ func (v *Reader) Read(p []byte) (int, error) {
 			v.err = v.errorf("%w: more than the declared %d bytes", ErrSizeMismatch, v.size)
 			return 0, v.err
 		}
-		v.h.Write(p[:n])
+		if v.async != nil {
+			v.async.write(p[:n])
+		} else {
+			v.h.Write(p[:n])
+		}
 		v.n += int64(n)
 		if v.size >= 0 && v.n > v.size {
+			v.stopAsync()
 			v.err = v.errorf("%w: more than the declared %d bytes", ErrSizeMismatch, v.size)
 			return n, v.err
 		}
@@ -102,7 +116,12 @@ func (v *Reader) Read(p []byte) (int, error) {
 
 func (v *Reader) check() error {
 	if v.size >= 0 && v.n != v.size {
+		v.stopAsync()
 		return v.errorf("%w: got %d bytes, declared %d", ErrSizeMismatch, v.n, v.size)
+	}
+	if v.async != nil {
+		v.async.finish()
+		v.async = nil
 	}
 	got := v1.Hash{Algorithm: v.want.Algorithm, Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
 	if got != v.want {
@@ -117,6 +136,26 @@ func (v *Reader) errorf(format string, args ...any) error {
 		return fmt.Errorf("blob %s from %s: %w", v.want, v.source, msg)
 	}
 	return fmt.Errorf("blob %s: %w", v.want, msg)
+}
+
+// stopAsync ends the hasher goroutine of a Reader that will not be read
+// to its end.
+func (v *Reader) stopAsync() {
+	if v.async != nil {
+		v.async.stop()
+	}
+}
+
+// Abandon releases what a Reader holds (the hasher goroutine of a large
+// blob) when it will not be read to its end. Reading it afterwards is an
+// error. A Reader read to EOF, or collected, needs no call.
+func (v *Reader) Abandon() {
+	if v.async != nil && !v.done {
+		v.async.stop()
+		if v.err == nil {
+			v.err = v.errorf("abandoned after %d bytes", v.n)
+		}
+	}
 }
 
 // N returns the number of bytes read so far.
@@ -138,6 +177,13 @@ func NewReadCloser(rc io.ReadCloser, want v1.Hash, size int64, source string) (*
 		return nil, err
 	}
 	return &ReadCloser{Reader: r, Closer: rc}, nil
+}
+
+// Close closes the underlying stream and abandons the Reader if it was
+// not read to its end.
+func (rc *ReadCloser) Close() error {
+	rc.Abandon()
+	return rc.Closer.Close()
 }
 
 // Verifying is implemented by streams that check size and digest themselves,

@@ -100,9 +100,15 @@ func (f *Fetcher) openParallel(ctx context.Context, desc v1.Descriptor, raw stri
 	return p, nil
 }
 
+// partBuf is each part's copy buffer. Parts exist for connections the
+// server caps (tens of MB/s each), which never fill more than a few
+// socket reads' worth at a time: 64 KiB keeps the system calls few and the
+// memory of n parts small.
+const partBuf = 64 << 10
+
 // fill copies the part's bytes from its stream into its spool file.
 func (pt *part) fill() {
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, partBuf)
 	want := pt.end - pt.start
 	var got int64
 	var err error

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// ceilingTool is the pseudo-tool that shows what the registries and the
+// machine allow: a minimal client, in the bench's own process, that moves
+// every blob at once and verifies nothing (as the performance issue's
+// reference client did). No real tool can beat it by much; a tool close
+// to it is limited by the other side, not by itself.
+const ceilingTool = "ceiling"
+
+// ceilingTransport has the buffer sizes ferry's registry transport uses,
+// so the ceiling is not held back by 4 KiB reads.
+var ceilingTransport = &http.Transport{
+	MaxIdleConnsPerHost: 8,
+	ReadBufferSize:      64 << 10,
+	WriteBufferSize:     64 << 10,
+}
+
+// ceiling runs one scenario with the minimal client and measures its wall
+// time (its memory is the bench's, so none is reported).
+func ceiling(scenario string, j job, img *image) measurement {
+	start := time.Now()
+	var err error
+	switch scenario {
+	case "copy":
+		err = ceilingPush(j.dst, img, func(d blobDesc) (io.ReadCloser, error) {
+			return get(fmt.Sprintf("http://%s/blobs/%s", v2(j.src), d.Digest))
+		}, j.src)
+	case "push":
+		err = ceilingPush(j.dst, img, func(d blobDesc) (io.ReadCloser, error) {
+			return os.Open(img.blobPath(d))
+		}, "")
+	case "pull":
+		err = ceilingPull(j.src, j.layout, img)
+	default:
+		err = errUnsupported
+	}
+	return measurement{seconds: time.Since(start).Seconds(), err: err}
+}
+
+// v2 turns host/repo:tag into host/v2/repo.
+func v2(ref string) string {
+	host, rest, _ := strings.Cut(ref, "/")
+	repo, _, _ := strings.Cut(rest, ":")
+	return host + "/v2/" + repo
+}
+
+func get(url string) (io.ReadCloser, error) {
+	req := mustRequest(http.MethodGet, url, nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := ceilingTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp.Body, nil
+}
+
+func mustRequest(method, url string, body io.Reader) *http.Request {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		panic(err)
+	}
+	return req
+}
+
+// ceilingPush uploads every blob at once (POST, one streamed PUT), then
+// the manifest under the tag. srcRef, when set, is where the manifest
+// comes from; otherwise the layout's file.
+func ceilingPush(dst string, img *image, open func(blobDesc) (io.ReadCloser, error), srcRef string) error {
+	base := "http://" + v2(dst)
+	var g errgroup.Group
+	for _, d := range []blobDesc{img.Config, img.Base, img.Delta} {
+		g.Go(func() error {
+			resp, err := ceilingTransport.RoundTrip(mustRequest(http.MethodPost, base+"/blobs/uploads/", nil))
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			loc, err := resp.Location()
+			if err != nil {
+				return fmt.Errorf("POST upload: %s: %w", resp.Status, err)
+			}
+			q := loc.Query()
+			q.Set("digest", d.Digest)
+			loc.RawQuery = q.Encode()
+			body, err := open(d)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			req := mustRequest(http.MethodPut, loc.String(), body)
+			req.ContentLength = d.Size
+			resp, err = ceilingTransport.RoundTrip(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				return fmt.Errorf("PUT blob %s: %s", d.Digest, resp.Status)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(img.blobPath(img.Manifest))
+	if err != nil {
+		return err
+	}
+	req := mustRequest(http.MethodPut, base+"/manifests/v1", bytes.NewReader(raw))
+	req.Header.Set("Content-Type", img.Manifest.MediaType)
+	resp, err := ceilingTransport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("PUT manifest: %s", resp.Status)
+	}
+	return nil
+}
+
+// ceilingPull writes every blob at once into layout's blob directory,
+// through a temporary name as a careful tool would.
+func ceilingPull(src, layout string, img *image) error {
+	dir := filepath.Join(layout, "blobs", "sha256")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var g errgroup.Group
+	for _, d := range []blobDesc{img.Manifest, img.Config, img.Base, img.Delta} {
+		g.Go(func() error {
+			kind := "blobs"
+			if d.Digest == img.Manifest.Digest {
+				kind = "manifests"
+			}
+			body, err := get(fmt.Sprintf("http://%s/%s/%s", v2(src), kind, d.Digest))
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			final := filepath.Join(dir, d.Digest[len("sha256:"):])
+			f, err := os.Create(final + ".tmp")
+			if err != nil {
+				return err
+			}
+			if _, err := io.CopyBuffer(struct{ io.Writer }{f}, body, make([]byte, 256<<10)); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			return os.Rename(final+".tmp", final)
+		})
+	}
+	return g.Wait()
+}
