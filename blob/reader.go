@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"runtime"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -51,7 +50,6 @@ type Reader struct {
 	source string
 	done   bool
 	err    error
-	async  *asyncHasher // nil: hashed inline in Read
 }
 
 // NewReader wraps r to verify that it yields exactly size bytes (size < 0:
@@ -62,14 +60,7 @@ func NewReader(r io.Reader, want v1.Hash, size int64, source string) (*Reader, e
 	if err != nil {
 		return nil, err
 	}
-	v := &Reader{r: r, h: h, want: want, size: size, source: source}
-	if useAsync(size) {
-		v.async = newAsyncHasher(h)
-		// A Reader dropped before its last byte stops its hasher when it
-		// is collected, if nobody called Close.
-		runtime.AddCleanup(v, (*asyncHasher).stop, v.async)
-	}
-	return v, nil
+	return &Reader{r: r, h: h, want: want, size: size, source: source}, nil
 }
 
 // Read implements io.Reader. When the size is known the digest is checked
@@ -85,14 +76,9 @@ func (v *Reader) Read(p []byte) (int, error) {
 			v.err = v.errorf("%w: more than the declared %d bytes", ErrSizeMismatch, v.size)
 			return 0, v.err
 		}
-		if v.async != nil {
-			v.async.write(p[:n])
-		} else {
-			v.h.Write(p[:n])
-		}
+		v.h.Write(p[:n])
 		v.n += int64(n)
 		if v.size >= 0 && v.n > v.size {
-			v.stopAsync()
 			v.err = v.errorf("%w: more than the declared %d bytes", ErrSizeMismatch, v.size)
 			return n, v.err
 		}
@@ -116,12 +102,7 @@ func (v *Reader) Read(p []byte) (int, error) {
 
 func (v *Reader) check() error {
 	if v.size >= 0 && v.n != v.size {
-		v.stopAsync()
 		return v.errorf("%w: got %d bytes, declared %d", ErrSizeMismatch, v.n, v.size)
-	}
-	if v.async != nil {
-		v.async.finish()
-		v.async = nil
 	}
 	got := v1.Hash{Algorithm: v.want.Algorithm, Hex: fmt.Sprintf("%x", v.h.Sum(nil))}
 	if got != v.want {
@@ -136,26 +117,6 @@ func (v *Reader) errorf(format string, args ...any) error {
 		return fmt.Errorf("blob %s from %s: %w", v.want, v.source, msg)
 	}
 	return fmt.Errorf("blob %s: %w", v.want, msg)
-}
-
-// stopAsync ends the hasher goroutine of a Reader that will not be read
-// to its end.
-func (v *Reader) stopAsync() {
-	if v.async != nil {
-		v.async.stop()
-	}
-}
-
-// Abandon releases what a Reader holds (the hasher goroutine of a large
-// blob) when it will not be read to its end. Reading it afterwards is an
-// error. A Reader read to EOF, or collected, needs no call.
-func (v *Reader) Abandon() {
-	if v.async != nil && !v.done {
-		v.async.stop()
-		if v.err == nil {
-			v.err = v.errorf("abandoned after %d bytes", v.n)
-		}
-	}
 }
 
 // N returns the number of bytes read so far.
@@ -177,13 +138,6 @@ func NewReadCloser(rc io.ReadCloser, want v1.Hash, size int64, source string) (*
 		return nil, err
 	}
 	return &ReadCloser{Reader: r, Closer: rc}, nil
-}
-
-// Close closes the underlying stream and abandons the Reader if it was
-// not read to its end.
-func (rc *ReadCloser) Close() error {
-	rc.Abandon()
-	return rc.Closer.Close()
 }
 
 // Verifying is implemented by streams that check size and digest themselves,
