@@ -167,12 +167,12 @@ func readManifest(path string) (*Plan, *v1.Manifest, error) {
 		return nil, nil, fmt.Errorf("manifest: %w", err)
 	}
 	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, dirstore.MaxManifestSize+1))
+	raw, err := blob.ReadAtMost(f, dirstore.MaxManifestSize)
+	if errors.Is(err, blob.ErrTooLarge) {
+		return nil, nil, fmt.Errorf("manifest %s: %w: %w", path, err, ErrNotManifest)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w", path, err)
-	}
-	if len(raw) > dirstore.MaxManifestSize {
-		return nil, nil, fmt.Errorf("manifest %s: larger than %d bytes: %w", path, dirstore.MaxManifestSize, ErrNotManifest)
 	}
 	mt, err := dirstore.SniffMediaType(raw)
 	if err != nil {

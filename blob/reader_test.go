@@ -111,3 +111,18 @@ type passthrough struct{ r *Reader }
 
 func (p passthrough) Read(b []byte) (int, error) { return p.r.Read(b) }
 func (p passthrough) VerifiedBy() *Reader        { return p.r }
+
+func TestReadAtMost(t *testing.T) {
+	b, err := ReadAtMost(strings.NewReader("12345"), 5)
+	if err != nil || string(b) != "12345" {
+		t.Fatalf("at the limit: %q %v", b, err)
+	}
+	src := strings.NewReader("123456789")
+	_, err = ReadAtMost(src, 5)
+	if !errors.Is(err, ErrTooLarge) || err.Error() != "larger than 5 bytes" {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if left := src.Len(); left != 3 {
+		t.Errorf("read %d bytes past the limit+1", 3-left)
+	}
+}

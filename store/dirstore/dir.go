@@ -130,12 +130,9 @@ func (d *Dir) readManifestFile(p string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", d.Name(), err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxManifestSize+1))
+	b, err := blob.ReadAtMost(f, MaxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", d.Name(), filepath.Base(p), err)
-	}
-	if len(b) > MaxManifestSize {
-		return nil, fmt.Errorf("%s: %s is larger than %d bytes", d.Name(), filepath.Base(p), MaxManifestSize)
 	}
 	return b, nil
 }

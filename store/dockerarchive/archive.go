@@ -50,6 +50,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/ociarchive"
@@ -177,12 +178,9 @@ func readFile(fsys fs.FS, name string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	b, err := blob.ReadAtMost(f, max)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, max)
 	}
 	return b, nil
 }

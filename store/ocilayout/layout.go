@@ -105,12 +105,9 @@ func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxIndexSize+1))
+	b, err := blob.ReadAtMost(f, MaxIndexSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if len(b) > MaxIndexSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", p, MaxIndexSize)
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(b))
 	if err != nil {
