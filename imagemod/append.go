@@ -177,7 +177,7 @@ func pickBase(ctx context.Context, src store.Source, p *platform.Spec) (*image, 
 	}
 	var entries []v1.Descriptor
 	for _, e := range r.index.Manifests {
-		if isImage(e.MediaType) && !isAttestation(e) {
+		if e.MediaType.IsImage() && !isAttestation(e) {
 			entries = append(entries, e)
 		}
 	}

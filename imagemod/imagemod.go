@@ -80,14 +80,6 @@ type root struct {
 	image *image            // single image only
 }
 
-func isIndex(mt types.MediaType) bool {
-	return mt == types.OCIImageIndex || mt == types.DockerManifestList
-}
-
-func isImage(mt types.MediaType) bool {
-	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
-}
-
 // srcName names a source for messages.
 func srcName(s store.Source) string {
 	if n, ok := s.(store.Named); ok {
@@ -108,7 +100,7 @@ func loadRoot(ctx context.Context, src store.Source) (*root, error) {
 		return nil, err
 	}
 	r := &root{src: src, desc: desc, raw: raw}
-	if isIndex(desc.MediaType) {
+	if desc.MediaType.IsIndex() {
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return nil, fmt.Errorf("%s: index %s: %w", srcName(src), desc.Digest, err)
@@ -134,7 +126,7 @@ func loadImage(ctx context.Context, src store.Source, desc v1.Descriptor) (*imag
 }
 
 func loadImageRaw(ctx context.Context, src store.Source, desc v1.Descriptor, raw []byte) (*image, error) {
-	if !isImage(desc.MediaType) {
+	if !desc.MediaType.IsImage() {
 		return nil, fmt.Errorf("%s: %s is a %s, not an image manifest", srcName(src), desc.Digest, desc.MediaType)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))

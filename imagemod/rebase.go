@@ -115,7 +115,7 @@ func Rebase(ctx context.Context, src, newBase store.Source, dst store.Target, op
 		plans = append(plans, p)
 	} else {
 		for _, e := range app.index.Manifests {
-			if !isImage(e.MediaType) || isAttestation(e) {
+			if !e.MediaType.IsImage() || isAttestation(e) {
 				drop[e.Digest] = true
 				res.Warnings = append(res.Warnings, fmt.Sprintf("index entry %s (%s) is not a platform image and is left out of the result", e.Digest, e.MediaType))
 				continue
@@ -342,7 +342,7 @@ func candidates(ctx context.Context, base *root, cfg *v1.ConfigFile) ([]*image, 
 	}
 	var out []*image
 	for _, e := range base.index.Manifests {
-		if !isImage(e.MediaType) || isAttestation(e) {
+		if !e.MediaType.IsImage() || isAttestation(e) {
 			continue
 		}
 		if e.Platform != nil {

@@ -103,7 +103,7 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 			return nil, err
 		}
 	}
-	if _, ok := dst.(store.ImageOnly); ok && isIndex(root.desc.MediaType) {
+	if _, ok := dst.(store.ImageOnly); ok && root.desc.MediaType.IsIndex() {
 		return nil, c.indexRefused(root)
 	}
 	if err := c.copyBlobs(ctx, root); err != nil {
@@ -149,7 +149,7 @@ func (c *copier) load(ctx context.Context, desc v1.Descriptor, depth int) (*node
 	}
 	n := &node{desc: desc, raw: raw}
 	switch {
-	case isIndex(desc.MediaType):
+	case desc.MediaType.IsIndex():
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
@@ -182,7 +182,7 @@ func (c *copier) load(ctx context.Context, desc v1.Descriptor, depth int) (*node
 // selectPlatforms narrows the root to the entries the platform specs
 // select: one entry becomes the root itself, several a smaller index.
 func (c *copier) selectPlatforms(ctx context.Context, root *node) (*node, error) {
-	if !isIndex(root.desc.MediaType) {
+	if !root.desc.MediaType.IsIndex() {
 		return root, c.checkImagePlatform(ctx, root)
 	}
 	descs := make([]v1.Descriptor, len(root.children))
@@ -447,7 +447,7 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 	n.outRaw, n.out = n.raw, n.desc
 	changed := false
 	switch {
-	case isIndex(n.desc.MediaType):
+	case n.desc.MediaType.IsIndex():
 		n.outRaw, changed, err = rewriteIndex(n.raw, repl, n.keep)
 	case c.o.foreign == Localize:
 		n.outRaw, changed, err = rewriteLayers(n.raw, localize)
@@ -501,7 +501,7 @@ func refusedForContent(err error) bool {
 // layers into words and the fix, instead of the raw code.
 func (c *copier) explainRefusal(n *node, err error) error {
 	var foreignURLs []string
-	if !isIndex(n.desc.MediaType) {
+	if !n.desc.MediaType.IsIndex() {
 		var m struct {
 			Layers []v1.Descriptor `json:"layers"`
 		}

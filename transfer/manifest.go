@@ -11,17 +11,6 @@ import (
 	"github.com/ferry-dev/ferry/foreign"
 )
 
-// isIndex reports whether a media type is an OCI index or a Docker
-// manifest list.
-func isIndex(mt types.MediaType) bool {
-	return mt == types.OCIImageIndex || mt == types.DockerManifestList
-}
-
-// isImage reports whether a media type is an image manifest ferry can copy.
-func isImage(mt types.MediaType) bool {
-	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
-}
-
 func descriptorOf(raw []byte, mt types.MediaType) v1.Descriptor {
 	d, size, _ := v1.SHA256(bytes.NewReader(raw))
 	return v1.Descriptor{MediaType: mt, Digest: d, Size: size}
