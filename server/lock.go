@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -49,20 +48,15 @@ var ErrNotRoot = errors.New("neither empty nor a registry storage root")
 // checkRoot accepts a directory that does not exist yet, an empty one (a
 // lock file aside), or a docker/registry root (docker/registry/v2 inside).
 func checkRoot(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("server: root %s: %w", dir, err)
-	}
 	if fi, err := os.Stat(filepath.Join(dir, "docker", "registry", "v2")); err == nil && fi.IsDir() {
 		return nil
 	}
-	for _, e := range entries {
-		if e.Name() != rootlock.FileName {
-			return fmt.Errorf("server: root %s: %w (it holds %s but no docker/registry/v2); point --root at an empty or new directory, or at a registry root", dir, ErrNotRoot, e.Name())
-		}
+	other, err := rootlock.Stranger(dir)
+	if err != nil {
+		return fmt.Errorf("server: root %s: %w", dir, err)
+	}
+	if other != "" {
+		return fmt.Errorf("server: root %s: %w (it holds %s but no docker/registry/v2); point --root at an empty or new directory, or at a registry root", dir, ErrNotRoot, other)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,4 +125,23 @@ func (l *Lock) Release() error {
 		return fmt.Errorf("unlock: %w", err)
 	}
 	return nil
+}
+
+// Stranger returns the name of an entry of dir other than the lock file,
+// or "" when dir does not exist or holds nothing else: a directory where a
+// new storage root may be started.
+func Stranger(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.Name() != FileName {
+			return e.Name(), nil
+		}
+	}
+	return "", nil
 }

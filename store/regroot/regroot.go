@@ -238,19 +238,8 @@ func CheckRoot(dir string) error {
 // startable reports whether a new root may be started at dir: it does not
 // exist, or it is an empty directory (a lock file aside).
 func startable(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return true
-	}
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if e.Name() != rootlock.FileName {
-			return false
-		}
-	}
-	return true
+	other, err := rootlock.Stranger(dir)
+	return err == nil && other == ""
 }
 
 // Close releases the root's lock, if it holds one.
