@@ -356,16 +356,22 @@ func TestNondistributableLayer(t *testing.T) {
 	resp, body = r.do(http.MethodHead, "/v2/nd/app/blobs/"+foreign.Digest.String(), nil)
 	r.want(resp, body, http.StatusNotFound)
 
-	// An http URL is outside the default allow list: refused, naming the
-	// layer as MANIFEST_BLOB_UNKNOWN. (distribution answers 500 here, not
-	// the 400 the spec's error table suggests, because an UNKNOWN error
-	// comes first in its list.)
+	// An http URL is outside the default allow list: refused with 400
+	// MANIFEST_INVALID naming the layer, the URL and the rule (distribution
+	// alone answers 500 UNKNOWN, which clients retry as a server failure).
 	img.Layers[1].URLs = []string{"http://store.example.com/layer"}
 	b, _ := json.Marshal(img)
 	resp, body = r.do(http.MethodPut, "/v2/nd/app/manifests/plain", b, "Content-Type", ocispec.MediaTypeImageManifest)
-	if resp.StatusCode < 400 || !strings.Contains(string(body), "MANIFEST_BLOB_UNKNOWN") {
-		t.Errorf("manifest with an http foreign URL: status %d, body %s; want a refusal naming MANIFEST_BLOB_UNKNOWN", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "MANIFEST_INVALID") {
+		t.Errorf("manifest with an http foreign URL: status %d, body %s; want 400 MANIFEST_INVALID", resp.StatusCode, body)
 	}
+	for _, want := range []string{foreign.Digest.String(), "http://store.example.com/layer", "^https://"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("refusal %s does not name %s", body, want)
+		}
+	}
+	resp, body = r.do(http.MethodHead, "/v2/nd/app/manifests/plain", nil)
+	r.want(resp, body, http.StatusNotFound)
 }
 
 func TestTagsListPagination(t *testing.T) {

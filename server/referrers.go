@@ -121,11 +121,12 @@ type ociLayer struct {
 	manifests *mux.Router           // distribution's own routes
 	referrers *mux.Router
 	cache     manifestCache
+	urls      *urlPolicy
 }
 
 // newOCILayer puts the OCI layer in front of next, distribution's App built
 // from cfg, whose namespace sink has been filled.
-func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *namespaceSink) (http.Handler, error) {
+func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *namespaceSink, urls *urlPolicy) (http.Handler, error) {
 	if sink.ns == nil {
 		return nil, errors.New("server: distribution did not apply the referrers middleware")
 	}
@@ -136,6 +137,7 @@ func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *name
 		manifests: v2.RouterWithPrefix(cfg.HTTP.Prefix),
 		referrers: mux.NewRouter(),
 		cache:     manifestCache{m: map[digest.Digest]manifestFacts{}},
+		urls:      urls,
 	}
 	// The same access controller distribution builds, so the referrers API
 	// is guarded exactly as a manifest GET is.
@@ -169,7 +171,9 @@ func (l *ociLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // putManifest passes a manifest push to distribution and, when the manifest
-// has a subject and distribution stores it, answers with OCI-Subject. The
+// has a subject and distribution stores it, answers with OCI-Subject. A
+// manifest whose foreign URLs distribution would refuse is refused here,
+// with 400 and the reason (foreignurls.go). The
 // body is read ahead up to distribution's own limit; a larger one is passed
 // on unread for distribution to refuse.
 func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name string) {
@@ -184,6 +188,10 @@ func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name stri
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
 	if err == nil && len(body) <= maxManifestSize {
+		if err := l.urls.check(r.Header.Get("Content-Type"), body); err != nil {
+			serveError(w, errcode.ErrorCodeManifestInvalid.WithMessage(err.Error()))
+			return
+		}
 		if facts, ok := parseManifest(r.Header.Get("Content-Type"), body); ok && facts.subject != "" {
 			w = &subjectWriter{ResponseWriter: w, subject: facts.subject}
 		}

@@ -283,8 +283,12 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 		return nil, nil, err
 	}
 	useWindowsSafeFilesystem(cfg)
+	urls, err := newURLPolicy(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	app := handlers.NewApp(ctx, cfg)
-	if h, err = newOCILayer(app, cfg, sink); err != nil {
+	if h, err = newOCILayer(app, cfg, sink, urls); err != nil {
 		return nil, nil, err
 	}
 	if p, err = announce(ctx, cfg, sink); err != nil {

@@ -66,11 +66,16 @@ func TestServeThenCopyAndPull(t *testing.T) {
 	e := fixture.MicrosoftLike(t)
 	src := e.Reg.Ref(fixture.Repo, fixture.IndexTag)
 	// The default configuration accepts https foreign URLs only: the
-	// fixture's are http, so keep is refused with the fix named.
+	// fixture's are http, so keep is refused, at once (a 400, not a 500
+	// the client would retry), with the server's reason and the fix named.
 	host := startServe(t)
+	start := time.Now()
 	_, stderr, code := run(t, "copy", src, host+"/servercore:ltsc")
-	if code != 1 || !strings.Contains(stderr, "foreign-urls-allow") {
+	if code != 1 || !strings.Contains(stderr, "foreign-urls-allow") || !strings.Contains(stderr, "is not allowed by this registry (allowed: ^https://") {
 		t.Errorf("keep into default serve: exit %d, %s", code, stderr)
+	}
+	if strings.Contains(stderr, "500") || time.Since(start) > 5*time.Second {
+		t.Errorf("keep into default serve took %v (retried?): %s", time.Since(start), stderr)
 	}
 	host = startServe(t, "--foreign-urls-allow", allowLoopback)
 	for _, policy := range []string{"keep", "include", "localize"} {
