@@ -12,6 +12,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -568,10 +569,35 @@ func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor
 		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != desc.Digest.String() {
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && !sameContent(got, desc.Digest, raw) {
 		return fmt.Errorf("manifest %s%s%s: registry stored it as %s, not %s", r.repo, sep(ident), ident, got, desc.Digest)
 	}
 	return nil
+}
+
+// sameContent reports whether the digest a registry answered and want
+// both name raw. Registries name content with their own algorithm
+// (distribution: sha256, whatever was pushed), so a manifest known by its
+// sha512 digest is compared in each digest's own algorithm.
+func sameContent(got string, want v1.Hash, raw []byte) bool {
+	if got == want.String() {
+		return true
+	}
+	h, err := v1.NewHash(got)
+	if err != nil || h.Algorithm == want.Algorithm {
+		return false
+	}
+	return names(h, raw) && names(want, raw)
+}
+
+// names reports whether d is the digest of raw.
+func names(d v1.Hash, raw []byte) bool {
+	hasher, err := blob.NewHash(d)
+	if err != nil {
+		return false
+	}
+	hasher.Write(raw)
+	return hex.EncodeToString(hasher.Sum(nil)) == d.Hex
 }
 
 // Tags implements store.Lister, following Link pagination.
