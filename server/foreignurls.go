@@ -8,14 +8,9 @@ import (
 	"strings"
 
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/manifest/schema2"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-// dockerForeignLayer is Docker's foreign layer media type.
-const dockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-
-// dockerManifest is Docker's image manifest media type.
-const dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 
 // urlPolicy is distribution's check of the URLs of foreign layers in a
 // pushed manifest (validation.manifests.urls), made before distribution
@@ -95,13 +90,13 @@ func (p *urlPolicy) check(contentType string, payload []byte) error {
 		return nil
 	}
 	mt := contentType
-	if mt != ocispec.MediaTypeImageManifest && mt != dockerManifest {
+	if mt != ocispec.MediaTypeImageManifest && mt != schema2.MediaTypeManifest {
 		mt = m.MediaType
 	}
 	for _, l := range m.Layers {
 		switch {
 		case mt == ocispec.MediaTypeImageManifest && ociURLLayers[l.MediaType]:
-		case mt == dockerManifest && l.MediaType == dockerForeignLayer:
+		case mt == schema2.MediaTypeManifest && l.MediaType == schema2.MediaTypeForeignLayer:
 			if len(l.URLs) == 0 {
 				return fmt.Errorf("foreign layer %s has no urls", l.Digest)
 			}

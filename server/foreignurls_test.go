@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/manifest/schema2"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -26,8 +27,8 @@ func TestURLPolicy(t *testing.T) {
 	const (
 		oci     = ocispec.MediaTypeImageManifest
 		nd      = ocispec.MediaTypeImageLayerNonDistributableGzip //nolint:staticcheck // Windows images use it
-		docker  = dockerManifest
-		foreign = dockerForeignLayer
+		docker  = schema2.MediaTypeManifest
+		foreign = schema2.MediaTypeForeignLayer
 	)
 	policy := func(allow, deny []string, disabled bool) *urlPolicy {
 		var cfg configuration.Configuration
