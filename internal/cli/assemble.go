@@ -84,7 +84,7 @@ func (g *globals) runAssemble(cmd *cobra.Command, in assemble.Input, rootDir, ds
 	if err != nil {
 		return usageErr(err)
 	}
-	opts, err := f.options(dstLoc)
+	opts, err := f.options(g, dstLoc)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ included by default. FILE appears only when every image was written.`,
 			if out == "" {
 				return usageErr(fmt.Errorf("bundle create: -o FILE is required"))
 			}
-			opts, err := f.options(location.Location{Kind: location.OCIArchive})
+			opts, err := f.options(g, location.Location{Kind: location.OCIArchive})
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ kept foreign by default, as in copy.`,
 			if _, err := name.NewRepository(args[1]); err != nil {
 				return usageErr(fmt.Errorf("%s: not REGISTRY[/PREFIX]: %w", args[1], err))
 			}
-			opts, err := f.options(location.Location{Kind: location.Registry})
+			opts, err := f.options(g, location.Location{Kind: location.Registry})
 			if err != nil {
 				return err
 			}

@@ -24,11 +24,9 @@ type copyFlags struct {
 	jobs         int
 	connections  int
 	json         bool
-	cmd          *cobra.Command // whose global --stall-timeout and --retry-delay apply
 }
 
 func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
-	f.cmd = cmd
 	fl := cmd.Flags()
 	fl.StringVar(&f.foreign, "foreign", defaultForeign, "foreign-layer policy: keep (leave them at their urls), include (copy their bytes), localize (copy and make them ordinary layers); default keep for registries, include for local files")
 	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
@@ -39,11 +37,11 @@ func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout instead of the reference")
 }
 
-// options turns the flags into transfer options; errors are usage errors.
-// Without --foreign, a local destination gets include (a layout or archive
-// that lacks the base layers is useless across an air gap) and a registry
-// keep.
-func (f *copyFlags) options(dst location.Location) ([]transfer.Option, error) {
+// options turns the flags, and the global --stall-timeout and
+// --retry-delay, into transfer options; errors are usage errors. Without
+// --foreign, a local destination gets include (a layout or archive that
+// lacks the base layers is useless across an air gap) and a registry keep.
+func (f *copyFlags) options(g *globals, dst location.Location) ([]transfer.Option, error) {
 	policy := f.foreign
 	if policy == "" {
 		policy = "keep"
@@ -55,16 +53,10 @@ func (f *copyFlags) options(dst location.Location) ([]transfer.Option, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	fopts := []foreign.Option{foreign.WithAllow(f.foreignAllow...), foreign.WithConnections(max(f.connections, 1))}
+	fopts := append(g.foreignTiming(), foreign.WithAllow(f.foreignAllow...), foreign.WithConnections(max(f.connections, 1)))
 	var topts []transfer.Option
-	if f.cmd != nil {
-		if d, err := f.cmd.Flags().GetDuration(stallFlag); err == nil {
-			fopts = append(fopts, foreign.WithStallTimeout(d))
-		}
-		if d, err := f.cmd.Flags().GetDuration(retryDelayFlag); err == nil && d > 0 {
-			fopts = append(fopts, foreign.WithBackoff(d, d))
-			topts = append(topts, transfer.WithRetryDelay(d))
-		}
+	if g.delay > 0 {
+		topts = append(topts, transfer.WithRetryDelay(g.delay))
 	}
 	fetcher, err := foreign.NewFetcher(fopts...)
 	if err != nil {
@@ -136,7 +128,7 @@ func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Loca
 	if src != nil {
 		defer src.Close()
 	}
-	opts, err := f.options(dstLoc)
+	opts, err := f.options(g, dstLoc)
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func closeAll(srcs []store.Source) {
 // blobsFor turns the copy flags into a transfer.Blobs for dst, reporting
 // progress on stderr.
 func (g *globals) blobsFor(f *copyFlags, dst location.Location, rep *progress.Reporter) (*transfer.Blobs, error) {
-	opts, err := f.options(dst)
+	opts, err := f.options(g, dst)
 	if err != nil {
 		return nil, err
 	}

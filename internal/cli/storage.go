@@ -95,7 +95,7 @@ func (g *globals) runStorageImport(cmd *cobra.Command, rootDir, srcArg, nameArg 
 		return err
 	}
 	// A storage root is served as a registry: registry defaults.
-	opts, err := f.options(location.Location{Kind: location.Registry})
+	opts, err := f.options(g, location.Location{Kind: location.Registry})
 	if err != nil {
 		return err
 	}

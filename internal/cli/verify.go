@@ -92,7 +92,7 @@ func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location,
 		return err
 	}
 	f.jobs = 4
-	opts, err := f.options(loc)
+	opts, err := f.options(g, loc)
 	if err != nil {
 		return err
 	}
