@@ -29,6 +29,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/dirstore"
 	"github.com/ferry-dev/ferry/transfer"
@@ -391,7 +392,7 @@ func (p *Plan) checkDiffIDs(m *v1.Manifest, hashed map[string]fileHash) error {
 		return err
 	}
 	defer f.Close()
-	cfg, err := v1.ParseConfigFile(io.LimitReader(f, transfer.MaxConfigSize))
+	cfg, err := v1.ParseConfigFile(io.LimitReader(f, inspect.MaxConfigSize))
 	if err != nil {
 		return fmt.Errorf("config %s: %w", cfgFile, err)
 	}

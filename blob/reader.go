@@ -4,6 +4,7 @@
 package blob
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -24,6 +26,13 @@ var (
 	// ErrUnsupportedAlgorithm means the digest's algorithm is not sha256 or sha512.
 	ErrUnsupportedAlgorithm = errors.New("unsupported digest algorithm")
 )
+
+// DescriptorOf describes bytes held in memory (a manifest, a config): their
+// sha256 digest and size, with media type mt.
+func DescriptorOf(raw []byte, mt types.MediaType) v1.Descriptor {
+	d, size, _ := v1.SHA256(bytes.NewReader(raw)) // reading memory does not fail
+	return v1.Descriptor{MediaType: mt, Digest: d, Size: size}
+}
 
 // NewHash returns a hash for the digest's algorithm.
 func NewHash(d v1.Hash) (hash.Hash, error) {

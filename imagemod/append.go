@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
@@ -60,7 +61,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 	} else {
 		im, err = pickBase(ctx, base, o.platform)
 		if o.baseName == "" {
-			o.baseName = srcName(base)
+			o.baseName = store.NameOf(base)
 		}
 	}
 	if err != nil {
@@ -89,7 +90,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfgDesc := blobOf(cfg, im.manifest.Config.MediaType)
+	cfgDesc := blob.DescriptorOf(cfg, im.manifest.Config.MediaType)
 	all := make([]v1.Descriptor, 0, len(im.manifest.Layers)+len(prepared))
 	for _, l := range im.manifest.Layers {
 		all = append(all, o.blobs.Descriptor(l))
@@ -103,7 +104,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	res.Written = blobOf(raw, im.desc.MediaType)
+	res.Written = blob.DescriptorOf(raw, im.desc.MediaType)
 
 	if im.src != nil {
 		br, err := o.blobs.Copy(ctx, im.src, dst, im.manifest.Layers)
@@ -171,7 +172,7 @@ func pickBase(ctx context.Context, src store.Source, p *platform.Spec) (*image, 
 	if r.index == nil {
 		if p != nil && !p.Matches(r.image.platform()) {
 			ip := r.image.platform()
-			return nil, fmt.Errorf("%w: the base %s is %s, not %s", ErrNoMatch, srcName(src), platform.Format(&ip), p)
+			return nil, fmt.Errorf("%w: the base %s is %s, not %s", ErrNoMatch, store.NameOf(src), platform.Format(&ip), p)
 		}
 		return r.image, nil
 	}
@@ -183,13 +184,13 @@ func pickBase(ctx context.Context, src store.Source, p *platform.Spec) (*image, 
 	}
 	if p == nil {
 		if len(entries) != 1 {
-			return nil, fmt.Errorf("the base %s is an index of %d images: choose one with --platform", srcName(src), len(entries))
+			return nil, fmt.Errorf("the base %s is an index of %d images: choose one with --platform", store.NameOf(src), len(entries))
 		}
 		return loadImage(ctx, src, entries[0])
 	}
 	sel, err := platform.Select(entries, []platform.Spec{*p})
 	if err != nil {
-		return nil, fmt.Errorf("the base %s: %w", srcName(src), err)
+		return nil, fmt.Errorf("the base %s: %w", store.NameOf(src), err)
 	}
 	if len(sel) > 1 {
 		// The newest update of the build.

@@ -20,13 +20,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/transfer"
 )
@@ -80,14 +79,6 @@ type root struct {
 	image *image            // single image only
 }
 
-// srcName names a source for messages.
-func srcName(s store.Source) string {
-	if n, ok := s.(store.Named); ok {
-		return n.Name()
-	}
-	return "source"
-}
-
 // loadRoot resolves what src names and loads it: an index's manifest list,
 // or a single image with its config.
 func loadRoot(ctx context.Context, src store.Source) (*root, error) {
@@ -103,7 +94,7 @@ func loadRoot(ctx context.Context, src store.Source) (*root, error) {
 	if desc.MediaType.IsIndex() {
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
-			return nil, fmt.Errorf("%s: index %s: %w", srcName(src), desc.Digest, err)
+			return nil, fmt.Errorf("%s: index %s: %w", store.NameOf(src), desc.Digest, err)
 		}
 		r.index = idx
 		return r, nil
@@ -127,44 +118,27 @@ func loadImage(ctx context.Context, src store.Source, desc v1.Descriptor) (*imag
 
 func loadImageRaw(ctx context.Context, src store.Source, desc v1.Descriptor, raw []byte) (*image, error) {
 	if !desc.MediaType.IsImage() {
-		return nil, fmt.Errorf("%s: %s is a %s, not an image manifest", srcName(src), desc.Digest, desc.MediaType)
+		return nil, fmt.Errorf("%s: %s is a %s, not an image manifest", store.NameOf(src), desc.Digest, desc.MediaType)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("%s: manifest %s: %w", srcName(src), desc.Digest, err)
+		return nil, fmt.Errorf("%s: manifest %s: %w", store.NameOf(src), desc.Digest, err)
 	}
 	if len(m.Layers) > transfer.MaxLayers {
-		return nil, fmt.Errorf("%s: manifest %s has %d layers, more than the limit of %d", srcName(src), desc.Digest, len(m.Layers), transfer.MaxLayers)
+		return nil, fmt.Errorf("%s: manifest %s has %d layers, more than the limit of %d", store.NameOf(src), desc.Digest, len(m.Layers), transfer.MaxLayers)
 	}
-	cfgRaw, err := readSmallBlob(ctx, src, m.Config)
+	cfgRaw, err := inspect.ReadConfig(ctx, src, m.Config)
 	if err != nil {
-		return nil, fmt.Errorf("%s: config of %s: %w", srcName(src), desc.Digest, err)
+		return nil, fmt.Errorf("%s: config of %s: %w", store.NameOf(src), desc.Digest, err)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
 	if err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", srcName(src), m.Config.Digest, err)
+		return nil, fmt.Errorf("%s: config %s: %w", store.NameOf(src), m.Config.Digest, err)
 	}
 	if n := len(cfg.RootFS.DiffIDs); n != len(m.Layers) {
-		return nil, fmt.Errorf("%s: image %s has %d layers but its config lists %d diff_ids", srcName(src), desc.Digest, len(m.Layers), n)
+		return nil, fmt.Errorf("%s: image %s has %d layers but its config lists %d diff_ids", store.NameOf(src), desc.Digest, len(m.Layers), n)
 	}
 	return &image{src: src, desc: desc, raw: raw, manifest: m, cfgRaw: cfgRaw, cfg: cfg}, nil
-}
-
-// readSmallBlob reads a config-sized blob, verified.
-func readSmallBlob(ctx context.Context, src store.Source, d v1.Descriptor) ([]byte, error) {
-	if d.Size > transfer.MaxConfigSize {
-		return nil, fmt.Errorf("blob %s is %d bytes, more than the limit of %d", d.Digest, d.Size, transfer.MaxConfigSize)
-	}
-	rc, err := src.FetchBlob(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	vr, err := blob.NewReader(io.LimitReader(rc, transfer.MaxConfigSize+1), d.Digest, d.Size, srcName(src))
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(vr)
 }
 
 // object is a JSON object kept field by field, so that a change touches
@@ -203,12 +177,6 @@ func (o object) set(k string, v any) error {
 
 // encode marshals compactly without HTML escaping, so URLs keep '&'.
 func encode(v any) ([]byte, error) { return transfer.EncodeJSON(v) }
-
-// blobOf returns the bytes and their descriptor.
-func blobOf(raw []byte, mt types.MediaType) v1.Descriptor {
-	d, size, _ := v1.SHA256(bytes.NewReader(raw)) // reading memory does not fail
-	return v1.Descriptor{MediaType: mt, Digest: d, Size: size}
-}
 
 // build returns the build of a Windows os.version: its first three fields
 // ("10.0.17763" of "10.0.17763.5830"), or "" without one.

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/transfer"
@@ -78,9 +79,9 @@ func IndexCreate(ctx context.Context, dst store.Target, entries []IndexEntry, al
 		}
 		key := platformKey(p.plat)
 		if prev, ok := seen[key]; ok {
-			return nil, fmt.Errorf("%w %s: %s and %s", ErrDuplicatePlatform, platform.Format(&p.plat), prev, srcName(e.Source))
+			return nil, fmt.Errorf("%w %s: %s and %s", ErrDuplicatePlatform, platform.Format(&p.plat), prev, store.NameOf(e.Source))
 		}
-		seen[key] = srcName(e.Source)
+		seen[key] = store.NameOf(e.Source)
 		oci = oci || p.desc.MediaType == types.OCIManifestSchema1
 		plans = append(plans, p)
 	}
@@ -99,12 +100,12 @@ func IndexCreate(ctx context.Context, dst store.Target, entries []IndexEntry, al
 	if err != nil {
 		return nil, err
 	}
-	res.Written, res.Entries = blobOf(raw, idx.MediaType), idx.Manifests
+	res.Written, res.Entries = blob.DescriptorOf(raw, idx.MediaType), idx.Manifests
 
 	for _, p := range plans {
 		br, err := o.blobs.Copy(ctx, p.img.src, dst, p.blobs)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", srcName(p.img.src), err)
+			return nil, fmt.Errorf("%s: %w", store.NameOf(p.img.src), err)
 		}
 		res.Blobs.Add(br)
 		if err := dst.PushManifest(ctx, p.desc, p.raw); err != nil {
@@ -144,13 +145,13 @@ func planEntry(ctx context.Context, e IndexEntry, blobs *transfer.Blobs) (*index
 	if changed { // localized or with rewritten URLs: a new manifest
 		m, err := withLayers(im.raw, im.manifest.Config, layers)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", srcName(e.Source), err)
+			return nil, fmt.Errorf("%s: %w", store.NameOf(e.Source), err)
 		}
 		if x.raw, err = encode(m); err != nil {
 			return nil, err
 		}
 	}
-	x.desc = blobOf(x.raw, im.desc.MediaType)
+	x.desc = blob.DescriptorOf(x.raw, im.desc.MediaType)
 	x.desc.Platform = &p
 	return x, nil
 }
@@ -159,7 +160,7 @@ func planEntry(ctx context.Context, e IndexEntry, blobs *transfer.Blobs) (*index
 // fields (os and architecture at least) name.
 func pickEntry(ctx context.Context, r *root, p *v1.Platform) (*image, error) {
 	if p == nil || p.OS == "" || p.Architecture == "" {
-		return nil, fmt.Errorf("%s is an index: name a single image, or give the entry's platform", srcName(r.src))
+		return nil, fmt.Errorf("%s is an index: name a single image, or give the entry's platform", store.NameOf(r.src))
 	}
 	spec, err := platform.ParseSpec(p.OS + "/" + p.Architecture)
 	if err != nil {
@@ -168,10 +169,10 @@ func pickEntry(ctx context.Context, r *root, p *v1.Platform) (*image, error) {
 	spec.Variant, spec.OSVersion = p.Variant, p.OSVersion
 	sel, err := platform.Select(r.index.Manifests, []platform.Spec{spec})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", srcName(r.src), err)
+		return nil, fmt.Errorf("%s: %w", store.NameOf(r.src), err)
 	}
 	if len(sel) != 1 {
-		return nil, fmt.Errorf("%s: %d entries match %s; give os.version", srcName(r.src), len(sel), spec)
+		return nil, fmt.Errorf("%s: %d entries match %s; give os.version", store.NameOf(r.src), len(sel), spec)
 	}
 	return loadImage(ctx, r.src, r.index.Manifests[sel[0]])
 }

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/transfer"
@@ -86,7 +87,7 @@ func Rebase(ctx context.Context, src, newBase store.Source, dst store.Target, op
 		return nil, err
 	}
 	if o.baseName == "" {
-		o.baseName = srcName(newBase)
+		o.baseName = store.NameOf(newBase)
 	}
 	app, err := loadRoot(ctx, src)
 	if err != nil {
@@ -152,7 +153,7 @@ func Rebase(ctx context.Context, src, newBase store.Source, dst store.Target, op
 		if rootRaw, err = rebaseIndex(app.raw, repl, drop, o.baseName, nb.desc.Digest); err != nil {
 			return nil, fmt.Errorf("index %s: %w", app.desc.Digest, err)
 		}
-		res.Written = blobOf(rootRaw, app.desc.MediaType)
+		res.Written = blob.DescriptorOf(rootRaw, app.desc.MediaType)
 	}
 	if o.dryRun {
 		return res, nil
@@ -217,12 +218,12 @@ func (r *rebaser) plan(ctx context.Context, app *image, parentAnn map[string]str
 	if p.cfg, err = rebaseConfig(app, ob, nb); err != nil {
 		return nil, fmt.Errorf("config of %s: %w", app.desc.Digest, err)
 	}
-	p.cfgDesc = blobOf(p.cfg, app.manifest.Config.MediaType)
+	p.cfgDesc = blob.DescriptorOf(p.cfg, app.manifest.Config.MediaType)
 	layers := append(append([]v1.Descriptor{}, p.baseLayers...), p.appLayers...)
 	if p.manifest, err = rebaseManifest(app.raw, p.cfgDesc, layers, r.o.baseName, nb.desc.Digest); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", app.desc.Digest, err)
 	}
-	p.desc = blobOf(p.manifest, app.desc.MediaType)
+	p.desc = blob.DescriptorOf(p.manifest, app.desc.MediaType)
 	p.platform = v1.Platform{OS: app.cfg.OS, Architecture: app.cfg.Architecture, Variant: nb.cfg.Variant, OSVersion: nb.cfg.OSVersion, OSFeatures: nb.cfg.OSFeatures}
 	return p, nil
 }
@@ -251,7 +252,7 @@ func (r *rebaser) oldBaseFor(ctx context.Context, app *image, parentAnn map[stri
 			if dg != "" {
 				what = "no --old-base, and the annotation " + AnnotationBaseDigest + " comes without " + AnnotationBaseName
 			}
-			return nil, fmt.Errorf("%w for %s %s: %s names it", ErrNoBase, srcName(app.src), app.desc.Digest, what)
+			return nil, fmt.Errorf("%w for %s %s: %s names it", ErrNoBase, store.NameOf(app.src), app.desc.Digest, what)
 		}
 		ref := name
 		if dg != "" {
@@ -274,7 +275,7 @@ func (r *rebaser) oldBaseFor(ctx context.Context, app *image, parentAnn map[stri
 	}
 	if len(cands) == 0 {
 		ap := app.platform()
-		return nil, fmt.Errorf("%w: the old base %s has no %s image", ErrNoMatch, srcName(base.src), platform.Format(&ap))
+		return nil, fmt.Errorf("%w: the old base %s has no %s image", ErrNoMatch, store.NameOf(base.src), platform.Format(&ap))
 	}
 	// The first candidate whose layers the app starts with; otherwise the
 	// refusal names the closest one (same build first).
@@ -309,7 +310,7 @@ func (r *rebaser) newBaseFor(ctx context.Context, app *image, needBuild bool) (*
 	if r.nb.index == nil {
 		if needBuild && r.nb.image.cfg.OSVersion != "" && build(r.nb.image.cfg.OSVersion) != build(app.cfg.OSVersion) {
 			ap := app.platform()
-			return nil, fmt.Errorf("%w: platform %s of the image index has no counterpart in the new base %s, which is a single %s image", ErrNoMatch, platform.Format(&ap), srcName(r.nb.src), r.nb.image.cfg.OSVersion)
+			return nil, fmt.Errorf("%w: platform %s of the image index has no counterpart in the new base %s, which is a single %s image", ErrNoMatch, platform.Format(&ap), store.NameOf(r.nb.src), r.nb.image.cfg.OSVersion)
 		}
 		return r.nb.image, nil
 	}
@@ -326,7 +327,7 @@ func (r *rebaser) newBaseFor(ctx context.Context, app *image, needBuild bool) (*
 	if app.cfg.OSVersion != "" {
 		same += " and Windows build " + build(app.cfg.OSVersion)
 	}
-	return nil, fmt.Errorf("%w: platform %s has no counterpart (%s) in the new base %s", ErrNoMatch, platform.Format(&ap), same, srcName(r.nb.src))
+	return nil, fmt.Errorf("%w: platform %s has no counterpart (%s) in the new base %s", ErrNoMatch, platform.Format(&ap), same, store.NameOf(r.nb.src))
 }
 
 // candidates returns the images of base whose os, architecture and
@@ -387,10 +388,10 @@ func checkPrefix(app, base *image) error {
 	al, bl := app.manifest.Layers, base.manifest.Layers
 	for i, b := range bl {
 		if i >= len(al) {
-			return fmt.Errorf("%w: %s %s has %d layers, fewer than the %d of the old base %s %s", ErrRefused, srcName(app.src), app.desc.Digest, len(al), len(bl), srcName(base.src), base.desc.Digest)
+			return fmt.Errorf("%w: %s %s has %d layers, fewer than the %d of the old base %s %s", ErrRefused, store.NameOf(app.src), app.desc.Digest, len(al), len(bl), store.NameOf(base.src), base.desc.Digest)
 		}
 		if al[i].Digest != b.Digest {
-			return fmt.Errorf("%w: %s %s is not built on the old base %s %s: layer %d differs (image has %s, old base has %s)", ErrRefused, srcName(app.src), app.desc.Digest, srcName(base.src), base.desc.Digest, i, al[i].Digest, b.Digest)
+			return fmt.Errorf("%w: %s %s is not built on the old base %s %s: layer %d differs (image has %s, old base has %s)", ErrRefused, store.NameOf(app.src), app.desc.Digest, store.NameOf(base.src), base.desc.Digest, i, al[i].Digest, b.Digest)
 		}
 	}
 	return nil

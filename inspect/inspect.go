@@ -6,8 +6,8 @@ package inspect
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -126,11 +126,16 @@ func ReadConfig(ctx context.Context, src store.Source, d v1.Descriptor) ([]byte,
 		return nil, err
 	}
 	defer rc.Close()
-	vr, err := blob.NewReader(rc, d.Digest, d.Size, "")
+	vr, err := blob.NewReader(rc, d.Digest, d.Size, store.NameOf(src))
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(vr)
+	// Bounded even when the descriptor's size is negative (unknown).
+	raw, err := blob.ReadAtMost(vr, MaxConfigSize)
+	if errors.Is(err, blob.ErrTooLarge) {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	return raw, err
 }
 
 // Config returns the raw config of the image, or of the one platform the

@@ -103,3 +103,12 @@ type Named interface {
 	// Name returns the location as the user would write it.
 	Name() string
 }
+
+// NameOf names a store for messages: its Name when it is Named, otherwise
+// "source".
+func NameOf(s any) string {
+	if n, ok := s.(Named); ok {
+		return n.Name()
+	}
+	return "source"
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
@@ -117,13 +118,6 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 	return c.res, nil
 }
 
-func name(s any) string {
-	if n, ok := s.(store.Named); ok {
-		return n.Name()
-	}
-	return "source"
-}
-
 // indexRefused explains that the target takes one image and which
 // platforms the index offers.
 func (c *copier) indexRefused(root *node) error {
@@ -135,7 +129,7 @@ func (c *copier) indexRefused(root *node) error {
 			}
 		}
 	}
-	return fmt.Errorf("%s holds single-platform images and %s is an index (%s): select one with --platform", name(c.dst), name(c.src), strings.Join(plats, ", "))
+	return fmt.Errorf("%s holds single-platform images and %s is an index (%s): select one with --platform", store.NameOf(c.dst), store.NameOf(c.src), strings.Join(plats, ", "))
 }
 
 // load fetches a manifest or index and, for an index, its entries.
@@ -195,7 +189,7 @@ func (c *copier) selectPlatforms(ctx context.Context, root *node) (*node, error)
 	}
 	sel, err := platform.Select(descs, c.o.platforms)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name(c.src), err)
+		return nil, fmt.Errorf("%s: %w", store.NameOf(c.src), err)
 	}
 	if len(sel) == 1 {
 		return root.children[sel[0]], nil
@@ -219,16 +213,11 @@ func (c *copier) checkImagePlatform(ctx context.Context, n *node) error {
 	if len(n.blobs) == 0 {
 		return nil
 	}
-	rc, err := c.src.FetchBlob(ctx, n.blobs[0])
+	raw, err := inspect.ReadConfig(ctx, c.src, n.blobs[0])
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	vr, err := blob.NewReader(io.LimitReader(rc, MaxConfigSize+1), n.blobs[0].Digest, n.blobs[0].Size, name(c.src))
-	if err != nil {
-		return err
-	}
-	cfg, err := v1.ParseConfigFile(vr)
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
 		return fmt.Errorf("config %s: %w", n.blobs[0].Digest, err)
 	}
@@ -241,11 +230,8 @@ func (c *copier) checkImagePlatform(ctx context.Context, n *node) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s is a single image for %s, which no --platform selects", name(c.src), platform.Format(p))
+	return fmt.Errorf("%s is a single image for %s, which no --platform selects", store.NameOf(c.src), platform.Format(p))
 }
-
-// MaxConfigSize bounds image configs read into memory.
-const MaxConfigSize = 8 << 20
 
 // copyBlobs transfers every blob of the tree, each digest once, with at
 // most jobs at a time.
@@ -390,14 +376,14 @@ func (c *copier) copyBlob(ctx context.Context, d v1.Descriptor) (int64, error) {
 func (c *copier) open(ctx context.Context, d v1.Descriptor) (io.ReadCloser, string, error) {
 	rc, err := c.src.FetchBlob(ctx, d)
 	if err == nil {
-		return rc, name(c.src), nil
+		return rc, store.NameOf(c.src), nil
 	}
 	if !errors.Is(err, store.ErrNotFound) || len(d.URLs) == 0 {
 		return nil, "", err
 	}
 	frc, ferr := c.o.fetcher.Open(ctx, d)
 	if ferr != nil {
-		return nil, "", fmt.Errorf("foreign blob %s is not in %s and could not be fetched from its urls: %w", d.Digest, name(c.src), ferr)
+		return nil, "", fmt.Errorf("foreign blob %s is not in %s and could not be fetched from its urls: %w", d.Digest, store.NameOf(c.src), ferr)
 	}
 	return frc, strings.Join(d.URLs, ", "), nil
 }
@@ -458,7 +444,7 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 		return fmt.Errorf("rewrite %s: %w", n.desc.Digest, err)
 	}
 	if changed {
-		n.out = descriptorOf(n.outRaw, n.desc.MediaType)
+		n.out = blob.DescriptorOf(n.outRaw, n.desc.MediaType)
 		n.out.Platform, n.out.Annotations = n.desc.Platform, n.desc.Annotations
 		c.count(func(r *Result) { r.Rewritten = append(r.Rewritten, Rewritten{Old: n.desc.Digest, New: n.out.Digest}) })
 		c.o.events(Event{Kind: DigestRewritten, Old: n.desc.Digest, Digest: n.out.Digest, MediaType: string(n.desc.MediaType)})

@@ -6,15 +6,9 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/foreign"
 )
-
-func descriptorOf(raw []byte, mt types.MediaType) v1.Descriptor {
-	d, size, _ := v1.SHA256(bytes.NewReader(raw))
-	return v1.Descriptor{MediaType: mt, Digest: d, Size: size}
-}
 
 // marshal encodes v compactly without HTML escaping, so URLs keep their
 // '&' as written.

@@ -274,9 +274,10 @@ func statBlob(ctx context.Context, src store.Source, d v1.Descriptor) (int64, er
 }
 
 // hash streams r through the digest check and, when diffID is set, a
-// decompressor and the diff_id check, in one pass.
+// decompressor and the diff_id check, in one pass. A stream that checks
+// its own digest (the fetcher's) is not hashed a second time.
 func (o *options) hash(f *Finding, r io.Reader, diffID *v1.Hash, how string) {
-	vr, err := blob.NewReader(r, f.Descriptor.Digest, f.Descriptor.Size, "")
+	vr, err := blob.Ensure(r, f.Descriptor.Digest, f.Descriptor.Size, "")
 	if err != nil {
 		f.Status, f.Detail = Unreadable, err.Error()
 		return
