@@ -261,7 +261,7 @@ func CreateAs(prefix, p, tag string) (*Target, error) {
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := t.tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(0, 0)}); err != nil {
 			t.discard()
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", t.Name(), err)
 		}
 	}
 	return t, nil
@@ -421,30 +421,30 @@ func (t *Target) Close() error {
 	idx, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: t.roots})
 	if err != nil {
 		t.discard()
-		return err
+		return fmt.Errorf("%s: index.json: %w", t.Name(), err)
 	}
 	files := append(t.extra, extraFile{"oci-layout", []byte(ocilayout.LayoutFileContent)}, extraFile{"index.json", idx})
 	for _, e := range files {
 		if err := t.tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(e.b)), ModTime: time.Unix(0, 0)}); err != nil {
 			t.discard()
-			return err
+			return fmt.Errorf("%s: write %s: %w", t.Name(), e.name, err)
 		}
 		if _, err := t.tw.Write(e.b); err != nil {
 			t.discard()
-			return err
+			return fmt.Errorf("%s: write %s: %w", t.Name(), e.name, err)
 		}
 	}
 	if err := t.tw.Close(); err != nil {
 		t.discard()
-		return err
+		return fmt.Errorf("%s: finish the archive: %w", t.Name(), err)
 	}
 	if err := t.f.Sync(); err != nil {
 		t.discard()
-		return err
+		return fmt.Errorf("%s: %w", t.Name(), err)
 	}
 	if err := t.f.Close(); err != nil {
 		os.Remove(t.f.Name())
-		return err
+		return fmt.Errorf("%s: %w", t.Name(), err)
 	}
 	// Over an existing archive too; on Windows, one open elsewhere is left
 	// as it was, with an error wrapping atomicfile.ErrInUse.
