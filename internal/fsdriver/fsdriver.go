@@ -27,6 +27,7 @@ import (
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 
 	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/internal/wait"
 )
 
 // MiddlewareName is the storage middleware a distribution configuration
@@ -102,18 +103,16 @@ const (
 )
 
 func (d windowsDriver) moveRetrying(ctx context.Context, from, to string) error {
-	wait := moveWait
+	delay := moveWait
 	for i := 1; ; i++ {
 		err := d.Move(ctx, from, to)
 		if err == nil || i == moveTries || !inUse(err) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(wait):
+		if werr := wait.Sleep(ctx, delay); werr != nil {
+			return errors.Join(err, werr)
 		}
-		wait *= 2
+		delay *= 2
 	}
 }
 
