@@ -26,6 +26,9 @@ func TestPullPushFormats(t *testing.T) {
 		{"index to .tar is an oci-archive", fixture.IndexTag, "index.tar", "index.json", "manifest.json", e.Index.String(), nil},
 		{"one platform to .tar is a docker-archive", fixture.IndexTag, "one.tar", "manifest.json", "", e.Manifests[1].String(), []string{"--platform", "ltsc2022"}},
 		{"a directory is a layout", fixture.IndexTag, "layout", "", "", e.Index.String(), nil},
+		// One --platform that selects both entries, and ALL, keep the index.
+		{"a platform matching two entries to .tar is an oci-archive", fixture.IndexTag, "both.tar", "index.json", "manifest.json", e.Index.String(), []string{"--platform", "windows/amd64"}},
+		{"ALL to .tar is an oci-archive", fixture.IndexTag, "all.tar", "index.json", "manifest.json", e.Index.String(), []string{"--platform", "ALL"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(dir, c.path)

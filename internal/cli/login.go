@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -50,9 +49,6 @@ func newLoginCmd(g *globals) *cobra.Command {
 }
 
 func readPassword(r io.Reader) (string, error) {
-	if f, ok := r.(*os.File); ok && f == os.Stdin {
-		r = os.Stdin
-	}
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil && err != io.EOF {
 		return "", fmt.Errorf("read password from stdin: %w", err)

@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/registry"
 )
 
@@ -52,12 +57,11 @@ that lacks the base layers is useless across an air gap.`,
 				return err
 			}
 			if format == "" {
-				root, err := src.Resolve(cmd.Context())
+				single, err := selectsOneImage(cmd.Context(), src, f.platforms)
 				if err != nil {
 					src.Close()
 					return err
 				}
-				single := root.MediaType.IsImage() || (len(f.platforms) == 1 && f.platforms[0] != "all")
 				dstLoc = location.ForPull(args[1], single)
 			}
 			if r, ok := src.(*registry.Repo); ok && dstLoc.Kind != location.DockerArchive {
@@ -88,9 +92,12 @@ docker-archive:FILE:REPO:TAG) to pick one image of several.`,
 		Example: `  ferry push servercore.tar registry.internal:5000/windows/servercore:ltsc2022`,
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srcLoc, err := location.Local(args[0])
+			var srcLoc location.Location
+			var err error
 			if format != "" {
 				srcLoc, err = formatLocation(format, args[0])
+			} else {
+				srcLoc, err = location.Local(args[0]) // sniffs the file
 			}
 			if err != nil {
 				return err
@@ -108,4 +115,36 @@ docker-archive:FILE:REPO:TAG) to pick one image of several.`,
 	f.register(cmd, "")
 	cmd.Flags().StringVar(&format, "format", "", "oci, oci-archive or docker-archive (default: from PATH)")
 	return cmd
+}
+
+// selectsOneImage says whether what src names, narrowed by the --platform
+// specs, is one image: a single image, or an index of which the specs
+// select exactly one entry, as the copy will select it (platform.Select).
+func selectsOneImage(ctx context.Context, src store.Source, platforms []string) (bool, error) {
+	root, err := src.Resolve(ctx)
+	if err != nil || root.MediaType.IsImage() {
+		return err == nil, err
+	}
+	if !root.MediaType.IsIndex() || len(platforms) == 0 {
+		return false, nil
+	}
+	specs := make([]platform.Spec, len(platforms))
+	for i, s := range platforms {
+		if specs[i], err = platform.ParseSpec(s); err != nil {
+			return false, usageErr(err)
+		}
+	}
+	raw, err := src.FetchManifest(ctx, root)
+	if err != nil {
+		return false, err
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return false, fmt.Errorf("index %s: %w", root.Digest, err)
+	}
+	sel, err := platform.Select(idx.Manifests, specs)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", store.NameOf(src), err)
+	}
+	return len(sel) == 1, nil
 }
