@@ -370,10 +370,3 @@ func (refuseAll) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, errNoFetcher
 }
 
-// Policy returns the fetcher's URL policy.
-func (f *Fetcher) Policy() *Policy {
-	if f == nil {
-		return nil
-	}
-	return f.policy
-}

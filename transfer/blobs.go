@@ -34,9 +34,6 @@ func NewBlobs(opts ...Option) (*Blobs, error) {
 	return &Blobs{o: o}, nil
 }
 
-// Policy returns the foreign-layer policy.
-func (b *Blobs) Policy() ForeignPolicy { return b.o.foreign }
-
 // Fetcher returns the fetcher used for foreign blobs.
 func (b *Blobs) Fetcher() *foreign.Fetcher { return b.o.fetcher }
 
