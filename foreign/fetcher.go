@@ -369,4 +369,3 @@ func (refuseAll) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return nil, errNoFetcher
 }
-
