@@ -11,6 +11,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -322,7 +323,9 @@ func Start(ctx context.Context, addr string, opts ...Option) (*Server, error) {
 	return StartTLS(ctx, addr, "", "", opts...)
 }
 
-// StartTLS is Start with TLS when certFile and keyFile are set.
+// StartTLS is Start with TLS when certFile and keyFile are set. The key
+// pair is loaded before anything starts: when it cannot be, StartTLS
+// returns an error naming both files, having locked nothing.
 //
 // A server storing on the local filesystem holds its root's lock until it
 // stops, so that `ferry storage gc` refuses to run under it; a root
@@ -335,6 +338,20 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	cfg, err := o.configuration()
 	if err != nil {
 		return nil, err
+	}
+	// The key pair is loaded before anything starts, so that a server
+	// that cannot serve TLS never runs, holds its root or announces
+	// itself as a replica.
+	var tlsConfig *tls.Config
+	if certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			return nil, errors.New("server: TLS needs both a certificate file and a key file")
+		}
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: TLS certificate %s and key %s: %w", certFile, keyFile, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	lock, err := lockRoot(cfg)
 	if err != nil {
@@ -352,13 +369,13 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}
 	scheme := "http"
-	if certFile != "" {
+	if tlsConfig != nil {
 		scheme = "https"
 	}
 	s := &Server{
 		Addr:     ln.Addr().String(),
 		URL:      scheme + "://" + ln.Addr().String(),
-		srv:      &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
+		srv:      &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConfig},
 		ln:       ln,
 		done:     make(chan error, 1),
 		lock:     lock,
@@ -367,8 +384,9 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	}
 	go func() {
 		var err error
-		if certFile != "" {
-			err = s.srv.ServeTLS(ln, certFile, keyFile)
+		if tlsConfig != nil {
+			// The certificate is in s.srv.TLSConfig.
+			err = s.srv.ServeTLS(ln, "", "")
 		} else {
 			err = s.srv.Serve(ln)
 		}
@@ -378,7 +396,9 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 			<-s.closed
 			err = nil
 		} else {
-			_ = s.lock.Release()
+			// Serving failed: release the root and withdraw the
+			// replica marker as Close does.
+			_ = s.Close()
 		}
 		s.done <- err
 	}()

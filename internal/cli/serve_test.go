@@ -148,3 +148,16 @@ func TestServeBadInput(t *testing.T) {
 		t.Errorf("serve wrote into a directory it refused: %v", entries)
 	}
 }
+
+// TestServeBadTLS: a certificate that cannot be loaded is an error at
+// once, naming the file, before the URL is printed.
+func TestServeBadTLS(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key.pem")
+	os.WriteFile(key, []byte("not a key"), 0o600)
+	missing := filepath.Join(dir, "nonexistent.pem")
+	stdout, stderr, code := run(t, "serve", "--addr", "127.0.0.1:0", "--root", filepath.Join(dir, "data"), "--tls-cert", missing, "--tls-key", key)
+	if code != 1 || !strings.Contains(stderr, missing) || strings.Contains(stderr, "serving registry") || stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}

@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/server"
+)
+
+// selfSigned writes a certificate for 127.0.0.1 and its key under dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestStartTLSBadKeyPair: a certificate that is missing or not a
+// certificate makes StartTLS fail, naming the file, before it locks the
+// root; a good one serves https.
+func TestStartTLSBadKeyPair(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := selfSigned(t, dir)
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	for _, c := range []struct{ cert, key, want string }{
+		{missing, keyFile, missing},
+		{garbage, keyFile, garbage},
+		{certFile, garbage, garbage},
+	} {
+		root := filepath.Join(t.TempDir(), "data")
+		s, err := server.StartTLS(context.Background(), "127.0.0.1:0", c.cert, c.key, server.WithRoot(root))
+		if err == nil {
+			_ = s.Close()
+			t.Errorf("StartTLS(%s, %s) started", c.cert, c.key)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("StartTLS(%s, %s): %v, want it to name %s", c.cert, c.key, err, c.want)
+		}
+		if err := rootlock.Held(root); err != nil {
+			t.Errorf("root left locked after a failed start: %v", err)
+		}
+		if _, err := os.Stat(root); !os.IsNotExist(err) {
+			t.Errorf("a failed start touched the root: %v", err)
+		}
+	}
+
+	root := filepath.Join(t.TempDir(), "data")
+	s, err := server.StartTLS(context.Background(), "127.0.0.1:0", certFile, keyFile, server.WithRoot(root))
+	if err != nil {
+		t.Fatalf("StartTLS with a good key pair: %v", err)
+	}
+	if !strings.HasPrefix(s.URL, "https://") {
+		t.Errorf("URL %s", s.URL)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a test's self-signed certificate
+	resp, err := client.Get(s.URL + "/v2/")
+	if err != nil {
+		t.Fatalf("GET /v2/ over TLS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ over TLS: %s", resp.Status)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := s.Wait(); err != nil {
+		t.Errorf("Wait: %v", err)
+	}
+	if err := rootlock.Held(root); err != nil {
+		t.Errorf("root still locked after Close: %v", err)
+	}
+}
