@@ -12,7 +12,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -587,17 +586,7 @@ func sameContent(got string, want v1.Hash, raw []byte) bool {
 	if err != nil || h.Algorithm == want.Algorithm {
 		return false
 	}
-	return names(h, raw) && names(want, raw)
-}
-
-// names reports whether d is the digest of raw.
-func names(d v1.Hash, raw []byte) bool {
-	hasher, err := blob.NewHash(d)
-	if err != nil {
-		return false
-	}
-	hasher.Write(raw)
-	return hex.EncodeToString(hasher.Sum(nil)) == d.Hex
+	return blob.Names(h, raw) && blob.Names(want, raw)
 }
 
 // Tags implements store.Lister, following Link pagination.

@@ -1,7 +1,10 @@
 package regroot
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha512"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -13,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/fixture"
 	"github.com/ferry-dev/ferry/internal/rootlock"
 	"github.com/ferry-dev/ferry/store"
@@ -336,4 +340,62 @@ func countBlobs(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return rep.Blobs
+}
+
+// A manifest known by its sha512 digest can be tagged: the root stores it
+// by sha256, the digests are each checked against the bytes in their own
+// algorithm, and the tag names the stored revision. Bytes that are not
+// the descriptor's are still refused.
+func TestTagManifestKnownBySHA512(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root, dir := importFixture(t, e, fixture.SingleTag, "mirror/servercore", "ltsc2019")
+	ctx := context.Background()
+	src, err := root.Repository(ctx, "mirror/servercore", "ltsc2019")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := src.Resolve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := src.FetchManifest(ctx, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha512.Sum512(raw)
+	desc512 := v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size,
+		Digest: v1.Hash{Algorithm: "sha512", Hex: hex.EncodeToString(sum[:])}}
+
+	dst, err := root.Repository(ctx, "mirror/servercore", "by-sha512")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Tag(ctx, desc512, raw); err != nil {
+		t.Fatalf("tag a manifest known by sha512: %v", err)
+	}
+	got, err := dst.Resolve(ctx)
+	if err != nil {
+		t.Fatalf("resolve the tag written under sha512: %v", err)
+	}
+	if got.Digest != e.SingleID {
+		t.Errorf("tag resolves to %s, want the stored %s", got.Digest, e.SingleID)
+	}
+	if back, err := dst.FetchManifest(ctx, got); err != nil || !bytes.Equal(back, raw) {
+		t.Errorf("read back: %d bytes, %v", len(back), err)
+	}
+	if err := dst.PushManifest(ctx, desc512, raw); err != nil {
+		t.Errorf("push a manifest known by sha512: %v", err)
+	}
+
+	wrong := desc512
+	wrong.Digest.Hex = strings.Repeat("0", 128)
+	if err := dst.Tag(ctx, wrong, raw); !errors.Is(err, blob.ErrDigestMismatch) || !strings.Contains(err.Error(), desc512.Digest.String()) {
+		t.Errorf("a sha512 digest that is not the manifest's: %v", err)
+	}
+	if err := dst.PushManifest(ctx, wrong, raw); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Errorf("push under a sha512 digest that is not the manifest's: %v", err)
+	}
+	if rep, err := Fsck(ctx, dir); err != nil || !rep.OK() || rep.Tags != 2 {
+		t.Errorf("fsck after tagging by sha512: %+v, %v", rep, err)
+	}
 }

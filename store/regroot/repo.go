@@ -113,10 +113,25 @@ func (p *Repo) manifest(ctx context.Context, h v1.Hash) (string, []byte, error) 
 	if err != nil {
 		return "", nil, fmt.Errorf("manifest %s in %s: %w", h, p.Name(), err)
 	}
-	if got := digest.FromBytes(raw).String(); got != h.String() {
-		return "", nil, fmt.Errorf("manifest %s in %s: content hashes to %s: %w", h, p.Name(), got, blob.ErrDigestMismatch)
+	if err := checkContent(h, raw); err != nil {
+		return "", nil, fmt.Errorf("manifest %s in %s: %w", h, p.Name(), err)
 	}
 	return mt, raw, nil
+}
+
+// checkContent returns nil when d, in its own algorithm, is the digest of
+// raw, and otherwise an error wrapping blob.ErrDigestMismatch (or
+// blob.ErrUnsupportedAlgorithm) that says what raw hashes to.
+func checkContent(d v1.Hash, raw []byte) error {
+	if blob.Names(d, raw) {
+		return nil
+	}
+	h, err := blob.NewHash(d)
+	if err != nil {
+		return err
+	}
+	h.Write(raw)
+	return fmt.Errorf("content hashes to %s:%x: %w", d.Algorithm, h.Sum(nil), blob.ErrDigestMismatch)
 }
 
 // FetchManifest implements store.Source.
@@ -184,25 +199,40 @@ func (p *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) (e
 // stores it after checking that what it references is present (foreign
 // layers aside, when their URLs pass the root's allow and deny lists).
 func (p *Repo) PushManifest(ctx context.Context, desc v1.Descriptor, raw []byte) error {
-	if got := digest.FromBytes(raw).String(); got != desc.Digest.String() {
-		return fmt.Errorf("manifest %s to %s: content hashes to %s: %w", desc.Digest, p.Name(), got, blob.ErrDigestMismatch)
+	_, err := p.putManifest(ctx, desc, raw)
+	return err
+}
+
+// putManifest stores raw and returns its descriptor as the root names it.
+// distribution names a manifest by its sha256 digest whatever it is known
+// by, so a descriptor in another algorithm (sha512) is checked against the
+// bytes in its own algorithm, as is the root's answer, rather than
+// compared with it as a string.
+func (p *Repo) putManifest(ctx context.Context, desc v1.Descriptor, raw []byte) (v1.Descriptor, error) {
+	if err := checkContent(desc.Digest, raw); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), err)
 	}
 	m, _, err := distribution.UnmarshalManifest(string(desc.MediaType), raw)
 	if err != nil {
-		return fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), err)
+		return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), err)
 	}
 	ms, err := p.repo.Manifests(ctx)
 	if err != nil {
-		return fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), err)
+		return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), err)
 	}
 	got, err := ms.Put(ctx, m)
 	if err != nil {
-		return fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), p.classifyPut(err))
+		return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), p.classifyPut(err))
 	}
+	stored := desc
 	if got.String() != desc.Digest.String() {
-		return fmt.Errorf("manifest %s to %s: stored as %s", desc.Digest, p.Name(), got)
+		h, err := v1.NewHash(got.String())
+		if err != nil || !blob.Names(h, raw) {
+			return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: stored as %s", desc.Digest, p.Name(), got)
+		}
+		stored.Digest = h
 	}
-	return nil
+	return stored, nil
 }
 
 // classifyPut marks distribution's refusal of a foreign URL with
@@ -222,13 +252,16 @@ func (p *Repo) classifyPut(err error) error {
 // Tag implements store.Target: it stores the manifest, then points the tag
 // at it. Without a tag the manifest is stored untagged.
 func (p *Repo) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
-	if err := p.PushManifest(ctx, desc, raw); err != nil {
+	stored, err := p.putManifest(ctx, desc, raw)
+	if err != nil {
 		return err
 	}
 	if p.tag == "" {
 		return nil
 	}
-	if err := p.repo.Tags(ctx).Tag(ctx, p.tag, toDistribution(desc)); err != nil {
+	// The tag links the manifest under the digest the root stored it by:
+	// a link in another algorithm would name no revision.
+	if err := p.repo.Tags(ctx).Tag(ctx, p.tag, toDistribution(stored)); err != nil {
 		return fmt.Errorf("tag %s: %w", p.Name(), err)
 	}
 	return nil

@@ -1,0 +1,33 @@
+package blob
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+func TestNames(t *testing.T) {
+	raw := []byte(`{"schemaVersion":2}`)
+	s256 := sha256.Sum256(raw)
+	s512 := sha512.Sum512(raw)
+	for _, c := range []struct {
+		d    v1.Hash
+		want bool
+	}{
+		{v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s256[:])}, true},
+		{v1.Hash{Algorithm: "sha512", Hex: hex.EncodeToString(s512[:])}, true},
+		{v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}, false},
+		{v1.Hash{Algorithm: "sha512", Hex: strings.Repeat("0", 128)}, false},
+		// The right hex under the wrong algorithm names nothing.
+		{v1.Hash{Algorithm: "sha512", Hex: hex.EncodeToString(s256[:])}, false},
+		{v1.Hash{Algorithm: "md5", Hex: hex.EncodeToString(s256[:])}, false},
+	} {
+		if got := Names(c.d, raw); got != c.want {
+			t.Errorf("Names(%s) = %v, want %v", c.d, got, c.want)
+		}
+	}
+}
