@@ -122,22 +122,15 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	var match []v1.Descriptor
-	for _, d := range idx.Manifests {
-		switch {
-		case l.digest != "":
+	if l.digest != "" {
+		// Entries with this digest (the same manifest under several
+		// tags) are all one image: the first describes it, without the
+		// tag it happens to carry.
+		for _, d := range idx.Manifests {
 			if d.Digest.String() == l.digest {
-				match = append(match, d)
+				return withoutRefName(d), nil
 			}
-		case l.tag != "":
-			if d.Annotations[RefNameAnnotation] == l.tag {
-				match = append(match, d)
-			}
-		default:
-			match = append(match, d)
 		}
-	}
-	if l.digest != "" && len(match) == 0 {
 		// A digest need not be listed in index.json: any manifest blob.
 		h, err := v1.NewHash(l.digest)
 		if err != nil {
@@ -153,6 +146,12 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 		_ = json.Unmarshal(raw, &m)
 		return v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(raw))}, nil
 	}
+	var match []v1.Descriptor
+	for _, d := range idx.Manifests {
+		if l.tag == "" || d.Annotations[RefNameAnnotation] == l.tag {
+			match = append(match, d)
+		}
+	}
 	switch len(match) {
 	case 0:
 		return v1.Descriptor{}, fmt.Errorf("%s: no such image in the layout: %w", l.Name(), store.ErrNotFound)
@@ -160,6 +159,25 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 		return match[0], nil
 	}
 	return v1.Descriptor{}, fmt.Errorf("%s: the layout holds %d images; name one with :TAG or @DIGEST", l.Name(), len(match))
+}
+
+// withoutRefName returns d without the tag annotation (its other
+// annotations kept, in a copy).
+func withoutRefName(d v1.Descriptor) v1.Descriptor {
+	if _, ok := d.Annotations[RefNameAnnotation]; !ok {
+		return d
+	}
+	ann := make(map[string]string, len(d.Annotations))
+	for k, v := range d.Annotations {
+		if k != RefNameAnnotation {
+			ann[k] = v
+		}
+	}
+	if len(ann) == 0 {
+		ann = nil
+	}
+	d.Annotations = ann
+	return d
 }
 
 // FetchManifest implements store.Source.
