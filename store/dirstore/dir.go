@@ -157,30 +157,7 @@ func (d *Dir) Resolve(ctx context.Context) (v1.Descriptor, error) {
 // SniffMediaType returns a manifest's media type: its mediaType field, or,
 // when it has none (OCI allows that), what its fields say it is.
 func SniffMediaType(raw []byte) (types.MediaType, error) {
-	var m struct {
-		SchemaVersion int             `json:"schemaVersion"`
-		MediaType     types.MediaType `json:"mediaType"`
-		Config        *struct {
-			MediaType types.MediaType `json:"mediaType"`
-		} `json:"config"`
-		Manifests json.RawMessage `json:"manifests"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", fmt.Errorf("not a JSON manifest: %w", err)
-	}
-	switch {
-	case m.MediaType != "":
-		return m.MediaType, nil
-	case m.SchemaVersion == 1:
-		return types.DockerManifestSchema1, nil
-	case m.Manifests != nil:
-		return types.OCIImageIndex, nil
-	case m.Config != nil && m.Config.MediaType == types.DockerConfigJSON:
-		return types.DockerManifestSchema2, nil
-	case m.Config != nil:
-		return types.OCIManifestSchema1, nil
-	}
-	return "", errors.New("neither an image manifest nor an index (no mediaType, config or manifests)")
+	return ocilayout.SniffMediaType(raw)
 }
 
 // FetchManifest implements store.Source: manifest.json when desc is the

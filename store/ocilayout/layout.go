@@ -116,6 +116,10 @@ func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
 	return idx, nil
 }
 
+// ErrNotManifest means a digest named a blob of the layout that is not an
+// image manifest or index (a layer, a config).
+var ErrNotManifest = errors.New("not an image manifest or index")
+
 // Resolve implements store.Source.
 func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 	idx, err := l.ReadIndex()
@@ -132,19 +136,7 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 			}
 		}
 		// A digest need not be listed in index.json: any manifest blob.
-		h, err := v1.NewHash(l.digest)
-		if err != nil {
-			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
-		}
-		raw, err := fs.ReadFile(l.fsys, BlobName(h))
-		if err != nil || len(raw) > MaxIndexSize {
-			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), store.ErrNotFound)
-		}
-		var m struct {
-			MediaType types.MediaType `json:"mediaType"`
-		}
-		_ = json.Unmarshal(raw, &m)
-		return v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(raw))}, nil
+		return l.resolveBlob()
 	}
 	var match []v1.Descriptor
 	for _, d := range idx.Manifests {
@@ -178,6 +170,78 @@ func withoutRefName(d v1.Descriptor) v1.Descriptor {
 	}
 	d.Annotations = ann
 	return d
+}
+
+// resolveBlob describes the manifest or index blob l.digest names, which
+// index.json does not list. A blob larger than MaxIndexSize is refused
+// before it is read; one that is not a manifest is an error wrapping
+// ErrNotManifest and store.ErrNotFound (no image has that digest).
+func (l *Layout) resolveBlob() (v1.Descriptor, error) {
+	h, err := v1.NewHash(l.digest)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
+	}
+	name, err := l.checkedBlobName(h)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
+	}
+	f, err := l.fsys.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return v1.Descriptor{}, fmt.Errorf("%s: no such image in the layout: %w", l.Name(), store.ErrNotFound)
+	}
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
+	}
+	if fi.Size() > MaxIndexSize {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w: blob %s is %w (%d bytes, more than the %d a manifest may hold)", l.Name(), store.ErrNotFound, h, ErrNotManifest, fi.Size(), MaxIndexSize)
+	}
+	raw, err := blob.ReadAtMost(f, MaxIndexSize)
+	if errors.Is(err, blob.ErrTooLarge) {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w: blob %s is %w (%w)", l.Name(), store.ErrNotFound, h, ErrNotManifest, err)
+	}
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: blob %s: %w", l.Name(), h, err)
+	}
+	mt, err := SniffMediaType(raw)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w: blob %s is %w (%v)", l.Name(), store.ErrNotFound, h, ErrNotManifest, err)
+	}
+	return v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(raw))}, nil
+}
+
+// SniffMediaType returns a manifest's media type: its mediaType field, or,
+// when it has none (OCI allows that), what its fields say it is. Bytes
+// that are not a JSON manifest or index are an error.
+func SniffMediaType(raw []byte) (types.MediaType, error) {
+	var m struct {
+		SchemaVersion int             `json:"schemaVersion"`
+		MediaType     types.MediaType `json:"mediaType"`
+		Config        *struct {
+			MediaType types.MediaType `json:"mediaType"`
+		} `json:"config"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "", fmt.Errorf("not a JSON manifest: %w", err)
+	}
+	switch {
+	case m.MediaType != "":
+		return m.MediaType, nil
+	case m.SchemaVersion == 1:
+		return types.DockerManifestSchema1, nil
+	case m.Manifests != nil:
+		return types.OCIImageIndex, nil
+	case m.Config != nil && m.Config.MediaType == types.DockerConfigJSON:
+		return types.DockerManifestSchema2, nil
+	case m.Config != nil:
+		return types.OCIManifestSchema1, nil
+	}
+	return "", errors.New("neither an image manifest nor an index (no mediaType, config or manifests)")
 }
 
 // FetchManifest implements store.Source.
