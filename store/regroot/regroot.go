@@ -194,9 +194,15 @@ func open(ctx context.Context, dir, abs string, o *options) (*Root, error) {
 }
 
 // newRoot builds distribution's storage namespace on d, named name in
-// messages, with the options' foreign-URL rules.
+// messages, with the options' foreign-URL rules. An index is refused
+// unless every manifest it lists is present, as a manifest is unless its
+// config and (non-foreign) layers are.
 func newRoot(ctx context.Context, name string, d storagedriver.StorageDriver, o *options) (*Root, error) {
-	ropts := []storage.RegistryOption{storage.EnableDelete, storage.ManifestURLsAllowRegexp(anyOf(o.allow))}
+	ropts := []storage.RegistryOption{
+		storage.EnableDelete,
+		storage.EnableValidateImageIndexImagesExist,
+		storage.ManifestURLsAllowRegexp(anyOf(o.allow)),
+	}
 	if deny := anyOf(o.deny); deny != nil {
 		ropts = append(ropts, storage.ManifestURLsDenyRegexp(deny))
 	}

@@ -15,6 +15,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/fixture"
@@ -397,5 +400,50 @@ func TestTagManifestKnownBySHA512(t *testing.T) {
 	}
 	if rep, err := Fsck(ctx, dir); err != nil || !rep.OK() || rep.Tags != 2 {
 		t.Errorf("fsck after tagging by sha512: %+v, %v", rep, err)
+	}
+}
+
+// An index is refused while the manifests it lists are absent, whether it
+// is pushed or tagged, with an error naming the missing manifest; nothing
+// is tagged.
+func TestIndexWithMissingManifestsRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "root")
+	root, err := Open(ctx, dir, WithCreate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := random.Index(64, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range []types.MediaType{types.OCIImageIndex, types.DockerManifestList} {
+		idx := mutate.IndexMediaType(idx, mt)
+		raw, err := idx.RawManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc := blob.DescriptorOf(raw, mt)
+		repo, err := root.Repository(ctx, "a/b", "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing := im.Manifests[0].Digest.String()
+		if err := repo.PushManifest(ctx, desc, raw); err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("%s: push without its manifests: %v, want an error naming %s", mt, err, missing)
+		}
+		if err := repo.Tag(ctx, desc, raw); err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("%s: tag without its manifests: %v, want an error naming %s", mt, err, missing)
+		}
+		if _, err := repo.Resolve(ctx); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: the refused index is tagged: %v", mt, err)
+		}
+	}
+	if rep, err := Fsck(ctx, dir); err != nil || !rep.OK() {
+		t.Errorf("fsck after refused indexes: %+v, %v", rep, err)
 	}
 }
