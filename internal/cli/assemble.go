@@ -99,17 +99,13 @@ func (g *globals) runAssemble(cmd *cobra.Command, in assemble.Input, rootDir, ds
 		fmt.Fprintf(g.stderr, "diff_id of layer %s not checked: no file for it\n", d)
 	}
 	src := plan.Source()
-	if rootDir == "" {
-		return g.copyLocations(cmd, location.Location{}, dstLoc, src, f)
+	defer src.Close()
+	if rootDir != "" {
+		return g.copyIntoRoot(cmd, src, rootDir, "ferry assemble", repoName, tag, opts, f)
 	}
-	root, err := regroot.Open(ctx, rootDir, regroot.WithCreate(), regroot.WithLock("ferry assemble"))
+	dst, err := g.openTarget(ctx, dstLoc, src)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
-	dst, err := root.Repository(ctx, repoName, tag)
-	if err != nil {
-		return err
-	}
-	return g.copyAndReport(ctx, src, dst, dst.Name(), opts, mode, f)
+	return g.copyAndReport(ctx, src, dst, dstLoc.Raw, opts, mode, f)
 }

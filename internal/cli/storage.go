@@ -217,10 +217,8 @@ running replica accepts writes.`,
 			if configFile != "" && root != "" {
 				return usageErr(fmt.Errorf("%s: give --root or --config, not both", cmd.CommandPath()))
 			}
-			if configFile == "" {
-				if err := needRoot(cmd, root); err != nil {
-					return err
-				}
+			if configFile == "" && root == "" {
+				return usageErr(fmt.Errorf("%s: --root ROOT is required, or --config FILE for the storage a registry configuration names", cmd.CommandPath()))
 			}
 			quietRegistryLog()
 			r, err := g.openGCRoot(cmd, root, configFile, stopped)
