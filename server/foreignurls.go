@@ -124,11 +124,17 @@ func (p *urlPolicy) refuses(u string) string {
 		return "has a fragment"
 	case p.allow != nil && !p.allow.MatchString(u):
 		if len(p.allowSrc) == 0 {
-			return "is refused: this registry allows no foreign URLs (ferry serve --foreign-urls-allow)"
+			return "is refused: this registry allows no foreign URLs (" + howToSet("allow") + ")"
 		}
-		return fmt.Sprintf("is not allowed by this registry (allowed: %s; ferry serve --foreign-urls-allow)", strings.Join(p.allowSrc, ", "))
+		return fmt.Sprintf("is not allowed by this registry (allowed: %s; %s)", strings.Join(p.allowSrc, ", "), howToSet("allow"))
 	case p.deny != nil && p.deny.MatchString(u):
-		return fmt.Sprintf("is denied by this registry (denied: %s; ferry serve --foreign-urls-deny)", strings.Join(p.denySrc, ", "))
+		return fmt.Sprintf("is denied by this registry (denied: %s; %s)", strings.Join(p.denySrc, ", "), howToSet("deny"))
 	}
 	return ""
+}
+
+// howToSet names where a registry's operator sets the list ("allow" or
+// "deny"): ferry serve's flag, or the configuration file's field.
+func howToSet(list string) string {
+	return fmt.Sprintf("ferry serve --foreign-urls-%s, or validation.manifests.urls.%s in its --config file", list, list)
 }

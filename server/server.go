@@ -49,6 +49,8 @@ type options struct {
 	configFile string
 	allow      []string
 	deny       []string
+	allowSet   bool // allow was given, not DefaultForeignURLsAllow
+	denySet    bool
 	htpasswd   string
 	deleteOK   bool
 	logOut     io.Writer
@@ -90,8 +92,11 @@ func WithConfigFile(path string) Option {
 }
 
 // WithForeignURLs sets the regular expressions that URLs of foreign layers in
-// pushed manifests must match (allow) and must not match (deny). The default
-// allow list is DefaultForeignURLsAllow.
+// pushed manifests must match (allow) and must not match (deny). A nil list
+// is not given: without a configuration file the default allow list is
+// DefaultForeignURLsAllow and the deny list is empty; with one, a list given
+// replaces the file's validation.manifests.urls list of that name, and a
+// list not given leaves the file's.
 func WithForeignURLs(allow, deny []string) Option {
 	return func(o *options) error {
 		for _, s := range append(append([]string{}, allow...), deny...) {
@@ -100,9 +105,11 @@ func WithForeignURLs(allow, deny []string) Option {
 			}
 		}
 		if allow != nil {
-			o.allow = allow
+			o.allow, o.allowSet = allow, true
 		}
-		o.deny = deny
+		if deny != nil {
+			o.deny, o.denySet = deny, true
+		}
 		return nil
 	}
 }
@@ -194,6 +201,16 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 		// A Go-built configuration gets none of the YAML parser's defaults.
 		cfg.Catalog.MaxEntries = 1000
 		cfg.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
+	}
+	if o.configFile != "" {
+		// Foreign URL lists given as options override the file's; the
+		// default allow list does not.
+		if o.allowSet {
+			cfg.Validation.Manifests.URLs.Allow = o.allow
+		}
+		if o.denySet {
+			cfg.Validation.Manifests.URLs.Deny = o.deny
+		}
 	}
 	if o.s3 != nil && o.configFile != "" {
 		return nil, fmt.Errorf("server: S3 storage given both by options and by config file %s; describe it in one place", o.configFile)

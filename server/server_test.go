@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,38 @@ func TestStartTLSBadKeyPair(t *testing.T) {
 	}
 	if err := rootlock.Held(root); err != nil {
 		t.Errorf("root still locked after Close: %v", err)
+	}
+}
+
+// TestForeignURLsWithConfigFile: foreign URL lists given as options
+// replace a configuration file's, list by list; the default allow list
+// does not.
+func TestForeignURLsWithConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yml")
+	yml := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + filepath.Join(dir, "data") + "\n" +
+		"validation:\n  manifests:\n    urls:\n      allow: ['^https://cdn\\.example/']\n      deny: ['evil']\n"
+	if err := os.WriteFile(file, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileAllow, fileDeny := []string{`^https://cdn\.example/`}, []string{"evil"}
+	for _, c := range []struct {
+		name                string
+		opts                []server.Option
+		wantAllow, wantDeny []string
+	}{
+		{"file alone", []server.Option{server.WithConfigFile(file)}, fileAllow, fileDeny},
+		{"allow given", []server.Option{server.WithConfigFile(file), server.WithForeignURLs([]string{`^http://`}, nil)}, []string{`^http://`}, fileDeny},
+		{"deny given", []server.Option{server.WithForeignURLs(nil, []string{"bad"}), server.WithConfigFile(file)}, fileAllow, []string{"bad"}},
+		{"both given", []server.Option{server.WithConfigFile(file), server.WithForeignURLs([]string{"a"}, []string{"b"})}, []string{"a"}, []string{"b"}},
+		{"no file", []server.Option{server.WithInMemory(), server.WithForeignURLs(nil, []string{"bad"})}, []string{server.DefaultForeignURLsAllow}, []string{"bad"}},
+	} {
+		cfg, err := server.Configuration(c.opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if u := cfg.Validation.Manifests.URLs; !slices.Equal(u.Allow, c.wantAllow) || !slices.Equal(u.Deny, c.wantDeny) {
+			t.Errorf("%s: allow %q deny %q, want %q %q", c.name, u.Allow, u.Deny, c.wantAllow, c.wantDeny)
+		}
 	}
 }
