@@ -77,6 +77,25 @@ type root struct {
 	raw   []byte
 	index *v1.IndexManifest // nil for a single image
 	image *image            // single image only
+	// loaded holds the index's images already read (image), by digest,
+	// so that matching each app platform does not fetch them again.
+	loaded map[v1.Hash]*image
+}
+
+// entry loads the index entry e once.
+func (r *root) entry(ctx context.Context, e v1.Descriptor) (*image, error) {
+	if im, ok := r.loaded[e.Digest]; ok {
+		return im, nil
+	}
+	im, err := loadImage(ctx, r.src, e)
+	if err != nil {
+		return nil, err
+	}
+	if r.loaded == nil {
+		r.loaded = map[v1.Hash]*image{}
+	}
+	r.loaded[e.Digest] = im
+	return im, nil
 }
 
 // loadRoot resolves what src names and loads it: an index's manifest list,

@@ -353,7 +353,7 @@ func candidates(ctx context.Context, base *root, cfg *v1.ConfigFile) ([]*image, 
 				continue
 			}
 		}
-		im, err := loadImage(ctx, base.src, e)
+		im, err := base.entry(ctx, e)
 		if err != nil {
 			return nil, err
 		}
