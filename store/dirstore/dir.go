@@ -26,9 +26,12 @@ package dirstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -120,8 +123,10 @@ func (d *Dir) instancePath(h v1.Hash) (string, error) {
 	return p + ".manifest.json", err
 }
 
-// readManifestFile reads a manifest file of at most MaxManifestSize bytes.
-func (d *Dir) readManifestFile(p string) ([]byte, error) {
+// readManifestFile reads a manifest file of at most MaxManifestSize bytes,
+// writing what it reads to h too when h is not nil (a hash, so that the
+// bytes are hashed as they are read).
+func (d *Dir) readManifestFile(p string, h io.Writer) ([]byte, error) {
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: no %s: %w", d.Name(), filepath.Base(p), store.ErrNotFound)
@@ -130,7 +135,11 @@ func (d *Dir) readManifestFile(p string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", d.Name(), err)
 	}
 	defer f.Close()
-	b, err := blob.ReadAtMost(f, MaxManifestSize)
+	var r io.Reader = f
+	if h != nil {
+		r = io.TeeReader(f, h)
+	}
+	b, err := blob.ReadAtMost(r, MaxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", d.Name(), filepath.Base(p), err)
 	}
@@ -139,7 +148,8 @@ func (d *Dir) readManifestFile(p string) ([]byte, error) {
 
 // Resolve implements store.Source: the manifest or index in manifest.json.
 func (d *Dir) Resolve(ctx context.Context) (v1.Descriptor, error) {
-	raw, err := d.readManifestFile(filepath.Join(d.dir, ManifestFile))
+	h := sha256.New()
+	raw, err := d.readManifestFile(filepath.Join(d.dir, ManifestFile), h)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
@@ -147,11 +157,12 @@ func (d *Dir) Resolve(ctx context.Context) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("%s: %s: %w", d.Name(), ManifestFile, err)
 	}
-	h, n, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	return v1.Descriptor{MediaType: mt, Digest: h, Size: n}, nil
+	return v1.Descriptor{MediaType: mt, Digest: sum("sha256", h), Size: int64(len(raw))}, nil
+}
+
+// sum returns the digest h has computed.
+func sum(algorithm string, h hash.Hash) v1.Hash {
+	return v1.Hash{Algorithm: algorithm, Hex: hex.EncodeToString(h.Sum(nil))}
 }
 
 // SniffMediaType returns a manifest's media type: its mediaType field, or,
@@ -160,8 +171,10 @@ func SniffMediaType(raw []byte) (types.MediaType, error) {
 	return ocilayout.SniffMediaType(raw)
 }
 
-// FetchManifest implements store.Source: manifest.json when desc is the
-// image the directory holds, else the instance manifest <hex>.manifest.json.
+// FetchManifest implements store.Source: the instance manifest
+// <hex>.manifest.json, or manifest.json when that is the manifest desc
+// names (the image the directory holds). Any other digest is
+// store.ErrNotFound.
 func (d *Dir) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, error) {
 	if desc.Size > MaxManifestSize {
 		return nil, fmt.Errorf("manifest %s in %s: %d bytes exceeds the %d-byte limit", desc.Digest, d.Name(), desc.Size, MaxManifestSize)
@@ -170,19 +183,33 @@ func (d *Dir) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	raw, err := d.readManifestFile(p)
+	h, err := blob.NewHash(desc.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s in %s: %w", desc.Digest, d.Name(), err)
+	}
+	raw, err := d.readManifestFile(p, h)
 	if errors.Is(err, store.ErrNotFound) {
-		raw, err = d.readManifestFile(filepath.Join(d.dir, ManifestFile))
+		h.Reset()
+		raw, err = d.readManifestFile(filepath.Join(d.dir, ManifestFile), h)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("manifest %s in %s: no %s or %s: %w",
+				desc.Digest, d.Name(), filepath.Base(p), ManifestFile, store.ErrNotFound)
+		case err == nil && sum(desc.Digest.Algorithm, h) != desc.Digest:
+			// manifest.json is another manifest: this one is not in
+			// the directory.
+			return nil, fmt.Errorf("manifest %s in %s: no %s, and %s is another manifest: %w",
+				desc.Digest, d.Name(), filepath.Base(p), ManifestFile, store.ErrNotFound)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	vr, err := blob.NewReader(bytes.NewReader(raw), desc.Digest, desc.Size, d.Name())
-	if err != nil {
-		return nil, err
+	if desc.Size >= 0 && int64(len(raw)) != desc.Size {
+		return nil, fmt.Errorf("manifest %s in %s: %w: got %d bytes, declared %d", desc.Digest, d.Name(), blob.ErrSizeMismatch, len(raw), desc.Size)
 	}
-	if _, err := io.Copy(io.Discard, vr); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	if got := sum(desc.Digest.Algorithm, h); got != desc.Digest {
+		return nil, fmt.Errorf("manifest %s in %s: %w: content hashes to %s", desc.Digest, d.Name(), blob.ErrDigestMismatch, got)
 	}
 	return raw, nil
 }
@@ -343,7 +370,7 @@ func (d *Dir) referenced(raw []byte) (map[string]bool, error) {
 			if err != nil {
 				return err
 			}
-			child, err := d.readManifestFile(p)
+			child, err := d.readManifestFile(p, nil)
 			if errors.Is(err, store.ErrNotFound) {
 				continue // not copied (--platform): nothing of it to keep
 			}
