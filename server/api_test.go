@@ -681,3 +681,43 @@ func TestDeleteDisabledByDefault(t *testing.T) {
 	resp, body := r.do(http.MethodHead, "/v2/nodelete/app/manifests/v1", nil, "Accept", ocispec.MediaTypeImageManifest)
 	r.want(resp, body, http.StatusOK)
 }
+
+// TestReferrersBesideLegacyManifest: a schema1 manifest in the repository
+// (written by an old registry on the same root) has no subject; it does not
+// make the referrers API fail. An OCI manifest whose body omits mediaType is
+// still read as one.
+func TestReferrersBesideLegacyManifest(t *testing.T) {
+	root := t.TempDir()
+	r := newReg(t, server.WithRoot(root))
+	const repo = "refs/legacy"
+	_, subject := r.pushManifest(repo, "v1", r.image(repo, "legacy"))
+	_, desc := r.pushManifest(repo, "", r.artifact(repo, "application/vnd.example.c", &subject, nil))
+	desc.ArtifactType = "application/vnd.example.c"
+	bare := r.artifact(repo, "application/vnd.example.d", &subject, nil)
+	bare.MediaType = ""
+	b, _ := json.Marshal(bare)
+	resp, body := r.do(http.MethodPut, "/v2/"+repo+"/manifests/"+digest.FromBytes(b).String(), b, "Content-Type", ocispec.MediaTypeImageManifest)
+	r.want(resp, body, http.StatusCreated)
+	bareDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(b), Size: int64(len(b)), ArtifactType: "application/vnd.example.d"}
+
+	// A schema1 manifest placed as docker/registry stored them: its blob
+	// and a revision link in the repository.
+	legacy := []byte(`{"schemaVersion":1,"name":"refs/legacy","tag":"old","architecture":"amd64","fsLayers":[],"history":[],"signatures":[]}`)
+	ld := digest.FromBytes(legacy)
+	v2 := filepath.Join(root, "docker", "registry", "v2")
+	data := filepath.Join(v2, "blobs", "sha256", ld.Encoded()[:2], ld.Encoded(), "data")
+	link := filepath.Join(v2, "repositories", repo, "_manifests", "revisions", "sha256", ld.Encoded(), "link")
+	for p, content := range map[string][]byte{data: legacy, link: []byte(ld.String())} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ { // the second time from the cache
+		if list, _ := r.referrers(repo, subject.Digest, ""); !sameDescriptors(list.Manifests, []ocispec.Descriptor{desc, bareDesc}) {
+			t.Errorf("referrers beside a schema1 manifest = %+v", list.Manifests)
+		}
+	}
+}

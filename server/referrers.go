@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,9 +117,10 @@ func captureNamespace(cfg *configuration.Configuration) (*namespaceSink, error) 
 type ociLayer struct {
 	next      http.Handler
 	ns        distribution.Namespace
-	access    auth.AccessController // nil without authentication
-	headers   http.Header           // configuration's http.headers
-	manifests *mux.Router           // distribution's own routes
+	driver    storagedriver.StorageDriver // under ns, for manifests' bytes
+	access    auth.AccessController       // nil without authentication
+	headers   http.Header                 // configuration's http.headers
+	manifests *mux.Router                 // distribution's own routes
 	referrers *mux.Router
 	cache     manifestCache
 	urls      *urlPolicy
@@ -127,12 +129,13 @@ type ociLayer struct {
 // newOCILayer puts the OCI layer in front of next, distribution's App built
 // from cfg, whose namespace sink has been filled.
 func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *namespaceSink, urls *urlPolicy) (http.Handler, error) {
-	if sink.ns == nil {
+	if sink.ns == nil || sink.driver == nil {
 		return nil, errors.New("server: distribution did not apply the referrers middleware")
 	}
 	l := &ociLayer{
 		next:      next,
 		ns:        sink.ns,
+		driver:    sink.driver,
 		headers:   cfg.HTTP.Headers,
 		manifests: v2.RouterWithPrefix(cfg.HTTP.Prefix),
 		referrers: mux.NewRouter(),
@@ -335,7 +338,7 @@ func (l *ociLayer) list(ctx context.Context, named reference.Named, subject dige
 	}
 	var mu sync.Mutex // drivers may walk in parallel
 	err = enum.Enumerate(ctx, func(d digest.Digest) error {
-		facts, err := l.facts(ctx, ms, d)
+		facts, err := l.facts(ctx, d)
 		if err != nil || facts.subject != subject {
 			return err
 		}
@@ -352,26 +355,64 @@ func (l *ociLayer) list(ctx context.Context, named reference.Named, subject dige
 }
 
 // facts returns what manifest d says about its subject, from the cache or
-// from storage. A manifest deleted while the walk runs has no subject.
-func (l *ociLayer) facts(ctx context.Context, ms distribution.ManifestService, d digest.Digest) (manifestFacts, error) {
+// from storage. d is a revision the walk found linked in the repository;
+// its bytes are read as stored, not through distribution's manifest
+// service, which refuses content it no longer supports (schema1): anything
+// parseManifest cannot read has no subject. So has a manifest whose bytes
+// are gone (removed while the walk runs).
+func (l *ociLayer) facts(ctx context.Context, d digest.Digest) (manifestFacts, error) {
 	if f, ok := l.cache.get(d); ok {
 		return f, nil
 	}
-	m, err := ms.Get(ctx, d)
-	if errors.As(err, new(distribution.ErrManifestUnknownRevision)) || errors.Is(err, distribution.ErrBlobUnknown) {
+	payload, err := l.readBlob(ctx, d)
+	if errors.As(err, new(storagedriver.PathNotFoundError)) {
 		return manifestFacts{}, nil
 	}
 	if err != nil {
 		return manifestFacts{}, fmt.Errorf("read manifest %s: %w", d, err)
 	}
-	mediaType, payload, err := m.Payload()
-	if err != nil {
-		return manifestFacts{}, fmt.Errorf("read manifest %s: %w", d, err)
+	f := manifestFacts{}
+	if len(payload) <= maxManifestSize {
+		f, _ = parseManifest(storedMediaType(payload), payload)
 	}
-	f, _ := parseManifest(mediaType, payload)
 	f.desc.Digest = d
 	l.cache.put(d, f)
 	return f, nil
+}
+
+// readBlob reads blob d from the storage, up to maxManifestSize+1 bytes,
+// at its place in docker/registry's layout (distribution's
+// registry/storage/paths.go): /docker/registry/v2/blobs/<alg>/<xx>/<hex>/data.
+func (l *ociLayer) readBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	enc := d.Encoded()
+	rc, err := l.driver.Reader(ctx, path.Join("/docker/registry/v2/blobs", string(d.Algorithm()), enc[:2], enc, "data"), 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, maxManifestSize+1))
+}
+
+// storedMediaType is the media type distribution's manifest service gives
+// a stored schema 2 manifest whose body has no mediaType: an OCI index when
+// it has a manifests list, else an OCI image manifest. It is "" otherwise,
+// leaving the body's own mediaType to decide.
+func storedMediaType(payload []byte) string {
+	var m struct {
+		SchemaVersion int               `json:"schemaVersion"`
+		MediaType     string            `json:"mediaType"`
+		Manifests     []json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(payload, &m) != nil || m.SchemaVersion != 2 || m.MediaType != "" {
+		return ""
+	}
+	if m.Manifests != nil {
+		return ocispec.MediaTypeImageIndex
+	}
+	return ocispec.MediaTypeImageManifest
 }
 
 // manifestFacts is what the referrers API needs from one manifest.
