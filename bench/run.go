@@ -80,7 +80,7 @@ func run(c config) error {
 				sort.Sort(sort.Reverse(sort.StringSlice(order)))
 			}
 			for _, tool := range order {
-				if tool == ceilingTool && scenario == "foreign" {
+				if pseudoTool(tool) && scenario == "foreign" {
 					continue // the minimal client does not fetch URLs
 				}
 				m := runOne(t, tool, scenario, r, src.host, dst.host, img, c.work)
@@ -119,8 +119,8 @@ func runOne(t *tools, tool, scenario string, r int, src, dst string, img *image,
 	// the kernel's writeback does not land on this run's clock.
 	exec.Command("sync").Run()
 	var m measurement
-	if tool == ceilingTool {
-		m = ceiling(scenario, j, img)
+	if pseudoTool(tool) {
+		m = ceiling(scenario, j, img, tool == hashingCeilingTool)
 	} else {
 		argv, err := t.argv(tool, scenario, j)
 		if err != nil {
@@ -266,8 +266,8 @@ func render(c config, img *image, lim machine, res results) string {
 				ratio = fmt.Sprintf("%.2f", fsec/sec)
 			}
 			mem := fmt.Sprintf("%.1f", float64(rss)/(1<<20))
-			if tool == ceilingTool {
-				tool, mem = "ceiling: minimal client, no verification", "—"
+			if pseudoTool(tool) {
+				tool, mem = pseudoLabel[tool], "—"
 			}
 			fmt.Fprintf(&b, "| %s | %.2f | %.0f | %s | %s |\n", tool, sec, float64(img.Bytes())/1e6/sec, mem, ratio)
 		}

@@ -154,7 +154,7 @@ func install(work string, names []string, ferryBin string) (*tools, error) {
 		"registry": "github.com/distribution/distribution/v3/cmd/registry@" + registryVersion,
 	}
 	for _, n := range append(names, "registry") {
-		if n == "ferry" || n == ceilingTool {
+		if n == "ferry" || pseudoTool(n) {
 			continue
 		}
 		if n == "skopeo" {

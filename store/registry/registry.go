@@ -133,7 +133,14 @@ func WithRetries(n int) Option {
 var DefaultTransport http.RoundTripper = func() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 32
-	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			return largeWrites{tc}, nil
+		}
+		return c, err
+	}
 	t.ResponseHeaderTimeout = 5 * time.Minute
 	// Blob bodies move in large writes and reads: the 4 KiB defaults cost
 	// a system call per 4 KiB on a gigabyte layer.
@@ -141,6 +148,14 @@ var DefaultTransport http.RoundTripper = func() http.RoundTripper {
 	t.ReadBufferSize = 64 << 10
 	return t
 }()
+
+// largeWrites is a TCP connection whose ReadFrom, through which net/http
+// sends a request body, moves a blob in large writes: *net.TCPConn's own
+// falls back to io.Copy's 32 KiB steps for a body that is neither a file
+// nor a socket, a system call and a wakeup of the registry per 32 KiB.
+type largeWrites struct{ *net.TCPConn }
+
+func (c largeWrites) ReadFrom(r io.Reader) (int64, error) { return blob.Copy(c.TCPConn, r) }
 
 // DefaultStallTimeout is how long a registry request may go without moving
 // a byte unless WithStallTimeout says otherwise.
