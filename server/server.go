@@ -309,6 +309,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if h, err = newOCILayer(app, cfg, sink, urls); err != nil {
 		return nil, nil, err
 	}
+	h = largeReads(h)
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}
