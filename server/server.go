@@ -309,7 +309,9 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if h, err = newOCILayer(app, cfg, sink, urls); err != nil {
 		return nil, nil, err
 	}
-	h = largeReads(h)
+	if largeWritesSafe(cfg.Storage.Type()) {
+		h = largeReads(h)
+	}
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}
