@@ -90,8 +90,10 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 	}
 	start := time.Now()
 	c := &copier{o: o, src: src, dst: dst, res: &Result{}}
-	rootDesc, err := src.Resolve(ctx)
-	if err != nil {
+	var rootDesc v1.Descriptor
+	if o.root != nil {
+		rootDesc = *o.root
+	} else if rootDesc, err = src.Resolve(ctx); err != nil {
 		return nil, err
 	}
 	c.res.Source = rootDesc

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/platform"
 )
@@ -62,7 +64,8 @@ type options struct {
 	rewrites  []foreign.Rewrite
 	events    func(Event)
 	retries   int
-	delay     time.Duration // 0: quadratic backoff
+	delay     time.Duration  // 0: quadratic backoff
+	root      *v1.Descriptor // the caller's resolution of the source
 }
 
 // Option configures Copy.
@@ -101,6 +104,21 @@ func WithJobs(n int) Option {
 // several, an index of them. The default copies every entry.
 func WithPlatforms(specs ...platform.Spec) Option {
 	return func(o *options) error { o.platforms = append(o.platforms, specs...); return nil }
+}
+
+// WithRoot copies root, the source's manifest or index as the caller
+// already resolved it, instead of resolving the source again: a caller
+// that looked at the source first (to choose a destination format, say)
+// copies exactly what it looked at, even if the tag moved since, and
+// without a second round trip.
+func WithRoot(root v1.Descriptor) Option {
+	return func(o *options) error {
+		if !root.MediaType.IsImage() && !root.MediaType.IsIndex() {
+			return fmt.Errorf("root %s: %q is neither an image manifest nor an index", root.Digest, root.MediaType)
+		}
+		o.root = &root
+		return nil
+	}
 }
 
 // WithRewriteURLs rewrites the urls of foreign descriptors by prefix, so a

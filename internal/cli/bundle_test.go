@@ -142,3 +142,22 @@ func TestBundle(t *testing.T) {
 		t.Errorf("bad prefix: exit %d, want 2: %s", code, stderr)
 	}
 }
+
+// TestPullResolvesOnce: pull looks at the source once to choose the format
+// and then copies what it looked at, without a second request for the tag
+// (which could also have moved in between).
+func TestPullResolvesOnce(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	tag := "/manifests/" + fixture.SingleTag
+	before := e.Reg.Count("HEAD", tag) + e.Reg.Count("GET", tag)
+	out, stderr, code := run(t, "pull", "--foreign-allow", allowLoopback, e.Reg.Ref(fixture.Repo, fixture.SingleTag), filepath.Join(t.TempDir(), "one.tar"))
+	if code != 0 {
+		t.Fatalf("pull: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "@"+e.SingleID.String()) {
+		t.Errorf("pull printed %q, want the digest %s", out, e.SingleID)
+	}
+	if n := e.Reg.Count("HEAD", tag) + e.Reg.Count("GET", tag) - before; n != 1 {
+		t.Errorf("%d requests for the tag, want 1", n)
+	}
+}

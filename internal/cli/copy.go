@@ -123,7 +123,7 @@ func (g *globals) runCopy(cmd *cobra.Command, srcArg, dstArg string, f *copyFlag
 
 // copyLocations copies srcLoc to dstLoc and prints the outcome; src, when
 // not nil, is srcLoc already open (and is closed here).
-func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Location, src store.Source, f *copyFlags) error {
+func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Location, src store.Source, f *copyFlags, extra ...transfer.Option) error {
 	ctx := cmd.Context()
 	if src != nil {
 		defer src.Close()
@@ -132,6 +132,7 @@ func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Loca
 	if err != nil {
 		return err
 	}
+	opts = append(opts, extra...)
 	mode, err := progress.ParseMode(g.progress)
 	if err != nil {
 		return usageErr(err)

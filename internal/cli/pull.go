@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/registry"
+	"github.com/ferry-dev/ferry/transfer"
 )
 
 // formatLocation is the local location --format names for path p.
@@ -56,20 +57,23 @@ that lacks the base layers is useless across an air gap.`,
 			if err != nil {
 				return err
 			}
+			var extra []transfer.Option
 			if format == "" {
-				single, err := selectsOneImage(cmd.Context(), src, f.platforms)
+				single, root, err := selectsOneImage(cmd.Context(), src, f.platforms)
 				if err != nil {
 					src.Close()
 					return err
 				}
 				dstLoc = location.ForPull(args[1], single)
+				// Copy what was looked at, without resolving again.
+				extra = append(extra, transfer.WithRoot(root))
 			}
 			if r, ok := src.(*registry.Repo); ok && dstLoc.Kind != location.DockerArchive {
 				if t, ok := r.Reference().(name.Tag); ok {
 					dstLoc.Tag = t.TagStr()
 				}
 			}
-			return g.copyLocations(cmd, srcLoc, dstLoc, src, &f)
+			return g.copyLocations(cmd, srcLoc, dstLoc, src, &f, extra...)
 		},
 	}
 	f.register(cmd, "")
@@ -120,31 +124,32 @@ docker-archive:FILE:REPO:TAG) to pick one image of several.`,
 // selectsOneImage says whether what src names, narrowed by the --platform
 // specs, is one image: a single image, or an index of which the specs
 // select exactly one entry, as the copy will select it (platform.Select).
-func selectsOneImage(ctx context.Context, src store.Source, platforms []string) (bool, error) {
+// It returns the root it resolved, for the copy to take as it is.
+func selectsOneImage(ctx context.Context, src store.Source, platforms []string) (bool, v1.Descriptor, error) {
 	root, err := src.Resolve(ctx)
 	if err != nil || root.MediaType.IsImage() {
-		return err == nil, err
+		return err == nil, root, err
 	}
 	if !root.MediaType.IsIndex() || len(platforms) == 0 {
-		return false, nil
+		return false, root, nil
 	}
 	specs := make([]platform.Spec, len(platforms))
 	for i, s := range platforms {
 		if specs[i], err = platform.ParseSpec(s); err != nil {
-			return false, usageErr(err)
+			return false, root, usageErr(err)
 		}
 	}
 	raw, err := src.FetchManifest(ctx, root)
 	if err != nil {
-		return false, err
+		return false, root, err
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return false, fmt.Errorf("index %s: %w", root.Digest, err)
+		return false, root, fmt.Errorf("index %s: %w", root.Digest, err)
 	}
 	sel, err := platform.Select(idx.Manifests, specs)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", store.NameOf(src), err)
+		return false, root, fmt.Errorf("%s: %w", store.NameOf(src), err)
 	}
-	return len(sel) == 1, nil
+	return len(sel) == 1, root, nil
 }
