@@ -33,13 +33,10 @@ type largeBody struct{ io.ReadCloser }
 func (b largeBody) WriteTo(w io.Writer) (int64, error) { return blob.Copy(w, b.ReadCloser) }
 
 // largeWritesSafe says whether the storage driver type counts buffered
-// bytes in its writers' Size, as distribution's filesystem and S3 drivers
-// do. Its in-memory driver does not: its Size lags until a flush, and the
-// blob writer would restart the digest mid-blob (DIGEST_INVALID).
+// bytes in its writers' Size, as distribution's filesystem driver does.
+// Its in-memory and S3 drivers do not (their Size lags until a flush or a
+// part upload), and the blob writer would restart the digest mid-blob:
+// DIGEST_INVALID.
 func largeWritesSafe(driver string) bool {
-	switch driver {
-	case "filesystem", "s3":
-		return true
-	}
-	return false
+	return driver == "filesystem"
 }
