@@ -202,6 +202,11 @@ every manifest and what it references, then remove the blobs and layer links
 nothing marked. Prints each blob removed (or, with --dry-run, that would be)
 and the bytes freed.
 
+With --delete-untagged, manifests no tag points at are removed too, unless a
+kept index lists them or they are referrers of a kept manifest (an untagged
+signature, SBOM or attestation whose subject is kept, and its own referrers):
+those stay, with what they reference.
+
 Refuses to run while a ferry serve holds the root: collecting garbage under a
 live registry loses data. Stop other registries serving ROOT yourself.
 
@@ -240,7 +245,7 @@ running replica accepts writes.`,
 	rootFlag(cmd, &root)
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "list what would be removed; remove nothing")
-	f.BoolVar(&untagged, "delete-untagged", false, "also remove manifests no tag points at")
+	f.BoolVar(&untagged, "delete-untagged", false, "also remove manifests no tag points at (referrers of kept manifests stay)")
 	f.BoolVar(&asJS, "json", false, "print the report as JSON")
 	f.StringVar(&configFile, "config", "", "a registry configuration file naming the storage (filesystem, or shared storage such as s3)")
 	f.BoolVar(&stopped, "i-stopped-all-replicas", false, "with shared storage: every registry writing to it is stopped")

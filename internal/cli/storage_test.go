@@ -15,7 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/internal/fixture"
 	"github.com/ferry-dev/ferry/server"
@@ -288,6 +294,107 @@ func TestStorageGC(t *testing.T) {
 	}
 	if out, _, _ := run(t, "digest", "oci:"+dir+":x"); strings.TrimSpace(out) != e.SingleID.String() {
 		t.Errorf("remaining image digest %q, want %s", out, e.SingleID)
+	}
+}
+
+// TestStorageGCKeepsReferrers pushes an image, its signature (an
+// untagged OCI manifest whose subject is the image) and an unrelated
+// untagged image through ferry serve: gc --delete-untagged keeps the
+// signature and what it references, and removes the unrelated image.
+func TestStorageGCKeepsReferrers(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	host, stop := ferryServer(t, root)
+	oci := func(seed int64) v1.Image {
+		t.Helper()
+		img, err := random.Image(64+seed, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mutate.MediaType(img, types.OCIManifestSchema1)
+	}
+	push := func(img v1.Image, ref string) v1.Hash {
+		t.Helper()
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref == "" {
+			ref = host + "/app@" + d.String()
+		}
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, img); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+		return d
+	}
+	img := oci(1)
+	push(img, host+"/app:v1")
+	subject, err := partial.Descriptor(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, ok := mutate.Subject(mutate.ConfigMediaType(oci(2), "application/vnd.example.signature.v1+json"), *subject).(v1.Image)
+	if !ok {
+		t.Fatal("mutate.Subject of an image is not an image")
+	}
+	sigDigest := push(sig, "")
+	orphanDigest := push(oci(3), "")
+	stop()
+
+	layers := func(img v1.Image) []v1.Hash {
+		t.Helper()
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := []v1.Hash{m.Config.Digest}
+		for _, l := range m.Layers {
+			ds = append(ds, l.Digest)
+		}
+		return ds
+	}
+	for _, dry := range []bool{true, false} {
+		args := []string{"storage", "gc", "--root", root, "--delete-untagged", "--json"}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		out, stderr, code := run(t, args...)
+		if code != 0 {
+			t.Fatalf("gc (dry run %v): exit %d: %s", dry, code, stderr)
+		}
+		var rep regroot.GCReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("gc --json: %v\n%s", err, out)
+		}
+		removed := map[string]bool{}
+		for _, b := range rep.Blobs {
+			removed[b.Digest] = true
+		}
+		if !removed[orphanDigest.String()] || len(rep.Blobs) != 3 {
+			t.Errorf("gc (dry run %v) removes %+v, want the unrelated image's manifest, config and layer", dry, rep.Blobs)
+		}
+		for _, d := range append([]v1.Hash{sigDigest}, layers(sig)...) {
+			if removed[d.String()] {
+				t.Errorf("gc (dry run %v) removes %s of the signature", dry, d)
+			}
+		}
+	}
+	if out, _, code := run(t, "storage", "fsck", "--root", root); code != 0 {
+		t.Errorf("fsck after gc: exit %d\n%s", code, out)
+	}
+	host, _ = ferryServer(t, root)
+	for _, d := range []v1.Hash{sigDigest, orphanDigest} {
+		r, err := name.ParseReference(host + "/app@" + d.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = remote.Head(r)
+		if kept := err == nil; kept != (d == sigDigest) {
+			t.Errorf("after gc, manifest %s: %v", d, err)
+		}
 	}
 }
 

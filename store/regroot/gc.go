@@ -29,7 +29,9 @@ func DryRun(on bool) GCOption { return func(o *gcOptions) { o.dryRun = on } }
 
 // RemoveUntagged makes GC also remove manifests no tag points at (and
 // then what only they referenced), as distribution's
-// --delete-untagged does. The default keeps them.
+// --delete-untagged does, except the referrers of what is kept: an
+// untagged manifest whose subject is kept stays. The default keeps them
+// all.
 func RemoveUntagged(on bool) GCOption { return func(o *gcOptions) { o.removeUntagged = on } }
 
 // RemovedBlob is a blob GC removed, or would remove.
@@ -60,16 +62,24 @@ type GCReport struct {
 	BytesFreed int64 `json:"bytesFreed"`
 }
 
-// GC runs distribution's mark and sweep (storage.MarkAndSweep) over the
-// root: it marks every manifest of every repository (only the tagged ones
-// with RemoveUntagged) and what they reference, then removes the blobs
-// and layer links nothing marked. It must not run while a registry serves
-// the root; callers hold the root's lock (internal/rootlock).
+// GC collects the root's garbage with distribution's mark and sweep,
+// as storage.MarkAndSweep does it, plus referrers: it marks every manifest
+// of every repository (only the tagged ones with RemoveUntagged) and what
+// they reference, then removes the blobs and layer links nothing marked
+// (and, with RemoveUntagged, the revisions of the unmarked manifests). It
+// must not run while a registry serves the root; callers hold the root's
+// lock (internal/rootlock).
 //
-// distribution prints its progress; GC silences that and instead records
-// every removal as it reaches the storage driver, with the blob's size
-// read just before. With DryRun the driver swallows the removals, so the
-// report of a dry run is exactly what a real run would remove.
+// With RemoveUntagged, an untagged manifest whose subject is marked — a
+// signature, SBOM or attestation of a kept image, which the registry's
+// referrers API lists — is kept with what it references, and so,
+// transitively, are the referrers of what that keeps (see markReferrers).
+// storage.MarkAndSweep would remove them.
+//
+// GC prints no progress of its own; it records every removal as it
+// reaches the storage driver, with the blob's size read just before. With DryRun the driver
+// swallows the removals, so the report of a dry run is exactly what a
+// real run would remove.
 func (r *Root) GC(ctx context.Context, opts ...GCOption) (*GCReport, error) {
 	var o gcOptions
 	for _, opt := range opts {
@@ -94,7 +104,7 @@ func (r *Root) GC(ctx context.Context, opts ...GCOption) (*GCReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gc %s: %w", r.dir, err)
 	}
-	err = storage.MarkAndSweep(ctx, rec, ns, storage.GCOpts{RemoveUntagged: o.removeUntagged, Quiet: true})
+	err = markAndSweep(ctx, rec, ns, o.removeUntagged)
 	rep := rec.report()
 	if err != nil {
 		return rep, fmt.Errorf("gc %s: %w", r.dir, err)

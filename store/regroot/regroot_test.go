@@ -31,13 +31,20 @@ import (
 // name:tag with the foreign layers kept, and returns the root.
 func importFixture(t *testing.T, e *fixture.Env, tag, dstName, dstTag string) (*Root, string) {
 	t.Helper()
-	ctx := context.Background()
+	root, dir := emptyRoot(t)
+	copyInto(t, root, e, tag, dstName, dstTag)
+	return root, dir
+}
+
+// emptyRoot starts a root in a new directory and returns it and the
+// directory.
+func emptyRoot(t *testing.T) (*Root, string) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "root")
-	root, err := Open(ctx, dir, WithCreate())
+	root, err := Open(context.Background(), dir, WithCreate())
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyInto(t, root, e, tag, dstName, dstTag)
 	return root, dir
 }
 

@@ -1,0 +1,340 @@
+package regroot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// collector holds the marks of one GC. Its mark phase is
+// storage.MarkAndSweep's (distribution v3.1.2,
+// registry/storage/garbagecollect.go), step for step, with one phase
+// added (markReferrers); its sweep is MarkAndSweep's too, through
+// distribution's storage.Vacuum.
+type collector struct {
+	ns             distribution.Namespace
+	blobs          distribution.BlobProvider
+	removeUntagged bool
+
+	// marked holds every digest marked, in any repository: as in
+	// distribution, a blob or manifest marked in one repository is kept
+	// in all of them.
+	marked map[digest.Digest]bool
+	// untagged are the untagged manifests (with removeUntagged), in the
+	// order the walk found them; those still unmarked after the mark
+	// phase are removed.
+	untagged []untaggedManifest
+	// layers are, per repository, its layer links to digests not marked
+	// when the walk left the repository: what distribution removes.
+	layers map[string][]digest.Digest
+	// keepLinks are, per repository, what its kept referrers reference
+	// (recursively): their layer links stay whatever layers says.
+	keepLinks map[string]map[digest.Digest]bool
+	// subjects caches the subject each untagged manifest names ("" for
+	// none).
+	subjects map[digest.Digest]digest.Digest
+}
+
+// untaggedManifest is a manifest revision no tag points at.
+type untaggedManifest struct {
+	repo   string
+	digest digest.Digest
+	// tags are all the repository's tags: their histories may name the
+	// manifest, and go with it.
+	tags []string
+	ms   distribution.ManifestService
+	// referrer says its subject is marked, and so what it references.
+	referrer bool
+}
+
+// markAndSweep collects the garbage of the registry ns on driver d (the
+// driver ns is built on). Without removeUntagged it does exactly what
+// storage.MarkAndSweep does. With it, it also keeps the referrers of what
+// is kept: the untagged manifests whose subject is marked, transitively,
+// with what they reference and the layer links to that in their
+// repository.
+func markAndSweep(ctx context.Context, d storagedriver.StorageDriver, ns distribution.Namespace, removeUntagged bool) error {
+	repos, ok := ns.(distribution.RepositoryEnumerator)
+	if !ok {
+		return errors.New("the storage namespace cannot list repositories")
+	}
+	blobs, ok := ns.Blobs().(distribution.BlobProvider)
+	if !ok {
+		return errors.New("the storage namespace cannot read blobs")
+	}
+	c := &collector{
+		ns:             ns,
+		blobs:          blobs,
+		removeUntagged: removeUntagged,
+		marked:         map[digest.Digest]bool{},
+		layers:         map[string][]digest.Digest{},
+		keepLinks:      map[string]map[digest.Digest]bool{},
+		subjects:       map[digest.Digest]digest.Digest{},
+	}
+	// The repositories are marked in the order the walk finds them, as
+	// distribution does (a layer link's fate depends on what the
+	// repositories before it marked).
+	var names []string
+	var mu sync.Mutex
+	err := repos.Enumerate(ctx, func(name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		names = append(names, name)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark: list repositories: %w", err)
+	}
+	for _, name := range names {
+		if err := c.markRepository(ctx, name); err != nil {
+			return fmt.Errorf("mark: %w", err)
+		}
+	}
+	if err := c.markReferrers(ctx); err != nil {
+		return fmt.Errorf("mark: %w", err)
+	}
+	return c.sweep(ctx, storage.NewVacuum(ctx, d))
+}
+
+// markRepository marks the manifests of one repository (only the tagged
+// ones with removeUntagged, noting the others) and what they reference,
+// then notes its layer links to what is still unmarked.
+func (c *collector) markRepository(ctx context.Context, name string) error {
+	named, err := reference.WithName(name)
+	if err != nil {
+		return fmt.Errorf("repository name %q: %w", name, err)
+	}
+	repo, err := c.ns.Repository(ctx, named)
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", name, err)
+	}
+	ms, err := repo.Manifests(ctx)
+	if err != nil {
+		return fmt.Errorf("manifests of %s: %w", name, err)
+	}
+	revisions, ok := ms.(distribution.ManifestEnumerator)
+	if !ok {
+		return fmt.Errorf("manifests of %s cannot be listed", name)
+	}
+	var (
+		found []digest.Digest
+		mu    sync.Mutex
+	)
+	err = revisions.Enumerate(ctx, func(d digest.Digest) error {
+		mu.Lock()
+		defer mu.Unlock()
+		found = append(found, d)
+		return nil
+	})
+	// A repository without revisions (only uploads, or its _manifests
+	// removed by hand) has nothing to mark, as in distribution.
+	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
+		return fmt.Errorf("manifests of %s: %w", name, err)
+	}
+	for _, d := range found {
+		if err := c.markRevision(ctx, name, repo, ms, d); err != nil {
+			return err
+		}
+	}
+	layers, ok := repo.Blobs(ctx).(distribution.ManifestEnumerator)
+	if !ok {
+		return fmt.Errorf("layers of %s cannot be listed", name)
+	}
+	var unmarked []digest.Digest
+	err = layers.Enumerate(ctx, func(d digest.Digest) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !c.marked[d] {
+			unmarked = append(unmarked, d)
+		}
+		return nil
+	})
+	if len(unmarked) > 0 {
+		c.layers[name] = unmarked
+	}
+	if err != nil {
+		return fmt.Errorf("layers of %s: %w", name, err)
+	}
+	return nil
+}
+
+// markRevision marks manifest d of repository name and what it
+// references, unless removeUntagged is on and no tag points at it: then
+// it is noted as untagged.
+func (c *collector) markRevision(ctx context.Context, name string, repo distribution.Repository, ms distribution.ManifestService, d digest.Digest) error {
+	if c.removeUntagged {
+		tags, err := repo.Tags(ctx).Lookup(ctx, ocispec.Descriptor{Digest: d})
+		if err != nil {
+			return fmt.Errorf("tags of %s@%s: %w", name, d, err)
+		}
+		if len(tags) == 0 {
+			// Every tag's history may name it. distribution skips a
+			// manifest of a repository without tags altogether, which
+			// leaves its revision link to a removed blob; here it is
+			// removed as any untagged manifest.
+			all, err := repo.Tags(ctx).All(ctx)
+			if err != nil && !errors.As(err, new(distribution.ErrRepositoryUnknown)) {
+				return fmt.Errorf("tags of %s: %w", name, err)
+			}
+			c.untagged = append(c.untagged, untaggedManifest{repo: name, digest: d, tags: all, ms: ms})
+			return nil
+		}
+	}
+	c.marked[d] = true
+	return markReferences(ctx, ms, d, func(ref digest.Digest) bool {
+		if c.marked[ref] {
+			return true
+		}
+		c.marked[ref] = true
+		return false
+	})
+}
+
+// markReferences passes what manifest d references to ingest, and
+// recursively what the manifests among them reference, unless ingest
+// says the digest was visited already.
+func markReferences(ctx context.Context, ms distribution.ManifestService, d digest.Digest, ingest func(digest.Digest) (seen bool)) error {
+	m, err := ms.Get(ctx, d)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", d, err)
+	}
+	for _, ref := range m.References() {
+		if ingest(ref.Digest) {
+			continue
+		}
+		if ok, _ := ms.Exists(ctx, ref.Digest); ok {
+			if err := markReferences(ctx, ms, ref.Digest, ingest); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// markReferrers marks the untagged manifests whose subject is marked —
+// the referrers the registry's referrers API lists for a kept manifest:
+// signatures, SBOMs, attestations — and what they reference, until no
+// more are: a referrer of a kept referrer is kept, and so is a referrer of
+// a manifest a kept index lists.
+//
+// A subject is taken from the manifest as stored, whatever its media type
+// (keeping more than the API lists, never less), and is kept when marked
+// in any repository, as distribution keeps any manifest whose digest is
+// marked somewhere. A referrer's layer links in its repository stay, even
+// those distribution would have removed because a repository walked after
+// it marked the blob.
+func (c *collector) markReferrers(ctx context.Context) error {
+	for more := true; more; {
+		more = false
+		for i := range c.untagged {
+			u := &c.untagged[i]
+			if u.referrer {
+				continue
+			}
+			s, err := c.subject(ctx, u.digest)
+			if err != nil {
+				return err
+			}
+			if s == "" || !c.marked[s] {
+				continue
+			}
+			u.referrer, more = true, true
+			links := c.keepLinks[u.repo]
+			if links == nil {
+				links = map[digest.Digest]bool{}
+				c.keepLinks[u.repo] = links
+			}
+			c.marked[u.digest] = true
+			err = markReferences(ctx, u.ms, u.digest, func(ref digest.Digest) bool {
+				c.marked[ref] = true
+				if links[ref] {
+					return true
+				}
+				links[ref] = true
+				return false
+			})
+			if err != nil {
+				return fmt.Errorf("referrer %s@%s: %w", u.repo, u.digest, err)
+			}
+		}
+	}
+	return nil
+}
+
+// subject returns the subject manifest d names, "" when it names none,
+// its bytes are gone or do not parse (then nothing can list it as a
+// referrer). The bytes are read as stored: distribution's manifest
+// service refuses some manifests (schema1) GC must still get past.
+func (c *collector) subject(ctx context.Context, d digest.Digest) (digest.Digest, error) {
+	if s, ok := c.subjects[d]; ok {
+		return s, nil
+	}
+	raw, err := c.blobs.Get(ctx, d)
+	if err != nil && !errors.Is(err, distribution.ErrBlobUnknown) {
+		return "", fmt.Errorf("read manifest %s: %w", d, err)
+	}
+	var m struct {
+		Subject *ocispec.Descriptor `json:"subject"`
+	}
+	var s digest.Digest
+	if err == nil && json.Unmarshal(raw, &m) == nil && m.Subject != nil {
+		s = m.Subject.Digest
+	}
+	c.subjects[d] = s
+	return s, nil
+}
+
+// sweep removes, as distribution does and in its order, the untagged
+// manifests left unmarked (with their tag-history entries), the blobs
+// nothing marked, and the layer links to blobs unmarked when their
+// repository was walked that no kept referrer there references.
+func (c *collector) sweep(ctx context.Context, v storage.Vacuum) error {
+	for _, u := range c.untagged {
+		if c.marked[u.digest] {
+			continue
+		}
+		if err := v.RemoveManifest(u.repo, u.digest, u.tags); err != nil {
+			return fmt.Errorf("sweep: remove manifest %s@%s: %w", u.repo, u.digest, err)
+		}
+	}
+	var (
+		garbage []digest.Digest
+		mu      sync.Mutex
+	)
+	err := c.ns.Blobs().Enumerate(ctx, func(d digest.Digest) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !c.marked[d] {
+			garbage = append(garbage, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sweep: list blobs: %w", err)
+	}
+	for _, d := range garbage {
+		if err := v.RemoveBlob(string(d)); err != nil {
+			return fmt.Errorf("sweep: remove blob %s: %w", d, err)
+		}
+	}
+	for repo, ds := range c.layers {
+		for _, d := range ds {
+			if c.keepLinks[repo][d] {
+				continue
+			}
+			if err := v.RemoveLayer(repo, d); err != nil {
+				return fmt.Errorf("sweep: remove layer link %s of %s: %w", d, repo, err)
+			}
+		}
+	}
+	return nil
+}
