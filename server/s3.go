@@ -1,10 +1,11 @@
 package server
 
 // This file makes the embedded registry one of several replicas on shared
-// storage (an S3 bucket through distribution's s3-aws driver) behind a
-// load balancer. Nothing is kept on a replica's disk: the referrers API is
-// derived from distribution's storage (referrers.go), and what replicas
-// must agree on, http.secret, is checked through the storage at start
+// storage (an S3 bucket through ferry's S3 storage driver,
+// internal/s3driver, on aws-sdk-go-v2) behind a load balancer. Nothing is
+// kept on a replica's disk: the referrers API is derived from
+// distribution's storage (referrers.go), and what replicas must agree on,
+// http.secret, is checked through the storage at start
 // (internal/replicas).
 
 import (
@@ -20,18 +21,20 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/replicas"
 
-	// distribution's S3 driver (aws-sdk-go), for --s3-* and configurations
-	// naming storage.s3.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
+	// ferry's S3 storage driver, registered as "s3", for --s3-* and
+	// configurations naming storage.s3. It replaces distribution's s3-aws
+	// driver, whose aws-sdk-go v1 is end-of-support and cost every ferry
+	// command ~8 MB of memory at start.
+	_ "github.com/ferry-dev/ferry/internal/s3driver"
 )
 
 // ErrNoSecret means shared storage was configured without http.secret.
 var ErrNoSecret = errors.New("http.secret is required with shared storage")
 
 // S3 is the common case of S3 storage, as `ferry serve --s3-*` gives it.
-// Credentials are not part of it: distribution's s3-aws driver takes them
-// from the AWS SDK's usual chain (AWS_ACCESS_KEY_ID and
-// AWS_SECRET_ACCESS_KEY, a shared credentials file, an instance role).
+// Credentials are not part of it: ferry's S3 driver takes them from the
+// usual places (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared
+// credentials file, a container's or an instance's role).
 type S3 struct {
 	// Endpoint is the S3 endpoint's URL, e.g. http://127.0.0.1:7480 for
 	// Ceph's radosgw or MinIO; empty for AWS itself. http turns TLS off,
@@ -45,11 +48,11 @@ type S3 struct {
 	Region string
 }
 
-// WithS3 stores images in an S3 bucket through distribution's s3-aws
-// driver, with redirects to the bucket disabled (clients need reach only
-// the registry) and distribution's default purging of abandoned uploads.
-// http.secret must then be given (WithSecret, or in a configuration file)
-// and be the same on every replica.
+// WithS3 stores images in an S3 bucket through ferry's S3 storage driver
+// (internal/s3driver), with redirects to the bucket disabled (clients need
+// reach only the registry) and distribution's default purging of
+// abandoned uploads. http.secret must then be given (WithSecret, or in a
+// configuration file) and be the same on every replica.
 func WithS3(s S3) Option {
 	return func(o *options) error {
 		if s.Bucket == "" {
