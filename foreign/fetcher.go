@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/stall"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -19,6 +21,9 @@ var (
 	// ErrTooManyRedirects means a URL redirected more times than allowed
 	// (see WithMaxRedirects).
 	ErrTooManyRedirects = errors.New("too many redirects")
+	// ErrStalled means a request was abandoned because no byte arrived
+	// for the stall timeout (see WithStallTimeout).
+	ErrStalled = stall.ErrStalled
 )
 
 // Event kinds.
@@ -54,8 +59,6 @@ const (
 	defaultBackoffBase  = 200 * time.Millisecond
 	defaultBackoffMax   = 5 * time.Second
 	defaultStall        = 60 * time.Second
-	// maxRetryAfter caps a server's Retry-After.
-	maxRetryAfter = 60 * time.Second
 )
 
 type options struct {
@@ -117,9 +120,11 @@ func WithBackoff(base, max time.Duration) Option {
 	}
 }
 
-// WithStallTimeout sets how long a request may go without receiving a
-// byte (response headers included) before it is abandoned and resumed.
-// The default is 60s; 0 disables the check.
+// WithStallTimeout sets how long a request may go without moving a byte
+// (waiting for response headers included) before it is abandoned with an
+// error naming its URL and wrapping ErrStalled. Open retries or resumes
+// such a request; a request made through Client fails. The default is
+// 60s; 0 disables the check.
 func WithStallTimeout(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {
@@ -232,7 +237,7 @@ func NewFetcher(opts ...Option) (*Fetcher, error) {
 	t.DisableCompression = true
 
 	f.client = &http.Client{
-		Transport:     &policyTransport{policy: p, base: t, proxy: proxy},
+		Transport:     stall.Wrap(&policyTransport{policy: p, base: t, proxy: proxy}, o.stall),
 		CheckRedirect: f.checkRedirect,
 	}
 	return f, nil
@@ -351,8 +356,9 @@ func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
 // follows foreign URLs: every request it makes, and every redirect, is
 // checked (scheme, IP literal, the address actually dialed unless an
 // allow pattern matches that request's URL) and at most the configured
-// number of redirects is followed. It does not verify content, retry or
-// resume.
+// number of redirects is followed, and a request (each hop of a redirect)
+// during which no byte moves for the stall timeout is abandoned with an
+// error wrapping ErrStalled. It does not verify content, retry or resume.
 func (f *Fetcher) Client() *http.Client {
 	if f == nil || f.client == nil {
 		return &http.Client{Transport: refuseAll{}}

@@ -148,7 +148,7 @@ type stream struct {
 	name   string // redacted, for messages and events
 
 	mu     sync.Mutex
-	cur    *conn
+	cur    io.ReadCloser // the response body being read
 	closed bool
 
 	// requireRange makes a 200 answer to a Range request an error
@@ -175,46 +175,6 @@ func redact(raw string) string {
 	}
 	return u.Redacted()
 }
-
-// conn is one response being read.
-type conn struct {
-	body   io.ReadCloser
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	timer  *time.Timer // fires after a stall; nil: no stall check
-	stall  time.Duration
-}
-
-// arm starts the stall watch while the fetcher waits for the server. It
-// does not run between Reads: a consumer slow to read is not a stall.
-func (c *conn) arm() {
-	if c.timer != nil {
-		c.timer.Reset(c.stall)
-	}
-}
-
-// disarm stops the stall watch.
-func (c *conn) disarm() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-}
-
-// release ends the request. It may be called more than once.
-func (c *conn) release() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	if c.body != nil {
-		c.body.Close()
-	}
-	c.cancel(nil)
-}
-
-// stallError is the cause of a request abandoned for want of data.
-type stallError struct{ d time.Duration }
-
-func (e *stallError) Error() string { return fmt.Sprintf("no data received for %s", e.d) }
 
 // permanentError marks failures that retrying the same URL cannot fix.
 type permanentError struct{ err error }
@@ -253,9 +213,9 @@ func (s *stream) connect(off int64) error {
 				return err
 			}
 		}
-		c, skip, err := s.try(off)
+		body, skip, err := s.try(off)
 		if err == nil {
-			return s.install(c, skip)
+			return s.install(body, skip)
 		}
 		last = err
 		if isPermanent(err) || s.ctx.Err() != nil {
@@ -268,28 +228,24 @@ func (s *stream) connect(off int64) error {
 	return last
 }
 
-func (s *stream) install(c *conn, skip int64) error {
+func (s *stream) install(body io.ReadCloser, skip int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		c.release()
+		body.Close()
 		return errClosed
 	}
-	s.cur, s.skip = c, skip
+	s.cur, s.skip = body, skip
 	return nil
 }
 
 // try makes one request for the blob from byte off. It returns the
-// response and how many of its first bytes to drop.
-func (s *stream) try(off int64) (*conn, int64, error) {
-	ctx, cancel := context.WithCancelCause(s.ctx)
-	c := &conn{ctx: ctx, cancel: cancel, stall: s.f.o.stall}
-	if c.stall > 0 {
-		c.timer = time.AfterFunc(c.stall, func() { cancel(&stallError{c.stall}) })
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.raw, nil)
+// response body and how many of its first bytes to drop. A server that
+// falls silent is abandoned by the client's stall transport; Close
+// cancels the request through the stream's context.
+func (s *stream) try(off int64) (io.ReadCloser, int64, error) {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.raw, nil)
 	if err != nil {
-		c.release()
 		return nil, 0, permanent(fmt.Errorf("%w: not a valid URL: %v", ErrURLRefused, err))
 	}
 	req.Header.Set("User-Agent", s.f.o.userAgent)
@@ -298,23 +254,16 @@ func (s *stream) try(off int64) (*conn, int64, error) {
 	}
 	resp, err := s.f.client.Do(req)
 	if err != nil {
-		c.release()
 		// The client's wrapping repeats the URL our own errors name
 		// already; keep it only where it says which redirect target failed.
 		var ue *url.Error
 		if errors.As(err, &ue) && (ue.URL == s.name || errors.Is(err, ErrURLRefused) || errors.Is(err, ErrTooManyRedirects)) {
 			err = ue.Err
 		}
-		var se *stallError
-		if cause := context.Cause(ctx); errors.As(cause, &se) && s.ctx.Err() == nil {
-			err = fmt.Errorf("%w: %w", se, err)
-		}
 		return nil, 0, classify(err)
 	}
-	c.disarm()
-	c.body = resp.Body
-	fail := func(err error) (*conn, int64, error) {
-		c.release()
+	fail := func(err error) (io.ReadCloser, int64, error) {
+		resp.Body.Close()
 		return nil, 0, err
 	}
 	via := ""
@@ -335,7 +284,7 @@ func (s *stream) try(off int64) (*conn, int64, error) {
 			// and the reader already has the first off bytes.
 			s.f.o.events(Event{Kind: EventRestart, URL: s.name, Offset: off})
 		}
-		return c, off, nil
+		return resp.Body, off, nil
 	case resp.StatusCode == http.StatusPartialContent && off > 0:
 		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
@@ -351,13 +300,13 @@ func (s *stream) try(off int64) (*conn, int64, error) {
 			return fail(permanent(fmt.Errorf("%w: the server announces %d bytes, the descriptor declares %d%s",
 				blob.ErrSizeMismatch, total, s.desc.Size, via)))
 		}
-		return c, off - start, nil
+		return resp.Body, off - start, nil
 	}
 	err = fmt.Errorf("HTTP %s%s", resp.Status, via)
 	code := resp.StatusCode
 	switch {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		return fail(&retryAfterError{err: err, d: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())})
+		return fail(&retryAfterError{err: err, d: wait.RetryAfter(resp.Header.Get("Retry-After"), time.Now())})
 	case code == http.StatusRequestTimeout || code == http.StatusTooEarly || code >= 500:
 		return fail(err)
 	}
@@ -407,34 +356,12 @@ func parseContentRange(h string) (start, total int64, err error) {
 	return start, total, nil
 }
 
-// parseRetryAfter reads a Retry-After header, in seconds or an HTTP date,
-// relative to now; 0 when absent, invalid or past.
-func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
 // backoff is the wait before the retry-th retry: the server's Retry-After
 // (capped) if it gave one, else exponential with jitter.
 func (f *Fetcher) backoff(retry int, last error) time.Duration {
 	var ra *retryAfterError
 	if errors.As(last, &ra) && ra.d > 0 {
-		return min(ra.d, maxRetryAfter)
+		return min(ra.d, wait.MaxRetryAfter)
 	}
 	d := f.o.base
 	for i := 1; i < retry && d < f.o.max; i++ {
@@ -460,9 +387,7 @@ func (s *stream) Read(p []byte) (int, error) {
 		if closed || c == nil {
 			return 0, s.fail(s.errorf("%w", errClosed))
 		}
-		c.arm()
-		n, err := c.body.Read(p)
-		c.disarm()
+		n, err := c.Read(p)
 		if n > 0 {
 			if s.skip > 0 {
 				drop := min(int64(n), s.skip)
@@ -485,10 +410,6 @@ func (s *stream) Read(p []byte) (int, error) {
 			// A response without a length that ends early looks like
 			// the end: it is not.
 			err = fmt.Errorf("%w: the response ended after %d of %d bytes", io.ErrUnexpectedEOF, s.off, s.desc.Size)
-		}
-		var se *stallError
-		if cause := context.Cause(c.ctx); errors.As(cause, &se) {
-			err = fmt.Errorf("%w: %w", se, err)
 		}
 		s.drop(c)
 		if rerr := s.reconnect(err); rerr != nil {
@@ -537,13 +458,13 @@ func (s *stream) fail(err error) error {
 }
 
 // drop ends the current response c.
-func (s *stream) drop(c *conn) {
+func (s *stream) drop(c io.ReadCloser) {
 	s.mu.Lock()
 	if s.cur == c {
 		s.cur = nil
 	}
 	s.mu.Unlock()
-	c.release()
+	c.Close()
 }
 
 // Close ends the stream and whatever request or wait is in progress. It
@@ -556,7 +477,7 @@ func (s *stream) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	if c != nil {
-		c.release()
+		c.Close()
 	}
 	return nil
 }

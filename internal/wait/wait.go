@@ -1,9 +1,13 @@
-// Package wait holds the one context-aware sleep the retry loops of the
-// registry client, the foreign fetcher and the copy engine share.
+// Package wait holds what the retry loops of the registry client, the
+// foreign fetcher and the copy engine share: a context-aware sleep, and
+// the reading of a server's Retry-After.
 package wait
 
 import (
 	"context"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,4 +22,30 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// MaxRetryAfter caps the wait a server's Retry-After asks for.
+const MaxRetryAfter = 60 * time.Second
+
+// RetryAfter reads a Retry-After header, in seconds or an HTTP date,
+// relative to now: 0 when it is absent, invalid or past, at most
+// MaxRetryAfter.
+func RetryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return min(t.Sub(now), MaxRetryAfter)
+	}
+	return 0
 }

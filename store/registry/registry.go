@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	ggtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/store"
 )
@@ -157,6 +157,11 @@ type largeWrites struct{ *net.TCPConn }
 
 func (c largeWrites) ReadFrom(r io.Reader) (int64, error) { return blob.Copy(c.TCPConn, r) }
 
+// ErrStalled means a registry request was abandoned because no byte moved
+// for the stall timeout (see WithStallTimeout). It is retried like a
+// dropped connection.
+var ErrStalled = stall.ErrStalled
+
 // DefaultStallTimeout is how long a registry request may go without moving
 // a byte unless WithStallTimeout says otherwise.
 const DefaultStallTimeout = 60 * time.Second
@@ -250,11 +255,7 @@ func newClient(ctx context.Context, reg name.Registry, scopes []string, o *optio
 			return nil, fmt.Errorf("credentials for %s: %w", reg, err)
 		}
 	}
-	rt0 := o.transport
-	if o.stall > 0 {
-		rt0 = &stallTransport{base: rt0, d: o.stall}
-	}
-	base := transport.NewUserAgent(rt0, o.userAgent)
+	base := transport.NewUserAgent(stall.Wrap(o.transport, o.stall), o.userAgent)
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, scopes)
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to %s: %w", reg, err))
@@ -770,7 +771,7 @@ func retryable(code int) bool {
 func backoff(attempt int, last error, fixed time.Duration) time.Duration {
 	var ra *retryAfterError
 	if errors.As(last, &ra) && ra.after > 0 {
-		return min(ra.after, 60*time.Second)
+		return ra.after // capped by wait.RetryAfter
 	}
 	if fixed > 0 {
 		return fixed
@@ -788,13 +789,8 @@ func check(resp *http.Response, ok ...int) error {
 	}
 	err = classify(err)
 	if retryable(resp.StatusCode) {
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			if n, perr := strconv.Atoi(s); perr == nil {
-				return &retryAfterError{error: err, after: time.Duration(n) * time.Second}
-			}
-			if t, perr := http.ParseTime(s); perr == nil {
-				return &retryAfterError{error: err, after: time.Until(t)}
-			}
+		if d := wait.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			return &retryAfterError{error: err, after: d}
 		}
 	}
 	return err

@@ -1,4 +1,8 @@
-package registry
+// Package stall abandons HTTP requests during which no byte moves for a
+// while, so that a server that accepts a connection and then falls silent
+// cannot hold a transfer forever. The registry client and the foreign
+// fetcher wrap their transports with it.
+package stall
 
 import (
 	"context"
@@ -10,25 +14,37 @@ import (
 	"time"
 )
 
-// ErrStalled means a registry request was abandoned because no byte moved
-// for the stall timeout (see WithStallTimeout). It is retried like a
-// dropped connection.
+// ErrStalled means a request was abandoned because no byte moved for the
+// stall timeout. Callers retry it like a dropped connection.
 var ErrStalled = errors.New("stalled")
 
-// stallTransport abandons a request when no byte moves for d: while the
-// server does not take the next bytes of a request body, while it waits
-// for the response headers (after the last byte of the body, if any), and
-// while a Read of the response body waits for the server. Time spent by
-// the caller (producing the upload, consuming the download) is not a
-// stall. A registry that takes longer than d to commit a large upload
-// needs a longer timeout: the bytes sent may still sit in socket buffers,
-// so a silent server cannot be told from a busy one.
-type stallTransport struct {
+// Wrap returns base wrapped so that a request made through it is
+// abandoned when no byte moves for d: while the server does not take the
+// next bytes of a request body, while it waits for the response headers
+// (after the last byte of the body, if any), and while a Read of the
+// response body waits for the server. The request then fails with an
+// error naming its method, URL and d and wrapping ErrStalled. Time spent
+// by the caller (producing the upload, consuming the download) is not a
+// stall. A server that takes longer than d to commit a large upload needs
+// a longer timeout: the bytes sent may still sit in socket buffers, so a
+// silent server cannot be told from a busy one. Each hop of a redirect is
+// a request of its own, with its own watch. With d <= 0, Wrap returns
+// base: no check.
+func Wrap(base http.RoundTripper, d time.Duration) http.RoundTripper {
+	if d <= 0 {
+		return base
+	}
+	return &transport{base: base, d: d}
+}
+
+// transport is what Wrap returns.
+type transport struct {
 	base http.RoundTripper
 	d    time.Duration
 }
 
-func (t *stallTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip implements http.RoundTripper.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	w := &watchdog{d: t.d, cancel: cancel}
 	w.timer = time.AfterFunc(t.d, w.fire)
