@@ -38,9 +38,11 @@ type AppendResult struct {
 //
 // A base index needs WithPlatform to choose its entry unless it has one;
 // scratch needs WithPlatform (os/arch[:os.version]) and gives an OCI
-// manifest. Local layers are compressed while hashed and uploaded
-// verified; a foreign layer is read once from its URL (under the
-// fetcher's policy) and listed with that URL, its bytes never uploaded.
+// manifest. Local layers are compressed while hashed, then uploaded
+// through WithBlobs' Blobs: skipped when dst has them, retried, verified
+// against the digest computed, reported in its events. A foreign layer is
+// read once from its URL (under the fetcher's policy, within its stall
+// timeout) and listed with that URL, its bytes never uploaded.
 // The base's layers are copied or mounted under WithBlobs' policy. The
 // result records the base in org.opencontainers.image.base.name/.digest.
 // Every layer is read and hashed before anything is written.
@@ -113,14 +115,13 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 		}
 		res.Blobs = *br
 	}
-	for _, p := range prepared {
-		up, err := p.push(ctx, dst)
+	files := layerFiles(prepared)
+	if descs := files.descriptors(); len(descs) > 0 {
+		lr, err := o.blobs.Copy(ctx, files, dst, descs)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("layers %s: %w", files.Name(), err)
 		}
-		if up {
-			res.Uploaded++
-		}
+		res.Uploaded = lr.BlobsCopied
 	}
 	if err := pushSmall(ctx, dst, cfgDesc, cfg); err != nil {
 		return nil, err

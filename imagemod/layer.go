@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -279,30 +280,69 @@ func prepareURL(ctx context.Context, l Layer, fetcher *foreign.Fetcher) (*prepar
 	return &preparedLayer{layer: l, desc: v1.Descriptor{Digest: d, Size: n, URLs: []string{l.URL}}, diffID: diff, cleanup: func() {}}, nil
 }
 
-// push uploads a prepared local layer unless dst has it, verifying the
-// bytes against the digest computed earlier as they stream.
-func (p *preparedLayer) push(ctx context.Context, dst store.Target) (bool, error) {
-	if p.file == "" {
-		return false, nil
+// layerFiles serves the compressed files of prepared local layers as a
+// store.Source, so that Append uploads them through transfer.Blobs: skips,
+// retries, verification against the digests computed earlier, and
+// progress events. It holds no image: Resolve and FetchManifest fail.
+type layerFiles []*preparedLayer
+
+var (
+	_ store.Source = layerFiles(nil)
+	_ store.Named  = layerFiles(nil)
+)
+
+// errNoImage is what layerFiles answers when asked for an image.
+var errNoImage = errors.New("the layers being appended are not an image")
+
+// descriptors lists the layers that have a file to upload (not the
+// foreign ones).
+func (l layerFiles) descriptors() []v1.Descriptor {
+	var out []v1.Descriptor
+	for _, p := range l {
+		if p.file != "" {
+			out = append(out, p.desc)
+		}
 	}
-	has, err := dst.HasBlob(ctx, p.desc)
-	if err != nil || has {
-		return false, err
+	return out
+}
+
+// Resolve implements store.Source: it fails, the layers are no image.
+func (l layerFiles) Resolve(context.Context) (v1.Descriptor, error) {
+	return v1.Descriptor{}, errNoImage
+}
+
+// FetchManifest implements store.Source: it fails, the layers are no
+// image.
+func (l layerFiles) FetchManifest(_ context.Context, desc v1.Descriptor) ([]byte, error) {
+	return nil, fmt.Errorf("manifest %s: %w", desc.Digest, errNoImage)
+}
+
+// FetchBlob implements store.Source: the compressed file of the layer
+// with desc's digest. The caller verifies what it reads.
+func (l layerFiles) FetchBlob(_ context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	for _, p := range l {
+		if p.file != "" && p.desc.Digest == desc.Digest {
+			f, err := os.Open(p.file)
+			if err != nil {
+				return nil, fmt.Errorf("layer %s: %w", p.layer, err)
+			}
+			return f, nil
+		}
 	}
-	f, err := os.Open(p.file)
-	if err != nil {
-		return false, fmt.Errorf("layer %s: %w", p.layer, err)
+	return nil, fmt.Errorf("layer %s: %w", desc.Digest, store.ErrNotFound)
+}
+
+// Close implements store.Source; the files belong to the prepared layers.
+func (l layerFiles) Close() error { return nil }
+
+// Name implements store.Named: the local layers' paths, for messages and
+// progress.
+func (l layerFiles) Name() string {
+	var names []string
+	for _, p := range l {
+		if p.file != "" {
+			names = append(names, p.layer.String())
+		}
 	}
-	defer f.Close()
-	vr, err := blob.NewReader(f, p.desc.Digest, p.desc.Size, p.file)
-	if err != nil {
-		return false, err
-	}
-	if err := dst.PushBlob(ctx, p.desc, vr); err != nil {
-		return false, fmt.Errorf("layer %s (%s): %w", p.layer, p.desc.Digest, err)
-	}
-	if !vr.Verified() {
-		return false, fmt.Errorf("layer %s (%s): the target took %d of %d bytes", p.layer, p.desc.Digest, vr.N(), p.desc.Size)
-	}
-	return true, nil
+	return strings.Join(names, ", ")
 }

@@ -4,8 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/imagemod"
+	"github.com/ferry-dev/ferry/internal/faults"
 	"github.com/ferry-dev/ferry/internal/fixture"
 )
 
@@ -220,5 +225,97 @@ func TestAppendTarFiles(t *testing.T) {
 	}
 	if reg.TagExists(t, "app/bad", "1") {
 		t.Error("a failed append wrote the tag")
+	}
+}
+
+// A URL server that takes the request, sends the headers and the first
+// bytes of the layer and then falls silent: append --foreign-url gives up
+// after --stall-timeout with an error naming the URL and the timeout,
+// instead of waiting forever.
+func TestAppendForeignURLStalls(t *testing.T) {
+	t.Parallel()
+	reg := fixture.NewRegistry(t)
+	b := fixture.LayerTar(42, 0, 64<<10)
+	quit := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b[:100])
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-quit:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(quit) }) // first: a hung test must not hang srv.Close
+	u := srv.URL + "/layer.tar.gz"
+	type result struct {
+		stderr string
+		code   int
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		_, stderr, code := run(t, "--stall-timeout", "500ms", "append", "--platform", "windows/amd64:"+patchA,
+			"--foreign-url", u, "--foreign-allow", allowLoopback, "-t", reg.Ref("app/stalled", "1"))
+		done <- result{stderr, code}
+	}()
+	select {
+	case r := <-done:
+		if r.code != 1 {
+			t.Fatalf("exit %d after a stall: %s", r.code, r.stderr)
+		}
+		for _, want := range []string{u, "stalled", "500ms"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("the error does not say %q: %s", want, r.stderr)
+			}
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("the stall was noticed after %s", took)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("append --foreign-url still waits on a silent server after 30s (--stall-timeout 500ms)")
+	}
+	if reg.TagExists(t, "app/stalled", "1") {
+		t.Error("a failed append wrote the tag")
+	}
+}
+
+// The upload of an appended layer goes through the copy engine's blob
+// transfers: a 503 from the destination is retried, and reported.
+func TestAppendUploadRetried(t *testing.T) {
+	t.Parallel()
+	reg := fixture.NewRegistry(t)
+	p := faults.New(t, reg.URL)
+	b := fixture.LayerTar(7, 0, 16<<10)
+	file := filepath.Join(t.TempDir(), "layer.tar.gz")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := sha(b)
+	// The PUT that completes the layer's upload carries its digest.
+	p.Add(at(d.Hex, faults.Fault{Kind: faults.Status, Method: "PUT", Status: 503}))
+	out, stderr, code := run(t, "--retry-delay", "10ms", "--progress", "plain", "append", "--json",
+		"--platform", "windows/amd64:"+patchA, "--layer", file, "-t", p.Host+"/app/retried:1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "retrying") || !strings.Contains(stderr, "503") {
+		t.Errorf("no retry reported: %s", stderr)
+	}
+	var res struct{ Uploaded int }
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Uploaded != 1 {
+		t.Errorf("summary %q (%v): want 1 layer uploaded", out, err)
+	}
+	// The layer twice, the config once.
+	if n := p.Requests("PUT", "/blobs/uploads/"); n != 3 {
+		t.Errorf("%d upload PUTs, want 3", n)
+	}
+	if !reg.HasBlob(t, "app/retried", d) {
+		t.Error("the registry lacks the layer")
+	}
+	w := readImage(t, reg, "app/retried", "1")
+	if len(w.manifest.Layers) != 1 || w.manifest.Layers[0].Digest != d {
+		t.Errorf("layers %+v, want %s", w.manifest.Layers, d)
 	}
 }
