@@ -25,7 +25,7 @@ images under --root in docker/registry's on-disk layout (so an existing
 registry root can be served, and the other way round).
 
 With --s3-bucket (or a --config naming storage.s3) it stores in an S3 bucket
-through distribution's s3-aws driver instead, and several ferry serve
+through ferry's S3 storage driver instead, and several ferry serve
 processes on one bucket behind a load balancer act as one registry.
 Credentials come from the AWS environment (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role), never from flags.

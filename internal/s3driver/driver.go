@@ -9,7 +9,10 @@
 // command, S3 or not: `ferry --help` peaked at 28.9 MB RSS with it, 21.2 MB
 // without. ferry's target is 32 MiB peak RSS while copying a 1 GiB layer,
 // which left under 1 MiB to spare. This driver is built on aws-sdk-go-v2's
-// S3 client, whose initialisation costs about 1 MB.
+// S3 client: with it `ferry --help` peaks at 24.7 MB and takes 49 ms
+// (29.0 MB and 65 ms with the s3-aws driver, 21.3 MB and 45 ms with no S3
+// driver, on the same tree; linux/amd64, medians of 7 and means of 60
+// runs).
 //
 // It keeps the s3-aws driver's parameters (see FromParameters) and its
 // object keys (rootdirectory, then the path), so a bucket written by one is
@@ -494,3 +497,8 @@ func (d *driver) createMultipart(ctx context.Context, key string) (string, error
 	}
 	return aws.ToString(out.UploadId), nil
 }
+
+var (
+	_ storagedriver.StorageDriver = (*driver)(nil)
+	_ storagedriver.FileWriter    = (*writer)(nil)
+)

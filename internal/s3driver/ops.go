@@ -247,21 +247,23 @@ func (d *driver) copyMultipart(ctx context.Context, src, dst string, size int64)
 	if err != nil {
 		return err
 	}
-	parts, err := d.copyParts(ctx, src, dst, uploadID, 1, size, d.p.copyChunkSize, int(d.p.copyMaxConcurrency))
+	parts, err := d.copyParts(ctx, src, dst, uploadID, size, d.p.copyChunkSize, int(d.p.copyMaxConcurrency))
 	if err == nil {
 		err = d.complete(ctx, dst, uploadID, parts)
 	}
 	if err != nil {
-		d.abort(ctx, dst, uploadID)
+		if aerr := d.abort(ctx, dst, uploadID); aerr != nil {
+			return errors.Join(err, aerr)
+		}
 		return err
 	}
 	return nil
 }
 
 // copyParts copies object src, size bytes, into upload uploadID of dst as
-// parts first, first+1, ... of partSize bytes (the last smaller),
-// concurrency at a time, and returns them.
-func (d *driver) copyParts(ctx context.Context, src, dst, uploadID string, first int32, size, partSize int64, concurrency int) ([]part, error) {
+// parts 1, 2, ... of partSize bytes (the last smaller), concurrency at a
+// time, and returns them.
+func (d *driver) copyParts(ctx context.Context, src, dst, uploadID string, size, partSize int64, concurrency int) ([]part, error) {
 	n := (size + partSize - 1) / partSize
 	parts := make([]part, n)
 	ctx, cancel := context.WithCancel(ctx)
@@ -286,7 +288,7 @@ func (d *driver) copyParts(ctx context.Context, src, dst, uploadID string, first
 			defer func() { <-limit }()
 			from := i * partSize
 			to := min(from+partSize, size) - 1
-			num := first + int32(i)
+			num := int32(i) + 1
 			out, err := d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 				Bucket:          aws.String(d.p.bucket),
 				Key:             aws.String(dst),

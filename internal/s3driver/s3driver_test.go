@@ -232,3 +232,29 @@ func TestKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestNewDirs(t *testing.T) {
+	paths := func(fis []storagedriver.FileInfoInternal) []string {
+		var s []string
+		for _, fi := range fis {
+			s = append(s, fi.Path())
+		}
+		return s
+	}
+	for _, c := range []struct {
+		from, prev, hint, p string
+		want                []string
+	}{
+		{"/", "", "", "/a/b/c", []string{"/a", "/a/b"}},
+		{"/a", "", "", "/a/b/c", []string{"/a/b"}},
+		{"/", "/a/b/x", "", "/a/b/c", nil},
+		{"/", "/a/b/x", "", "/a/d/c", []string{"/a/d"}},
+		{"/", "/a-b", "", "/a/c", []string{"/a"}},
+		{"/", "", "/a/b/x", "/a/b/y/z", []string{"/a/b/y"}},
+		{"/", "", "", "/f", nil},
+	} {
+		if got := paths(newDirs(c.from, c.prev, c.hint, c.p)); !slices.Equal(got, c.want) {
+			t.Errorf("newDirs(%q, %q, %q, %q) = %q, want %q", c.from, c.prev, c.hint, c.p, got, c.want)
+		}
+	}
+}

@@ -275,7 +275,7 @@ func (w *writer) restart() error {
 		// As few parts as S3's largest allows, of equal size, so that none
 		// is below the minimum.
 		n := (w.size + maxChunkSize - 1) / maxChunkSize
-		parts, err := w.d.copyParts(w.ctx, w.key, w.key, id, 1, w.size, (w.size+n-1)/n, int(w.d.p.copyMaxConcurrency))
+		parts, err := w.d.copyParts(w.ctx, w.key, w.key, id, w.size, (w.size+n-1)/n, int(w.d.p.copyMaxConcurrency))
 		if err != nil {
 			return err
 		}

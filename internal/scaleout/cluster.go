@@ -154,8 +154,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 }
 
 // Config returns the distribution configuration a replica on s uses, with
-// its storage under prefix. The keys are those of the s3-aws driver;
-// credentials are left to the environment.
+// its storage under prefix. The keys are those of distribution's s3
+// driver, which ferry's (internal/s3driver) keeps; credentials are left to
+// the environment.
 func Config(s S3, prefix string, readOnly bool) string {
 	secure := strings.HasPrefix(s.Endpoint, "https://")
 	return fmt.Sprintf(`version: 0.1
