@@ -33,10 +33,10 @@ type largeBody struct{ io.ReadCloser }
 func (b largeBody) WriteTo(w io.Writer) (int64, error) { return blob.Copy(w, b.ReadCloser) }
 
 // largeWritesSafe says whether the storage driver type counts buffered
-// bytes in its writers' Size, as distribution's filesystem driver does.
-// Its in-memory and S3 drivers do not (their Size lags until a flush or a
-// part upload), and the blob writer would restart the digest mid-blob:
-// DIGEST_INVALID.
+// bytes in its writers' Size, as distribution's filesystem driver and
+// ferry's S3 driver (internal/s3driver) do. distribution's in-memory
+// driver does not (its Size lags until a flush), and the blob writer
+// would restart the digest mid-blob: DIGEST_INVALID.
 func largeWritesSafe(driver string) bool {
-	return driver == "filesystem"
+	return driver == "filesystem" || driver == "s3"
 }

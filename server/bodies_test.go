@@ -104,7 +104,7 @@ func abs(base, loc string) string {
 }
 
 func TestLargeWritesSafe(t *testing.T) {
-	for driver, want := range map[string]bool{"filesystem": true, "s3": false, "inmemory": false, "azure": false} {
+	for driver, want := range map[string]bool{"filesystem": true, "s3": true, "inmemory": false, "azure": false} {
 		if got := largeWritesSafe(driver); got != want {
 			t.Errorf("%s: %v, want %v", driver, got, want)
 		}

@@ -9,8 +9,8 @@ import (
 )
 
 // OpenDriver opens the registry storage root a storage driver holds (an
-// S3 bucket through distribution's s3-aws driver, built from a registry's
-// configuration); name describes it in messages ("s3 bucket registry").
+// S3 bucket through ferry's S3 driver, internal/s3driver, built from a
+// registry's configuration); name describes it in messages ("s3 bucket registry").
 // No lock is taken: internal/rootlock guards only local directories, and
 // a caller collecting garbage in shared storage must itself make sure no
 // registry writes to it.
