@@ -123,7 +123,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 		}
 		res.Uploaded = lr.BlobsCopied
 	}
-	if err := pushSmall(ctx, dst, cfgDesc, cfg); err != nil {
+	if err := pushSmall(ctx, o.blobs, dst, cfgDesc, cfg); err != nil {
 		return nil, err
 	}
 	if err := dst.Tag(ctx, res.Written, raw); err != nil {

@@ -20,11 +20,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/transfer"
@@ -207,22 +207,46 @@ func build(osVersion string) string {
 	return strings.Join(f[:3], ".")
 }
 
-// pushSmall writes a config (or another small blob) held in memory, unless
-// dst has it; the target verifies digest and size before keeping it.
-func pushSmall(ctx context.Context, dst store.Target, d v1.Descriptor, raw []byte) error {
-	has, err := dst.HasBlob(ctx, d)
-	if err != nil {
-		return err
-	}
-	if has {
-		return nil
-	}
-	vr, err := blob.NewReader(bytes.NewReader(raw), d.Digest, d.Size, "memory")
-	if err != nil {
-		return err
-	}
-	if err := dst.PushBlob(ctx, d, vr); err != nil {
+// pushSmall writes a config (or another small blob) held in memory
+// through blobs, so that, like every other blob, it is skipped when dst
+// has it, verified, reported and retried.
+func pushSmall(ctx context.Context, blobs *transfer.Blobs, dst store.Target, d v1.Descriptor, raw []byte) error {
+	if _, err := blobs.Copy(ctx, memoryBlob{d: d, raw: raw}, dst, []v1.Descriptor{d}); err != nil {
 		return fmt.Errorf("config %s: %w", d.Digest, err)
 	}
 	return nil
 }
+
+// memoryBlob is a store.Source holding one blob in memory: a config
+// imagemod built.
+type memoryBlob struct {
+	d   v1.Descriptor
+	raw []byte
+}
+
+var errMemoryNotImage = errors.New("a blob built in memory is not an image")
+
+// Resolve implements store.Source: it fails, the blob is no image.
+func (m memoryBlob) Resolve(context.Context) (v1.Descriptor, error) {
+	return v1.Descriptor{}, errMemoryNotImage
+}
+
+// FetchManifest implements store.Source: it fails, the blob is no image.
+func (m memoryBlob) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
+	return nil, fmt.Errorf("manifest %s: %w", d.Digest, errMemoryNotImage)
+}
+
+// FetchBlob implements store.Source: the blob itself, for its digest only.
+// The caller verifies what it reads.
+func (m memoryBlob) FetchBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	if d.Digest != m.d.Digest {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, store.ErrNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(m.raw)), nil
+}
+
+// Close implements store.Source.
+func (m memoryBlob) Close() error { return nil }
+
+// Name implements store.Named, for messages and progress.
+func (m memoryBlob) Name() string { return "memory" }

@@ -647,7 +647,7 @@ func (r *rebaser) write(ctx context.Context, dst store.Target, p *plan, isRoot b
 		return fmt.Errorf("app layers: %w", err)
 	}
 	r.res.Blobs.Add(res)
-	if err := pushSmall(ctx, dst, p.cfgDesc, p.cfg); err != nil {
+	if err := pushSmall(ctx, r.o.blobs, dst, p.cfgDesc, p.cfg); err != nil {
 		return err
 	}
 	if isRoot {

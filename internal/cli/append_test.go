@@ -319,3 +319,42 @@ func TestAppendUploadRetried(t *testing.T) {
 		t.Errorf("layers %+v, want %s", w.manifest.Layers, d)
 	}
 }
+
+// TestAppendConfigRetried: the image config append builds in memory goes
+// through the copy engine like its layers, so a 503 on its upload is
+// retried rather than failing the command.
+func TestAppendConfigRetried(t *testing.T) {
+	t.Parallel()
+	b := fixture.LayerTar(8, 0, 16<<10)
+	file := filepath.Join(t.TempDir(), "layer.tar.gz")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(host string) []string {
+		return []string{"--retry-delay", "10ms", "--progress", "plain", "append",
+			"--platform", "windows/amd64:" + patchA, "--layer", file, "-t", host + "/app/cfg:1"}
+	}
+	// A first run learns the config's digest (append is deterministic).
+	first := fixture.NewRegistry(t)
+	if _, stderr, code := run(t, args(strings.TrimPrefix(first.URL, "http://"))...); code != 0 {
+		t.Fatalf("first append: exit %d: %s", code, stderr)
+	}
+	cfg := readImage(t, first, "app/cfg", "1").manifest.Config.Digest
+
+	reg := fixture.NewRegistry(t)
+	p := faults.New(t, reg.URL)
+	p.Add(at(cfg.Hex, faults.Fault{Kind: faults.Status, Method: "PUT", Status: 503}))
+	_, stderr, code := run(t, args(p.Host)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "retrying") || !strings.Contains(stderr, cfg.Hex[:12]) {
+		t.Errorf("no retry of the config reported: %s", stderr)
+	}
+	if got := readImage(t, reg, "app/cfg", "1").manifest.Config.Digest; got != cfg {
+		t.Errorf("config %s, want %s", got, cfg)
+	}
+	if !reg.HasBlob(t, "app/cfg", cfg) {
+		t.Error("the registry lacks the config")
+	}
+}
