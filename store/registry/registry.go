@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -269,6 +270,9 @@ type Repo struct {
 	ref  name.Reference
 	repo name.Repository
 	c    *Client
+
+	mu      sync.Mutex
+	pending map[v1.Hash]string // uploads opened by declined mounts, by digest
 }
 
 var (
@@ -320,7 +324,23 @@ func (r *Repo) Reference() name.Reference { return r.ref }
 func (r *Repo) Repository() name.Repository { return r.repo }
 
 // Close implements store.Source and store.Target.
-func (r *Repo) Close() error { return nil }
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	locs := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	if len(locs) == 0 {
+		return nil
+	}
+	// Uploads a declined mount opened and no PushBlob took: cancel them
+	// rather than leave them to the registry's purge.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, loc := range locs {
+		r.cancelUpload(ctx, loc)
+	}
+	return nil
+}
 
 func (r *Repo) url(kind, rest string) string {
 	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(), kind, rest)
@@ -477,9 +497,12 @@ func (r *Repo) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error) 
 // the upload, PUT sends all the bytes with the digest. The registry
 // verifies the digest before it links the blob.
 func (r *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, body io.Reader) error {
-	loc, err := r.startUpload(ctx, "")
-	if err != nil {
-		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	loc := r.takeUpload(desc.Digest)
+	if loc == "" {
+		var err error
+		if loc, err = r.startUpload(ctx, ""); err != nil {
+			return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+		}
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
@@ -546,13 +569,39 @@ func (r *Repo) MountBlob(ctx context.Context, desc v1.Descriptor, src store.Sour
 	if loc == "" {
 		return true, nil
 	}
-	// The registry opened an upload instead; cancel it.
+	// The registry declined and opened an upload instead, which the
+	// distribution spec lets the client go on with: PushBlob takes it,
+	// sparing a DELETE of this session and a POST of another.
+	r.mu.Lock()
+	if r.pending == nil {
+		r.pending = map[v1.Hash]string{}
+	}
+	if old, ok := r.pending[desc.Digest]; ok {
+		defer r.cancelUpload(ctx, old)
+	}
+	r.pending[desc.Digest] = loc
+	r.mu.Unlock()
+	return false, nil
+}
+
+// takeUpload returns (and forgets) the upload a declined mount of digest
+// opened, or "".
+func (r *Repo) takeUpload(digest v1.Hash) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	loc := r.pending[digest]
+	delete(r.pending, digest)
+	return loc
+}
+
+// cancelUpload deletes an upload session, best effort: the registry
+// purges abandoned uploads anyway.
+func (r *Repo) cancelUpload(ctx context.Context, loc string) {
 	if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, loc, nil); err == nil {
 		if resp, err := r.c.http.Do(req); err == nil {
 			resp.Body.Close()
 		}
 	}
-	return false, nil
 }
 
 // PushManifest implements store.Target.

@@ -4,6 +4,10 @@ import (
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -49,5 +53,86 @@ func TestTagManifestKnownBySHA512(t *testing.T) {
 	wrong.Digest.Hex = strings.Repeat("0", 128)
 	if err := repo.Tag(context.Background(), wrong, raw); err == nil || !strings.Contains(err.Error(), "registry stored it as") {
 		t.Errorf("a sha512 digest that is not the manifest's: %v", err)
+	}
+}
+
+// A registry that declines a cross-repository mount opens an upload
+// instead (202 with a Location); PushBlob goes on with that upload rather
+// than deleting it and opening another, and Close cancels one no push
+// took.
+func TestDeclinedMountUploadIsUsed(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(1<<10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "src", "v1", img)
+	target, _ := url.Parse(reg.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	// The proxy declines every mount by dropping mount and from: the
+	// registry behind it opens an ordinary upload.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		q.Del("mount")
+		q.Del("from")
+		r.URL.RawQuery = q.Encode()
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	host := strings.TrimPrefix(proxy.URL, "http://")
+	ctx := context.Background()
+	open := func(s string) *Repo {
+		ref, err := name.ParseReference(host + "/" + s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(ctx, ref, WithPush(), WithInsecure(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	src, dst := open("src:v1"), open("dst:v1")
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	descOf := func(l v1.Layer) v1.Descriptor {
+		d, _ := l.Digest()
+		n, _ := l.Size()
+		return v1.Descriptor{Digest: d, Size: n, MediaType: types.DockerLayer}
+	}
+	posts, deletes := reg.Count("POST", "/blobs/uploads/"), reg.Count("DELETE", "/blobs/uploads/")
+
+	first := descOf(layers[0])
+	if ok, err := dst.MountBlob(ctx, first, src); ok || err != nil {
+		t.Fatalf("declined mount: %v, %v", ok, err)
+	}
+	rc, err := src.FetchBlob(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := dst.PushBlob(ctx, first, rc); err != nil {
+		t.Fatalf("push after a declined mount: %v", err)
+	}
+	if n := reg.Count("POST", "/blobs/uploads/") - posts; n != 1 {
+		t.Errorf("%d POSTs for a declined mount and a push, want 1", n)
+	}
+	if n := reg.Count("DELETE", "/blobs/uploads/") - deletes; n != 0 {
+		t.Errorf("%d DELETEs, want 0", n)
+	}
+	if has, err := dst.HasBlob(ctx, first); err != nil || !has {
+		t.Errorf("dst has the blob: %v, %v", has, err)
+	}
+
+	if ok, err := dst.MountBlob(ctx, descOf(layers[1]), src); ok || err != nil {
+		t.Fatalf("declined mount: %v, %v", ok, err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Count("DELETE", "/blobs/uploads/") - deletes; n != 1 {
+		t.Errorf("Close: %d DELETEs of the untaken upload, want 1", n)
 	}
 }
