@@ -2,14 +2,15 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/manifest/schema2"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-dev/ferry/internal/urlrules"
 )
 
 // urlPolicy is distribution's check of the URLs of foreign layers in a
@@ -18,56 +19,30 @@ import (
 // its "invalid URL on layer" error comes first in its list; clients take a
 // 500 for a server failure and retry it. ferry answers 400 MANIFEST_INVALID
 // instead, naming the layer, the URL and the rule it breaks. The rules are
-// distribution's own (registry/storage, v3.1.2), so that nothing it would
-// accept is refused here.
+// distribution's own (registry/storage and registry/handlers, v3.1.2, as
+// internal/urlrules applies them), so that nothing it would accept is
+// refused here.
 type urlPolicy struct {
-	enabled     bool
-	allow, deny *regexp.Regexp // nil: no such rule
-	allowSrc    []string       // as configured, for messages
-	denySrc     []string
+	enabled bool
+	rules   *urlrules.Rules
 }
 
 // newURLPolicy reads the policy from cfg. Call it before distribution's
 // NewApp, which rewrites the configured expressions in place.
 func newURLPolicy(cfg *configuration.Configuration) (*urlPolicy, error) {
 	v := cfg.Validation
-	p := &urlPolicy{
-		enabled:  v.Enabled || !v.Disabled,
-		allowSrc: append([]string(nil), v.Manifests.URLs.Allow...),
-		denySrc:  append([]string(nil), v.Manifests.URLs.Deny...),
-	}
+	p := &urlPolicy{enabled: v.Enabled || !v.Disabled}
 	if !p.enabled {
 		return p, nil
 	}
-	if len(p.allowSrc) == 0 && len(p.denySrc) == 0 {
-		// distribution's rule: with neither list, no URL is allowed.
-		p.allow = regexp.MustCompile("^$")
-		return p, nil
-	}
 	var err error
-	if p.allow, err = joinExprs(p.allowSrc); err != nil {
-		return nil, fmt.Errorf("server: validation.manifests.urls.allow: %w", err)
-	}
-	if p.deny, err = joinExprs(p.denySrc); err != nil {
-		return nil, fmt.Errorf("server: validation.manifests.urls.deny: %w", err)
+	if p.rules, err = urlrules.FromConfig(v.Manifests.URLs.Allow, v.Manifests.URLs.Deny); err != nil {
+		if pe, ok := errors.AsType[*urlrules.PatternError](err); ok {
+			return nil, fmt.Errorf("server: validation.manifests.urls.%s: %w", pe.List, pe.Err)
+		}
+		return nil, fmt.Errorf("server: validation.manifests.urls: %w", err)
 	}
 	return p, nil
-}
-
-// joinExprs compiles exprs as one alternation, as distribution does; nil
-// for none.
-func joinExprs(exprs []string) (*regexp.Regexp, error) {
-	if len(exprs) == 0 {
-		return nil, nil
-	}
-	parts := make([]string, len(exprs))
-	for i, e := range exprs {
-		if _, err := regexp.Compile(e); err != nil {
-			return nil, err
-		}
-		parts[i] = "(?:" + e + ")"
-	}
-	return regexp.Compile(strings.Join(parts, "|"))
 }
 
 // ociURLLayers are the OCI layer types whose URLs distribution checks.
@@ -114,23 +89,25 @@ func (p *urlPolicy) check(contentType string, payload []byte) error {
 
 // refuses says why one URL is refused, or "".
 func (p *urlPolicy) refuses(u string) string {
-	pu, err := url.Parse(u)
-	switch {
-	case err != nil:
-		return "does not parse"
-	case pu.Scheme != "http" && pu.Scheme != "https":
-		return "is neither http nor https"
-	case pu.Fragment != "":
-		return "has a fragment"
-	case p.allow != nil && !p.allow.MatchString(u):
-		if len(p.allowSrc) == 0 {
-			return "is refused: this registry allows no foreign URLs (" + howToSet("allow") + ")"
-		}
-		return fmt.Sprintf("is not allowed by this registry (allowed: %s; %s)", strings.Join(p.allowSrc, ", "), howToSet("allow"))
-	case p.deny != nil && p.deny.MatchString(u):
-		return fmt.Sprintf("is denied by this registry (denied: %s; %s)", strings.Join(p.denySrc, ", "), howToSet("deny"))
+	r, ok := errors.AsType[*urlrules.Refusal](p.rules.Check(u))
+	if !ok {
+		return ""
 	}
-	return ""
+	switch r.Reason {
+	case urlrules.Unparsable:
+		return "does not parse"
+	case urlrules.BadScheme:
+		return "is neither http nor https"
+	case urlrules.Fragment:
+		return "has a fragment"
+	case urlrules.NoneAllowed:
+		return "is refused: this registry allows no foreign URLs (" + howToSet("allow") + ")"
+	case urlrules.NotAllowed:
+		return fmt.Sprintf("is not allowed by this registry (allowed: %s; %s)", strings.Join(r.Patterns, ", "), howToSet("allow"))
+	case urlrules.Denied:
+		return fmt.Sprintf("is denied by this registry (denied: %s; %s)", strings.Join(r.Patterns, ", "), howToSet("deny"))
+	}
+	return r.Error()
 }
 
 // howToSet names where a registry's operator sets the list ("allow" or

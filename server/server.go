@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"sync"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/fsdriver"
 	"github.com/ferry-dev/ferry/internal/replicas"
 	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/internal/urlrules"
 
 	// Storage drivers and access controllers that configurations may name.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
@@ -99,10 +99,8 @@ func WithConfigFile(path string) Option {
 // list not given leaves the file's.
 func WithForeignURLs(allow, deny []string) Option {
 	return func(o *options) error {
-		for _, s := range append(append([]string{}, allow...), deny...) {
-			if _, err := regexp.Compile(s); err != nil {
-				return fmt.Errorf("server: foreign URL pattern %q: %w", s, err)
-			}
+		if _, err := urlrules.New(allow, deny); err != nil {
+			return fmt.Errorf("server: %w", err)
 		}
 		if allow != nil {
 			o.allow, o.allowSet = allow, true

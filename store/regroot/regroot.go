@@ -38,6 +38,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/fsdriver"
 	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/internal/urlrules"
 )
 
 // DataDir is where a root keeps its data, relative to the root.
@@ -79,10 +80,8 @@ func WithCreate() Option {
 // is DefaultForeignURLsAllow; the default deny list is empty.
 func WithForeignURLs(allow, deny []string) Option {
 	return func(o *options) error {
-		for _, s := range append(append([]string{}, allow...), deny...) {
-			if _, err := regexp.Compile(s); err != nil {
-				return fmt.Errorf("regroot: foreign URL pattern %q: %w", s, err)
-			}
+		if _, err := urlrules.New(allow, deny); err != nil {
+			return fmt.Errorf("regroot: %w", err)
 		}
 		if allow != nil {
 			o.allow = allow
@@ -114,19 +113,6 @@ func makeOptions(opts []Option) (*options, error) {
 		}
 	}
 	return o, nil
-}
-
-// anyOf joins patterns into one regular expression matching any of them, or
-// nil when there are none.
-func anyOf(patterns []string) *regexp.Regexp {
-	if len(patterns) == 0 {
-		return nil
-	}
-	parts := make([]string, len(patterns))
-	for i, p := range patterns {
-		parts[i] = "(?:" + p + ")"
-	}
-	return regexp.MustCompile(strings.Join(parts, "|")) // each part compiled in WithForeignURLs
 }
 
 // Root is an open registry storage root.
@@ -198,12 +184,16 @@ func open(ctx context.Context, dir, abs string, o *options) (*Root, error) {
 // unless every manifest it lists is present, as a manifest is unless its
 // config and (non-foreign) layers are.
 func newRoot(ctx context.Context, name string, d storagedriver.StorageDriver, o *options) (*Root, error) {
+	urls, err := urlrules.New(o.allow, o.deny)
+	if err != nil {
+		return nil, fmt.Errorf("regroot: %w", err)
+	}
 	ropts := []storage.RegistryOption{
 		storage.EnableDelete,
 		storage.EnableValidateImageIndexImagesExist,
-		storage.ManifestURLsAllowRegexp(anyOf(o.allow)),
+		storage.ManifestURLsAllowRegexp(urls.AllowRegexp()),
 	}
-	if deny := anyOf(o.deny); deny != nil {
+	if deny := urls.DenyRegexp(); deny != nil {
 		ropts = append(ropts, storage.ManifestURLsDenyRegexp(deny))
 	}
 	ns, err := storage.NewRegistry(ctx, d, ropts...)
