@@ -164,16 +164,9 @@ func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layer
 	if err != nil {
 		return err
 	}
-	ref := fmt.Sprintf("%s@%s", targetArg, res.Written.Digest)
-	if f.json {
-		return printJSON(g, struct {
-			Reference string `json:"reference"`
-			*imagemod.AppendResult
-		}{ref, res})
-	}
-	for i, l := range res.Layers {
-		fmt.Fprintf(g.stderr, "layer %s (%d bytes, diff_id %s)\n", l.Digest, l.Size, res.DiffIDs[i])
-	}
-	fmt.Fprintln(g.stdout, ref)
-	return nil
+	return g.report(f.json, targetArg, res.Written.Digest, res, func() {
+		for i, l := range res.Layers {
+			fmt.Fprintf(g.stderr, "layer %s (%d bytes, diff_id %s)\n", l.Digest, l.Size, res.DiffIDs[i])
+		}
+	})
 }

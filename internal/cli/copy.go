@@ -168,18 +168,11 @@ func (g *globals) copyAndReport(ctx context.Context, src store.Source, dst store
 	for _, rw := range res.Rewritten {
 		fmt.Fprintf(g.stderr, "%s -> %s\n", rw.Old, rw.New)
 	}
-	ref := fmt.Sprintf("%s@%s", dstName, res.Written.Digest)
-	if f.json {
-		return printJSON(g, struct {
-			Reference string `json:"reference"`
-			*transfer.Result
-		}{ref, res})
-	}
-	if mode != progress.None {
-		g.summary(res)
-	}
-	fmt.Fprintln(g.stdout, ref)
-	return nil
+	return g.report(f.json, dstName, res.Written.Digest, res, func() {
+		if mode != progress.None {
+			g.summary(res)
+		}
+	})
 }
 
 // summary prints a copy's counts and time on stderr.

@@ -190,16 +190,9 @@ func (g *globals) runIndex(cmd *cobra.Command, spec *imagemod.Spec, f *copyFlags
 	if err != nil {
 		return err
 	}
-	ref := fmt.Sprintf("%s@%s", spec.Image, res.Written.Digest)
-	if f.json {
-		return printJSON(g, struct {
-			Reference string `json:"reference"`
-			*imagemod.IndexResult
-		}{ref, res})
-	}
-	for _, e := range res.Entries {
-		fmt.Fprintf(g.stderr, "%s %s\n", e.Digest, platform.Format(e.Platform))
-	}
-	fmt.Fprintln(g.stdout, ref)
-	return nil
+	return g.report(f.json, spec.Image, res.Written.Digest, res, func() {
+		for _, e := range res.Entries {
+			fmt.Fprintf(g.stderr, "%s %s\n", e.Digest, platform.Format(e.Platform))
+		}
+	})
 }

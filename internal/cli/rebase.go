@@ -169,21 +169,14 @@ func (g *globals) runRebase(cmd *cobra.Command, imageArg, newBaseArg, oldBaseArg
 	for _, w := range res.Warnings {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}
-	ref := fmt.Sprintf("%s@%s", targetArg, res.Written.Digest)
-	if f.json {
-		return printJSON(g, struct {
-			Reference string `json:"reference"`
-			*imagemod.RebaseResult
-		}{ref, res})
-	}
-	for _, im := range res.Images {
-		fmt.Fprintf(g.stderr, "%s: %s -> %s (%d base layers from %s, %d app layers)\n", im.Platform, im.Old, im.New, im.BaseLayers, im.NewBase, im.AppLayers)
-	}
-	if dryRun {
-		fmt.Fprintf(g.stderr, "dry run: nothing written\n")
-	} else if mode != progress.None {
-		fmt.Fprintln(g.stderr, blobCounts(&res.Blobs))
-	}
-	fmt.Fprintln(g.stdout, ref)
-	return nil
+	return g.report(f.json, targetArg, res.Written.Digest, res, func() {
+		for _, im := range res.Images {
+			fmt.Fprintf(g.stderr, "%s: %s -> %s (%d base layers from %s, %d app layers)\n", im.Platform, im.Old, im.New, im.BaseLayers, im.NewBase, im.AppLayers)
+		}
+		if dryRun {
+			fmt.Fprintf(g.stderr, "dry run: nothing written\n")
+		} else if mode != progress.None {
+			fmt.Fprintln(g.stderr, blobCounts(&res.Blobs))
+		}
+	})
 }
