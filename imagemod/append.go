@@ -115,8 +115,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 		}
 		res.Blobs = *br
 	}
-	files := layerFiles(prepared)
-	if descs := files.descriptors(); len(descs) > 0 {
+	if files, descs := layerFiles(prepared); len(descs) > 0 {
 		lr, err := o.blobs.Copy(ctx, files, dst, descs)
 		if err != nil {
 			return nil, fmt.Errorf("layers %s: %w", files.Name(), err)

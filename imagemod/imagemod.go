@@ -211,42 +211,54 @@ func build(osVersion string) string {
 // through blobs, so that, like every other blob, it is skipped when dst
 // has it, verified, reported and retried.
 func pushSmall(ctx context.Context, blobs *transfer.Blobs, dst store.Target, d v1.Descriptor, raw []byte) error {
-	if _, err := blobs.Copy(ctx, memoryBlob{d: d, raw: raw}, dst, []v1.Descriptor{d}); err != nil {
+	src := looseBlobs{name: "config built in memory", open: map[v1.Hash]func() (io.ReadCloser, error){
+		d.Digest: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil },
+	}}
+	if _, err := blobs.Copy(ctx, src, dst, []v1.Descriptor{d}); err != nil {
 		return fmt.Errorf("config %s: %w", d.Digest, err)
 	}
 	return nil
 }
 
-// memoryBlob is a store.Source holding one blob in memory: a config
-// imagemod built.
-type memoryBlob struct {
-	d   v1.Descriptor
-	raw []byte
+// looseBlobs is a store.Source of blobs that are not an image — the files
+// of the layers Append prepared, a config built in memory — so that they
+// go through transfer.Blobs: skips, retries, verification and progress.
+// Resolve and FetchManifest fail.
+type looseBlobs struct {
+	name string                                    // for messages and progress
+	open map[v1.Hash]func() (io.ReadCloser, error) // by digest
 }
 
-var errMemoryNotImage = errors.New("a blob built in memory is not an image")
+var (
+	_ store.Source = looseBlobs{}
+	_ store.Named  = looseBlobs{}
+)
 
-// Resolve implements store.Source: it fails, the blob is no image.
-func (m memoryBlob) Resolve(context.Context) (v1.Descriptor, error) {
-	return v1.Descriptor{}, errMemoryNotImage
+// errNoImage is what looseBlobs answers when asked for an image.
+var errNoImage = errors.New("not an image")
+
+// Resolve implements store.Source: it fails, the blobs are no image.
+func (l looseBlobs) Resolve(context.Context) (v1.Descriptor, error) {
+	return v1.Descriptor{}, fmt.Errorf("%s: %w", l.name, errNoImage)
 }
 
-// FetchManifest implements store.Source: it fails, the blob is no image.
-func (m memoryBlob) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
-	return nil, fmt.Errorf("manifest %s: %w", d.Digest, errMemoryNotImage)
+// FetchManifest implements store.Source: it fails, the blobs are no image.
+func (l looseBlobs) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
+	return nil, fmt.Errorf("manifest %s in %s: %w", d.Digest, l.name, errNoImage)
 }
 
-// FetchBlob implements store.Source: the blob itself, for its digest only.
-// The caller verifies what it reads.
-func (m memoryBlob) FetchBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
-	if d.Digest != m.d.Digest {
-		return nil, fmt.Errorf("blob %s: %w", d.Digest, store.ErrNotFound)
+// FetchBlob implements store.Source. The caller verifies what it reads.
+func (l looseBlobs) FetchBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	open, ok := l.open[d.Digest]
+	if !ok {
+		return nil, fmt.Errorf("blob %s in %s: %w", d.Digest, l.name, store.ErrNotFound)
 	}
-	return io.NopCloser(bytes.NewReader(m.raw)), nil
+	return open()
 }
 
-// Close implements store.Source.
-func (m memoryBlob) Close() error { return nil }
+// Close implements store.Source; what the blobs are read from is not
+// theirs.
+func (l looseBlobs) Close() error { return nil }
 
-// Name implements store.Named, for messages and progress.
-func (m memoryBlob) Name() string { return "memory" }
+// Name implements store.Named.
+func (l looseBlobs) Name() string { return l.name }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
-	"github.com/ferry-dev/ferry/store"
 )
 
 // Layer is one layer Append adds: a local Path or a foreign URL.
@@ -280,69 +279,26 @@ func prepareURL(ctx context.Context, l Layer, fetcher *foreign.Fetcher) (*prepar
 	return &preparedLayer{layer: l, desc: v1.Descriptor{Digest: d, Size: n, URLs: []string{l.URL}}, diffID: diff, cleanup: func() {}}, nil
 }
 
-// layerFiles serves the compressed files of prepared local layers as a
-// store.Source, so that Append uploads them through transfer.Blobs: skips,
-// retries, verification against the digests computed earlier, and
-// progress events. It holds no image: Resolve and FetchManifest fail.
-type layerFiles []*preparedLayer
-
-var (
-	_ store.Source = layerFiles(nil)
-	_ store.Named  = layerFiles(nil)
-)
-
-// errNoImage is what layerFiles answers when asked for an image.
-var errNoImage = errors.New("the layers being appended are not an image")
-
-// descriptors lists the layers that have a file to upload (not the
-// foreign ones).
-func (l layerFiles) descriptors() []v1.Descriptor {
-	var out []v1.Descriptor
-	for _, p := range l {
-		if p.file != "" {
-			out = append(out, p.desc)
+// layerFiles serves the compressed files of the prepared local layers
+// (not the foreign ones) as looseBlobs, and lists their descriptors.
+func layerFiles(prepared []*preparedLayer) (looseBlobs, []v1.Descriptor) {
+	src := looseBlobs{open: map[v1.Hash]func() (io.ReadCloser, error){}}
+	var names []string
+	var descs []v1.Descriptor
+	for _, p := range prepared {
+		if p.file == "" {
+			continue
 		}
-	}
-	return out
-}
-
-// Resolve implements store.Source: it fails, the layers are no image.
-func (l layerFiles) Resolve(context.Context) (v1.Descriptor, error) {
-	return v1.Descriptor{}, errNoImage
-}
-
-// FetchManifest implements store.Source: it fails, the layers are no
-// image.
-func (l layerFiles) FetchManifest(_ context.Context, desc v1.Descriptor) ([]byte, error) {
-	return nil, fmt.Errorf("manifest %s: %w", desc.Digest, errNoImage)
-}
-
-// FetchBlob implements store.Source: the compressed file of the layer
-// with desc's digest. The caller verifies what it reads.
-func (l layerFiles) FetchBlob(_ context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
-	for _, p := range l {
-		if p.file != "" && p.desc.Digest == desc.Digest {
+		src.open[p.desc.Digest] = func() (io.ReadCloser, error) {
 			f, err := os.Open(p.file)
 			if err != nil {
 				return nil, fmt.Errorf("layer %s: %w", p.layer, err)
 			}
 			return f, nil
 		}
+		names = append(names, p.layer.String())
+		descs = append(descs, p.desc)
 	}
-	return nil, fmt.Errorf("layer %s: %w", desc.Digest, store.ErrNotFound)
-}
-
-// Close implements store.Source; the files belong to the prepared layers.
-func (l layerFiles) Close() error { return nil }
-
-// Name implements store.Named: the local layers' paths, for messages and
-// progress.
-func (l layerFiles) Name() string {
-	var names []string
-	for _, p := range l {
-		if p.file != "" {
-			names = append(names, p.layer.String())
-		}
-	}
-	return strings.Join(names, ", ")
+	src.name = strings.Join(names, ", ")
+	return src, descs
 }
