@@ -139,9 +139,12 @@ func (c *copier) load(ctx context.Context, desc v1.Descriptor, depth int) (*node
 	if depth > MaxIndexDepth {
 		return nil, fmt.Errorf("%s: indexes nested more than %d deep", desc.Digest, MaxIndexDepth)
 	}
-	raw, err := c.src.FetchManifest(ctx, desc)
-	if err != nil {
-		return nil, err
+	raw := c.o.rootRaw
+	if depth > 0 || raw == nil {
+		var err error
+		if raw, err = c.src.FetchManifest(ctx, desc); err != nil {
+			return nil, err
+		}
 	}
 	n := &node{desc: desc, raw: raw}
 	switch {

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/platform"
 )
@@ -66,6 +67,7 @@ type options struct {
 	retries   int
 	delay     time.Duration  // 0: quadratic backoff
 	root      *v1.Descriptor // the caller's resolution of the source
+	rootRaw   []byte         // and its content, if the caller fetched it
 }
 
 // Option configures Copy.
@@ -110,13 +112,15 @@ func WithPlatforms(specs ...platform.Spec) Option {
 // already resolved it, instead of resolving the source again: a caller
 // that looked at the source first (to choose a destination format, say)
 // copies exactly what it looked at, even if the tag moved since, and
-// without a second round trip.
-func WithRoot(root v1.Descriptor) Option {
+// without a second round trip. raw, when the caller fetched it too, is
+// root's content, used instead of fetching it again; it must hash to
+// root's digest.
+func WithRoot(root v1.Descriptor, raw []byte) Option {
 	return func(o *options) error {
-		if !root.MediaType.IsImage() && !root.MediaType.IsIndex() {
-			return fmt.Errorf("root %s: %q is neither an image manifest nor an index", root.Digest, root.MediaType)
+		if raw != nil && !blob.Names(root.Digest, raw) {
+			return fmt.Errorf("root %s: the given content has another digest", root.Digest)
 		}
-		o.root = &root
+		o.root, o.rootRaw = &root, raw
 		return nil
 	}
 }

@@ -161,3 +161,22 @@ func TestPullResolvesOnce(t *testing.T) {
 		t.Errorf("%d requests for the tag, want 1", n)
 	}
 }
+
+// TestPullFetchesIndexOnce: with --platform and no --format, pull reads
+// the index to choose the format, and the copy takes that content instead
+// of fetching it again.
+func TestPullFetchesIndexOnce(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	idx := "/manifests/" + e.Index.String()
+	before := e.Reg.Count("GET", idx)
+	out, stderr, code := run(t, "pull", "--foreign-allow", allowLoopback, "--platform", "ltsc2022", e.Reg.Ref(fixture.Repo, fixture.IndexTag), filepath.Join(t.TempDir(), "one.tar"))
+	if code != 0 {
+		t.Fatalf("pull: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "@"+e.Manifests[1].String()) {
+		t.Errorf("pull printed %q, want the digest %s", out, e.Manifests[1])
+	}
+	if n := e.Reg.Count("GET", idx) - before; n != 1 {
+		t.Errorf("%d GETs of the index, want 1", n)
+	}
+}

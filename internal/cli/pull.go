@@ -59,14 +59,14 @@ that lacks the base layers is useless across an air gap.`,
 			}
 			var extra []transfer.Option
 			if format == "" {
-				single, root, err := selectsOneImage(cmd.Context(), src, f.platforms)
+				single, root, raw, err := selectsOneImage(cmd.Context(), src, f.platforms)
 				if err != nil {
 					src.Close()
 					return err
 				}
 				dstLoc = location.ForPull(args[1], single)
 				// Copy what was looked at, without resolving again.
-				extra = append(extra, transfer.WithRoot(root))
+				extra = append(extra, transfer.WithRoot(root, raw))
 			}
 			if r, ok := src.(*registry.Repo); ok && dstLoc.Kind != location.DockerArchive {
 				if t, ok := r.Reference().(name.Tag); ok {
@@ -124,32 +124,31 @@ docker-archive:FILE:REPO:TAG) to pick one image of several.`,
 // selectsOneImage says whether what src names, narrowed by the --platform
 // specs, is one image: a single image, or an index of which the specs
 // select exactly one entry, as the copy will select it (platform.Select).
-// It returns the root it resolved, for the copy to take as it is.
-func selectsOneImage(ctx context.Context, src store.Source, platforms []string) (bool, v1.Descriptor, error) {
-	root, err := src.Resolve(ctx)
-	if err != nil || root.MediaType.IsImage() {
-		return err == nil, root, err
+// It returns the root it resolved, and the index's content when it
+// fetched it, for the copy to take as they are.
+func selectsOneImage(ctx context.Context, src store.Source, platforms []string) (single bool, root v1.Descriptor, raw []byte, err error) {
+	if root, err = src.Resolve(ctx); err != nil {
+		return false, root, nil, err
 	}
-	if !root.MediaType.IsIndex() || len(platforms) == 0 {
-		return false, root, nil
+	if root.MediaType.IsImage() || !root.MediaType.IsIndex() || len(platforms) == 0 {
+		return root.MediaType.IsImage(), root, nil, nil
 	}
 	specs := make([]platform.Spec, len(platforms))
 	for i, s := range platforms {
 		if specs[i], err = platform.ParseSpec(s); err != nil {
-			return false, root, usageErr(err)
+			return false, root, nil, usageErr(err)
 		}
 	}
-	raw, err := src.FetchManifest(ctx, root)
-	if err != nil {
-		return false, root, err
+	if raw, err = src.FetchManifest(ctx, root); err != nil {
+		return false, root, nil, err
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return false, root, fmt.Errorf("index %s: %w", root.Digest, err)
+		return false, root, nil, fmt.Errorf("index %s: %w", root.Digest, err)
 	}
 	sel, err := platform.Select(idx.Manifests, specs)
 	if err != nil {
-		return false, root, fmt.Errorf("%s: %w", store.NameOf(src), err)
+		return false, root, nil, fmt.Errorf("%s: %w", store.NameOf(src), err)
 	}
-	return len(sel) == 1, root, nil
+	return len(sel) == 1, root, raw, nil
 }
