@@ -58,7 +58,6 @@ const (
 	defaultRetries      = 5
 	defaultBackoffBase  = 200 * time.Millisecond
 	defaultBackoffMax   = 5 * time.Second
-	defaultStall        = 60 * time.Second
 )
 
 type options struct {
@@ -188,7 +187,7 @@ func NewFetcher(opts ...Option) (*Fetcher, error) {
 		retries:      defaultRetries,
 		base:         defaultBackoffBase,
 		max:          defaultBackoffMax,
-		stall:        defaultStall,
+		stall:        stall.DefaultTimeout,
 		userAgent:    "ferry",
 		events:       func(Event) {},
 		connections:  1,

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -356,5 +358,17 @@ func TestAppendConfigRetried(t *testing.T) {
 	}
 	if !reg.HasBlob(t, "app/cfg", cfg) {
 		t.Error("the registry lacks the config")
+	}
+}
+
+// TestStallHint: a command that failed on a stall names the flag that
+// decides how long ferry waits.
+func TestStallHint(t *testing.T) {
+	err := fmt.Errorf("blob sha256:abc: %w", fmt.Errorf("GET http://x/y: %w: no data moved for 1s", foreign.ErrStalled))
+	if h := hint(err); !strings.Contains(h, "--stall-timeout") {
+		t.Errorf("hint for a stall: %q", h)
+	}
+	if h := hint(errors.New("other")); h != "" {
+		t.Errorf("hint for another error: %q", h)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	stallwatch "github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/store/registry"
 )
@@ -119,8 +120,19 @@ func Main(ctx context.Context, args []string) int {
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferry: %v\n", err)
+		if h := hint(err); h != "" {
+			fmt.Fprintf(os.Stderr, "ferry: hint: %s\n", h)
+		}
 	}
 	return ExitCode(err)
+}
+
+// hint is advice for an error the user can act on with a flag, or "".
+func hint(err error) string {
+	if errors.Is(err, stallwatch.ErrStalled) {
+		return stallwatch.Hint
+	}
+	return ""
 }
 
 // exactArgs is cobra.ExactArgs with exit code 2.

@@ -18,6 +18,13 @@ import (
 // stall timeout. Callers retry it like a dropped connection.
 var ErrStalled = errors.New("stalled")
 
+// DefaultTimeout is the stall timeout of ferry's registry and foreign-URL
+// clients unless the caller sets another (ferry --stall-timeout).
+const DefaultTimeout = 60 * time.Second
+
+// Hint is what to tell a user whose command failed with ErrStalled.
+const Hint = "the server sent or took nothing for the stall timeout; if it is slow rather than stuck (a registry committing a large upload can be), raise --stall-timeout"
+
 // Wrap returns base wrapped so that a request made through it is
 // abandoned when no byte moves for d: while the server does not take the
 // next bytes of a request body, while it waits for the response headers
