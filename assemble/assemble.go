@@ -392,7 +392,11 @@ func (p *Plan) checkDiffIDs(m *v1.Manifest, hashed map[string]fileHash) error {
 		return err
 	}
 	defer f.Close()
-	cfg, err := v1.ParseConfigFile(io.LimitReader(f, inspect.MaxConfigSize))
+	raw, err := blob.ReadAtMost(f, inspect.MaxConfigSize)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", cfgFile, err)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
 		return fmt.Errorf("config %s: %w", cfgFile, err)
 	}
