@@ -2,7 +2,6 @@ package regroot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -22,24 +21,5 @@ func OpenDriver(ctx context.Context, name string, d storagedriver.StorageDriver,
 	if o.holder != "" {
 		return nil, fmt.Errorf("storage root %s: a lock is only taken on a local directory", name)
 	}
-	r, err := newRoot(ctx, name, d, o)
-	if err != nil {
-		return nil, err
-	}
-	r.remote = true
-	return r, nil
-}
-
-// lacksData reports whether the root has no blobs yet, in which case
-// there is no garbage to collect.
-func (r *Root) lacksData(ctx context.Context) (bool, error) {
-	_, err := r.driver.Stat(ctx, "/"+DataDir+"/blobs")
-	var pnf storagedriver.PathNotFoundError
-	if errors.As(err, &pnf) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("gc %s: %w", r.dir, err)
-	}
-	return false, nil
+	return newRoot(ctx, name, d, o)
 }

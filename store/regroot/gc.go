@@ -3,9 +3,7 @@ package regroot
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -84,20 +82,6 @@ func (r *Root) GC(ctx context.Context, opts ...GCOption) (*GCReport, error) {
 	var o gcOptions
 	for _, opt := range opts {
 		opt(&o)
-	}
-	// distribution's mark and sweep fail on a root without repositories
-	// or blobs; empty directories change nothing else.
-	if r.remote {
-		empty, err := r.lacksData(ctx)
-		if err != nil || empty {
-			return &GCReport{DryRun: o.dryRun, Blobs: []RemovedBlob{}, Links: []RemovedLink{}}, err
-		}
-	} else {
-		for _, sub := range []string{"repositories", "blobs"} {
-			if err := os.MkdirAll(filepath.Join(r.dir, filepath.FromSlash(DataDir), sub), 0o755); err != nil {
-				return nil, fmt.Errorf("gc %s: %w", r.dir, err)
-			}
-		}
 	}
 	rec := &recordingDriver{StorageDriver: r.driver, dryRun: o.dryRun}
 	ns, err := storage.NewRegistry(ctx, rec, storage.EnableDelete)

@@ -4,13 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
@@ -295,4 +300,100 @@ func copyRoot(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// countingDriver counts the reads of tags' current links.
+type countingDriver struct {
+	storagedriver.StorageDriver
+	mu       sync.Mutex
+	tagReads map[string]int
+}
+
+func (d *countingDriver) GetContent(ctx context.Context, p string) ([]byte, error) {
+	if strings.Contains(p, "/_manifests/tags/") && strings.HasSuffix(p, "/current/link") {
+		d.mu.Lock()
+		d.tagReads[p]++
+		d.mu.Unlock()
+	}
+	return d.StorageDriver.GetContent(ctx, p)
+}
+
+func TestGCReadsEachTagOnce(t *testing.T) {
+	r := newTestRoot(t)
+	for i := range 3 {
+		r.image("app", fmt.Sprintf("t%d", i), "", nil, fmt.Sprintf("config-tagged-%d", i))
+	}
+	for i := range 5 {
+		r.image("app", "", "", nil, fmt.Sprintf("config-untagged-%d", i))
+	}
+	fsd, err := newDriver(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &countingDriver{StorageDriver: fsd, tagReads: map[string]int{}}
+	root, err := OpenDriver(r.ctx, "counted", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := root.GC(r.ctx, RemoveUntagged(true), DryRun(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(filterKind(rep.Links, "manifest")); n != 5 {
+		t.Errorf("%d untagged manifests would go, want 5: %+v", n, rep.Links)
+	}
+	if len(d.tagReads) != 3 {
+		t.Errorf("tags read: %v, want the 3 tags", d.tagReads)
+	}
+	for p, n := range d.tagReads {
+		if n != 1 {
+			t.Errorf("%s read %d times, want once", p, n)
+		}
+	}
+}
+
+func filterKind(links []RemovedLink, kind string) []RemovedLink {
+	var out []RemovedLink
+	for _, l := range links {
+		if l.Kind == kind {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// GC of a new root removes nothing, and a dry run writes nothing at all.
+func TestGCOfANewRootWritesNothing(t *testing.T) {
+	r := newTestRoot(t)
+	list := func() []string {
+		var paths []string
+		err := filepath.WalkDir(r.dir, func(p string, _ fs.DirEntry, err error) error {
+			paths = append(paths, p)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return paths
+	}
+	before := list()
+	for _, untagged := range []bool{false, true} {
+		rep, err := r.root.GC(r.ctx, DryRun(true), RemoveUntagged(untagged))
+		if err != nil || len(rep.Blobs) != 0 || len(rep.Links) != 0 {
+			t.Fatalf("dry run on a new root: %+v, %v", rep, err)
+		}
+		if after := list(); !reflect.DeepEqual(after, before) {
+			t.Fatalf("dry run wrote to the root: %v, was %v", after, before)
+		}
+	}
+	if rep, err := r.root.GC(r.ctx, RemoveUntagged(true)); err != nil || len(rep.Blobs) != 0 {
+		t.Fatalf("gc of a new root: %+v, %v", rep, err)
+	}
+	mem, err := OpenDriver(r.ctx, "memory", inmemory.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := mem.GC(r.ctx, RemoveUntagged(true)); err != nil || len(rep.Blobs) != 0 {
+		t.Fatalf("gc of an empty in-memory root: %+v, %v", rep, err)
+	}
 }

@@ -48,8 +48,9 @@ type collector struct {
 type untaggedManifest struct {
 	repo   string
 	digest digest.Digest
-	// tags are all the repository's tags: their histories may name the
-	// manifest, and go with it.
+	// tags are all the repository's tags (one slice shared by its
+	// untagged manifests): their histories may name the manifest, and go
+	// with it.
 	tags []string
 	ms   distribution.ManifestService
 	// referrer says its subject is marked, and so what it references.
@@ -91,7 +92,9 @@ func markAndSweep(ctx context.Context, d storagedriver.StorageDriver, ns distrib
 		names = append(names, name)
 		return nil
 	})
-	if err != nil {
+	// A root without repositories (new, or holding only blobs) has
+	// nothing to mark.
+	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
 		return fmt.Errorf("mark: list repositories: %w", err)
 	}
 	for _, name := range names {
@@ -140,8 +143,14 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
 		return fmt.Errorf("manifests of %s: %w", name, err)
 	}
+	var tags *repoTags
+	if c.removeUntagged && len(found) > 0 {
+		if tags, err = readTags(ctx, name, repo); err != nil {
+			return err
+		}
+	}
 	for _, d := range found {
-		if err := c.markRevision(ctx, name, repo, ms, d); err != nil {
+		if err := c.markRevision(ctx, name, ms, tags, d); err != nil {
 			return err
 		}
 	}
@@ -167,27 +176,48 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 	return nil
 }
 
-// markRevision marks manifest d of repository name and what it
-// references, unless removeUntagged is on and no tag points at it: then
-// it is noted as untagged.
-func (c *collector) markRevision(ctx context.Context, name string, repo distribution.Repository, ms distribution.ManifestService, d digest.Digest) error {
-	if c.removeUntagged {
-		tags, err := repo.Tags(ctx).Lookup(ctx, ocispec.Descriptor{Digest: d})
+// repoTags are a repository's tags: all of them, and those pointing at
+// each manifest.
+type repoTags struct {
+	all []string
+	of  map[digest.Digest][]string
+}
+
+// readTags reads the tags of repository name: the list of its tags, then
+// each tag's current link, once, where the tag service's Lookup would
+// read them all again for every manifest.
+func readTags(ctx context.Context, name string, repo distribution.Repository) (*repoTags, error) {
+	ts := repo.Tags(ctx)
+	all, err := ts.All(ctx)
+	if err != nil && !errors.As(err, new(distribution.ErrRepositoryUnknown)) {
+		return nil, fmt.Errorf("tags of %s: %w", name, err)
+	}
+	t := &repoTags{all: all, of: map[digest.Digest][]string{}}
+	for _, tag := range all {
+		desc, err := ts.Get(ctx, tag)
+		if errors.As(err, new(distribution.ErrTagUnknown)) {
+			// Listed, but without a current link (as Lookup, skip it).
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("tags of %s@%s: %w", name, d, err)
+			return nil, fmt.Errorf("tags of %s: tag %s: %w", name, tag, err)
 		}
-		if len(tags) == 0 {
-			// Every tag's history may name it. distribution skips a
-			// manifest of a repository without tags altogether, which
-			// leaves its revision link to a removed blob; here it is
-			// removed as any untagged manifest.
-			all, err := repo.Tags(ctx).All(ctx)
-			if err != nil && !errors.As(err, new(distribution.ErrRepositoryUnknown)) {
-				return fmt.Errorf("tags of %s: %w", name, err)
-			}
-			c.untagged = append(c.untagged, untaggedManifest{repo: name, digest: d, tags: all, ms: ms})
-			return nil
-		}
+		t.of[desc.Digest] = append(t.of[desc.Digest], tag)
+	}
+	return t, nil
+}
+
+// markRevision marks manifest d of repository name and what it
+// references, unless tags are given (removeUntagged is on) and none
+// points at it: then it is noted as untagged.
+func (c *collector) markRevision(ctx context.Context, name string, ms distribution.ManifestService, tags *repoTags, d digest.Digest) error {
+	if tags != nil && len(tags.of[d]) == 0 {
+		// Every tag's history may name it. distribution skips a
+		// manifest of a repository without tags altogether, which
+		// leaves its revision link to a removed blob; here it is
+		// removed as any untagged manifest.
+		c.untagged = append(c.untagged, untaggedManifest{repo: name, digest: d, tags: tags.all, ms: ms})
+		return nil
 	}
 	c.marked[d] = true
 	return markReferences(ctx, ms, d, func(ref digest.Digest) bool {
@@ -318,7 +348,8 @@ func (c *collector) sweep(ctx context.Context, v storage.Vacuum) error {
 		}
 		return nil
 	})
-	if err != nil {
+	// A root without blobs has none to remove.
+	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
 		return fmt.Errorf("sweep: list blobs: %w", err)
 	}
 	for _, d := range garbage {

@@ -121,9 +121,6 @@ type Root struct {
 	driver storagedriver.StorageDriver
 	ns     distribution.Namespace
 	lock   *rootlock.Lock
-	// remote says the root is reached through a storage driver of
-	// another kind (OpenDriver), not a local directory.
-	remote bool
 }
 
 // repoName is the distribution spec's repository name grammar.
