@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-dev/ferry/blob"
 )
 
 // hashingBody feeds every byte read through h, the work a verifying
@@ -51,8 +53,10 @@ var pseudoLabel = map[string]string{
 	hashingCeilingTool: "ceiling-sha256: minimal client, hashing every byte",
 }
 
-// ceilingTransport has the buffer sizes ferry's registry transport uses,
-// so the ceiling is not held back by 4 KiB reads.
+// ceilingTransport has the 64 KiB read and write buffers of ferry's
+// registry transport, so the ceiling is not held back by 4 KiB reads. It
+// has none of ferry's other tuning (large request-body writes): it is the
+// plain net/http a minimal client gets.
 var ceilingTransport = &http.Transport{
 	MaxIdleConnsPerHost: 8,
 	ReadBufferSize:      64 << 10,
@@ -78,7 +82,7 @@ func ceiling(scenario string, j job, img *image, hashing bool) measurement {
 				return nil, err
 			}
 			return hashed(r), nil
-		}, j.src)
+		})
 	case "push":
 		err = ceilingPush(j.dst, img, func(d blobDesc) (io.ReadCloser, error) {
 			f, err := os.Open(img.blobPath(d))
@@ -86,7 +90,7 @@ func ceiling(scenario string, j job, img *image, hashing bool) measurement {
 				return nil, err
 			}
 			return hashed(f), nil
-		}, "")
+		})
 	case "pull":
 		err = ceilingPull(j.src, j.layout, img, hashed)
 	default:
@@ -124,10 +128,10 @@ func mustRequest(method, url string, body io.Reader) *http.Request {
 	return req
 }
 
-// ceilingPush uploads every blob at once (POST, one streamed PUT), then
-// the manifest under the tag. srcRef, when set, is where the manifest
-// comes from; otherwise the layout's file.
-func ceilingPush(dst string, img *image, open func(blobDesc) (io.ReadCloser, error), srcRef string) error {
+// ceilingPush uploads every blob at once (POST, one streamed PUT) from
+// what open returns, then the image's manifest (the generated file, the
+// same bytes the source registry holds) under the tag.
+func ceilingPush(dst string, img *image, open func(blobDesc) (io.ReadCloser, error)) error {
 	base := "http://" + v2(dst)
 	var g errgroup.Group
 	for _, d := range []blobDesc{img.Config, img.Base, img.Delta} {
@@ -207,7 +211,7 @@ func ceilingPull(src, layout string, img *image, wrap func(io.ReadCloser) io.Rea
 			if err != nil {
 				return err
 			}
-			if _, err := io.CopyBuffer(struct{ io.Writer }{f}, body, make([]byte, 256<<10)); err != nil {
+			if _, err := blob.Copy(f, body); err != nil {
 				f.Close()
 				return err
 			}
