@@ -668,11 +668,11 @@ func TestBackoff(t *testing.T) {
 			}
 		}
 	}
-	ra := &retryAfterError{err: errors.New("429"), d: 3 * time.Second}
+	ra := &wait.RetryAfterError{Err: errors.New("429"), After: 3 * time.Second}
 	if d := f.backoff(1, fmt.Errorf("x: %w", ra)); d != 3*time.Second {
 		t.Errorf("Retry-After: %s", d)
 	}
-	ra.d = time.Hour
+	ra.After = time.Hour
 	if d := f.backoff(1, ra); d != wait.MaxRetryAfter {
 		t.Errorf("Retry-After capped at %s", d)
 	}

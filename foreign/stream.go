@@ -189,15 +189,6 @@ func isPermanent(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// retryAfterError carries a server's Retry-After.
-type retryAfterError struct {
-	err error
-	d   time.Duration
-}
-
-func (e *retryAfterError) Error() string { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error { return e.err }
-
 func (s *stream) errorf(format string, args ...any) error {
 	return fmt.Errorf("foreign blob %s from %s: %w", s.desc.Digest, s.name, fmt.Errorf(format, args...))
 }
@@ -306,7 +297,7 @@ func (s *stream) try(off int64) (io.ReadCloser, int64, error) {
 	code := resp.StatusCode
 	switch {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		return fail(&retryAfterError{err: err, d: wait.RetryAfter(resp.Header.Get("Retry-After"), time.Now())})
+		return fail(&wait.RetryAfterError{Err: err, After: wait.RetryAfter(resp.Header.Get("Retry-After"), time.Now())})
 	case code == http.StatusRequestTimeout || code == http.StatusTooEarly || code >= 500:
 		return fail(err)
 	}
@@ -359,9 +350,9 @@ func parseContentRange(h string) (start, total int64, err error) {
 // backoff is the wait before the retry-th retry: the server's Retry-After
 // (capped) if it gave one, else exponential with jitter.
 func (f *Fetcher) backoff(retry int, last error) time.Duration {
-	var ra *retryAfterError
-	if errors.As(last, &ra) && ra.d > 0 {
-		return min(ra.d, wait.MaxRetryAfter)
+	var ra *wait.RetryAfterError
+	if errors.As(last, &ra) && ra.After > 0 {
+		return min(ra.After, wait.MaxRetryAfter)
 	}
 	d := f.o.base
 	for i := 1; i < retry && d < f.o.max; i++ {

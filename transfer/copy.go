@@ -305,7 +305,7 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 			if c.o.delay > 0 {
 				d = c.o.delay
 			}
-			if err := wait.Sleep(ctx, d); err != nil {
+			if err := wait.Sleep(ctx, wait.NotBefore(lastErr, d)); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ package wait
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -48,4 +49,28 @@ func RetryAfter(h string, now time.Time) time.Duration {
 		return min(t.Sub(now), MaxRetryAfter)
 	}
 	return 0
+}
+
+// RetryAfterError is a failure whose server asked, with Retry-After, not
+// to be retried sooner than After (already read by RetryAfter, so capped).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+// Error implements error: the failure's own message.
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the failure.
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// NotBefore returns d, or the wait a RetryAfterError in err's chain asks
+// for when that is longer: every retry loop honours the server's
+// Retry-After, whichever layer read it.
+func NotBefore(err error, d time.Duration) time.Duration {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > d {
+		return ra.After
+	}
+	return d
 }

@@ -1,6 +1,8 @@
 package wait
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -24,5 +26,26 @@ func TestRetryAfter(t *testing.T) {
 		if got := RetryAfter(in, now); got != want {
 			t.Errorf("RetryAfter(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestNotBefore(t *testing.T) {
+	ra := &RetryAfterError{Err: errors.New("503"), After: 2 * time.Second}
+	for _, c := range []struct {
+		err  error
+		d    time.Duration
+		want time.Duration
+	}{
+		{nil, time.Second, time.Second},
+		{errors.New("plain"), time.Second, time.Second},
+		{fmt.Errorf("blob x: %w", ra), time.Second, 2 * time.Second},
+		{ra, 5 * time.Second, 5 * time.Second},
+	} {
+		if got := NotBefore(c.err, c.d); got != c.want {
+			t.Errorf("NotBefore(%v, %s) = %s, want %s", c.err, c.d, got, c.want)
+		}
+	}
+	if ra.Error() != "503" || !errors.Is(fmt.Errorf("x: %w", ra), ra.Err) {
+		t.Error("RetryAfterError does not read or unwrap as its failure")
 	}
 }
