@@ -342,7 +342,9 @@ type driver struct {
 	// root is the key prefix of every path: rootdirectory without its
 	// leading slashes, with one trailing slash, or "".
 	root string
-	// bufs holds upload buffers of chunkSize bytes between uploads.
+	// bufs holds upload buffers of chunkSize bytes between uploads; it
+	// has no New, so that an upload with none to take starts small
+	// (newBuf).
 	bufs sync.Pool
 }
 
@@ -380,9 +382,12 @@ func newDriver(ctx context.Context, p *params) (*driver, error) {
 		UseAccelerate:              p.accelerate,
 	}
 	if p.endpoint != "" {
+		// Its scheme decides: secure only chose one for an endpoint
+		// given without (parseParameters).
 		opts.BaseEndpoint = aws.String(p.endpoint)
+	} else {
+		opts.EndpointOptions.DisableHTTPS = !p.secure
 	}
-	opts.EndpointOptions.DisableHTTPS = !p.secure
 	if p.dualStack {
 		opts.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
 	}
@@ -404,9 +409,7 @@ func newDriver(ctx context.Context, p *params) (*driver, error) {
 			o.ClientOptions = append(o.ClientOptions, func(o *s3.Options) { o.EndpointResolverV2 = resolver })
 		})
 	}
-	d := &driver{client: client, presign: s3.NewPresignClient(client, presignOpts...), p: p, root: root}
-	d.bufs.New = func() any { b := make([]byte, 0, p.chunkSize); return &b }
-	return d, nil
+	return &driver{client: client, presign: s3.NewPresignClient(client, presignOpts...), p: p, root: root}, nil
 }
 
 // Name implements storagedriver.StorageDriver.

@@ -216,12 +216,16 @@ func (d *driver) List(ctx context.Context, path string) ([]string, error) {
 
 // Move implements storagedriver.StorageDriver: a server-side copy, in
 // parts above the multipart copy threshold, then a delete of the source.
+// A move onto itself only checks the source exists.
 func (d *driver) Move(ctx context.Context, sourcePath, destPath string) error {
 	fi, err := d.head(ctx, sourcePath)
 	if err != nil {
 		return err
 	}
 	src, dst := d.key(sourcePath), d.key(destPath)
+	if src == dst {
+		return nil
+	}
 	if fi.Size() <= d.p.copyThresholdSize {
 		in := d.putInput(dst)
 		_, err = d.client.CopyObject(ctx, &s3.CopyObjectInput{
@@ -322,10 +326,17 @@ func (d *driver) copyParts(ctx context.Context, src, dst, uploadID string, size,
 
 // Delete implements storagedriver.StorageDriver: the object at path and
 // every object under path + "/", in batches of 1000; not "/a/bc" for
-// "/a/b". Nothing there is PathNotFoundError.
+// "/a/b". Multipart uploads in progress there are aborted first, so that
+// removing an upload's directory (distribution's cancel and purge of
+// uploads) leaves none of their parts behind. No object there is
+// PathNotFoundError, even if uploads were aborted: an upload not
+// committed is no file.
 func (d *driver) Delete(ctx context.Context, path string) error {
 	key := d.key(path)
 	sub := key + "/"
+	if err := d.abortUploads(ctx, key, sub); err != nil {
+		return err
+	}
 	batch := make([]types.ObjectIdentifier, 0, listMax)
 	found := false
 	flush := func() error {
@@ -391,6 +402,38 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 		return storagedriver.PathNotFoundError{Path: path, DriverName: DriverName}
 	}
 	return nil
+}
+
+// abortUploads aborts the multipart uploads in progress to key and to
+// keys under sub. One gone meanwhile (NoSuchUpload) is no error.
+func (d *driver) abortUploads(ctx context.Context, key, sub string) error {
+	pages := s3.NewListMultipartUploadsPaginator(d.client, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(d.p.bucket),
+		Prefix: aws.String(key),
+	})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return d.errorf("list multipart uploads", key, err)
+		}
+		for _, u := range out.Uploads {
+			k := aws.ToString(u.Key)
+			if k != key && !strings.HasPrefix(k, sub) {
+				continue
+			}
+			if err := d.abort(ctx, k, aws.ToString(u.UploadId)); err != nil && !isNoSuchUpload(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isNoSuchUpload reports whether err is S3's answer for a multipart
+// upload that is not in progress.
+func isNoSuchUpload(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
 }
 
 // RedirectURL implements storagedriver.StorageDriver: a presigned GET or

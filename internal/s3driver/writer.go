@@ -174,6 +174,10 @@ type writer struct {
 	// size is every byte written: in parts and in buf.
 	size int64
 	buf  []byte
+	// err is why the writer can go no further: a restart that completed
+	// the upload but could not start its replacement. Write and Commit
+	// return it, and Close has nothing to upload.
+	err error
 
 	closed, committed, cancelled bool
 }
@@ -196,6 +200,8 @@ func (w *writer) done() error {
 		return errCommitted
 	case w.cancelled:
 		return errCancelled
+	case w.err != nil:
+		return w.err
 	}
 	return nil
 }
@@ -237,11 +243,7 @@ func (w *writer) grow() {
 	chunk := int(w.d.p.chunkSize)
 	switch {
 	case w.buf == nil:
-		if b, ok := w.d.bufs.Get().(*[]byte); ok {
-			w.buf = (*b)[:0]
-		} else {
-			w.buf = make([]byte, 0, min(chunk, firstBufSize))
-		}
+		w.buf = w.d.newBuf(1)
 	case len(w.buf) == cap(w.buf) && cap(w.buf) < chunk:
 		b := make([]byte, len(w.buf), min(chunk, 2*cap(w.buf)))
 		copy(b, w.buf)
@@ -249,11 +251,35 @@ func (w *writer) grow() {
 	}
 }
 
+// newBuf returns an empty upload buffer with room for n bytes, n at most
+// chunksize: a full-size one from the pool if there is one, else the
+// smallest of firstBufSize and its doublings up to chunksize that holds n.
+func (d *driver) newBuf(n int) []byte {
+	if b, ok := d.bufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	chunk := int(d.p.chunkSize)
+	c := min(chunk, firstBufSize)
+	for c < n {
+		c = min(chunk, 2*c)
+	}
+	return make([]byte, 0, c)
+}
+
+// putBuf returns b to the pool if it is full-size; a smaller one is left
+// to the garbage collector, so that the pool holds only buffers newBuf
+// may hand out for any upload.
+func (d *driver) putBuf(b []byte) {
+	if int64(cap(b)) == d.p.chunkSize {
+		b = b[:0]
+		d.bufs.Put(&b)
+	}
+}
+
 // release returns buf to the driver's pool if it is full-size.
 func (w *writer) release() {
-	if w.buf != nil && int64(cap(w.buf)) == w.d.p.chunkSize {
-		b := w.buf[:0]
-		w.d.bufs.Put(&b)
+	if w.buf != nil {
+		w.d.putBuf(w.buf)
 	}
 	w.buf = nil
 }
@@ -261,41 +287,63 @@ func (w *writer) release() {
 // restart replaces an upload whose last part is smaller than S3's minimum,
 // which no part may follow, with a new one holding the same bytes: it
 // completes the upload, starts another and copies the object into it
-// (at least the minimum: as parts, on the server; less: into buf).
+// (at least the minimum: as parts, on the server; less: into buf). The
+// writer changes only once all of that has succeeded. Once the upload is
+// completed it cannot be continued: if its replacement fails, that is
+// aborted and the writer fails from then on (w.err), holding nothing to
+// upload.
 func (w *writer) restart() error {
 	if err := w.d.complete(w.ctx, w.key, w.uploadID, w.parts); err != nil {
 		return err
 	}
-	id, err := w.d.createMultipart(w.ctx, w.key)
+	id, parts, buf, err := w.reupload()
 	if err != nil {
+		w.err = err
 		return err
 	}
-	w.uploadID, w.parts = id, nil
+	w.release()
+	w.uploadID, w.parts, w.buf = id, parts, buf
+	return nil
+}
+
+// reupload starts a new multipart upload to the writer's key holding the
+// object's w.size bytes: as parts copied on the server, or, below S3's
+// minimum part, as the bytes to buffer. If any step fails, the new upload
+// is aborted and no buffer returned.
+func (w *writer) reupload() (id string, parts []part, buf []byte, err error) {
+	id, err = w.d.createMultipart(w.ctx, w.key)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if buf != nil {
+			w.d.putBuf(buf)
+		}
+		if aerr := w.d.abort(context.WithoutCancel(w.ctx), w.key, id); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		id, parts, buf = "", nil, nil
+	}()
 	if w.size >= minChunkSize {
 		// As few parts as S3's largest allows, of equal size, so that none
 		// is below the minimum.
 		n := (w.size + maxChunkSize - 1) / maxChunkSize
-		parts, err := w.d.copyParts(w.ctx, w.key, w.key, id, w.size, (w.size+n-1)/n, int(w.d.p.copyMaxConcurrency))
-		if err != nil {
-			return err
-		}
-		w.parts = parts
-		return nil
+		parts, err = w.d.copyParts(w.ctx, w.key, w.key, id, w.size, (w.size+n-1)/n, int(w.d.p.copyMaxConcurrency))
+		return id, parts, nil, err
 	}
 	out, err := w.d.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(w.d.p.bucket), Key: aws.String(w.key)})
 	if err != nil {
-		return w.d.errorf("get to resume", w.key, err)
+		return id, nil, nil, w.d.errorf("get to resume", w.key, err)
 	}
 	defer out.Body.Close()
-	w.grow()
-	if int64(cap(w.buf)) < w.size {
-		w.buf = make([]byte, 0, w.d.p.chunkSize)
+	buf = w.d.newBuf(int(w.size))[:w.size]
+	if _, err := io.ReadFull(out.Body, buf); err != nil {
+		return id, nil, buf, w.d.errorf("get to resume", w.key, err)
 	}
-	w.buf = w.buf[:w.size]
-	if _, err := io.ReadFull(out.Body, w.buf); err != nil {
-		return w.d.errorf("get to resume", w.key, err)
-	}
-	return nil
+	return id, nil, buf, nil
 }
 
 // flush uploads buf as the next part.
@@ -336,7 +384,7 @@ func (w *writer) Close() error {
 	}
 	w.closed = true
 	defer w.release()
-	if w.committed || w.cancelled {
+	if w.committed || w.cancelled || w.err != nil {
 		return nil
 	}
 	return w.flush(w.ctx)
@@ -365,14 +413,17 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.committed = true
 	w.release()
 	if len(w.parts) == 0 {
-		if err := w.d.abort(ctx, w.key, w.uploadID); err != nil {
-			return err
-		}
+		// The empty object first: should it fail, the upload is left to
+		// be resumed and committed again.
 		in := w.d.putInput(w.key)
 		in.Body, in.ContentLength = bytes.NewReader(nil), aws.Int64(0)
 		if _, err := w.d.client.PutObject(ctx, in); err != nil {
 			return w.d.errorf("put empty", w.key, err)
 		}
+		// The object is made. An upload that fails to abort holds no
+		// parts, and Delete of its directory (as distribution does once
+		// the blob is moved) aborts it.
+		_ = w.d.abort(ctx, w.key, w.uploadID)
 		return nil
 	}
 	if err := w.d.complete(ctx, w.key, w.uploadID, w.parts); err != nil {
