@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +47,9 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/storedmanifest"
 )
 
 const (
@@ -59,7 +61,7 @@ const (
 	namespaceSinkKey = "sink"
 	// maxManifestSize is distribution's own limit on a manifest body
 	// (handlers.maxManifestBodySize); larger pushes are refused by it.
-	maxManifestSize = 4 << 20
+	maxManifestSize = storedmanifest.MaxSize
 	// maxCachedManifests bounds the cache of parsed manifests.
 	maxCachedManifests = 1 << 16
 	// headerSubject and headerFiltersApplied are distribution-spec 1.1's
@@ -74,7 +76,7 @@ const (
 type namespaceSink struct {
 	ns distribution.Namespace
 	// driver is the storage driver under ns, with the configuration's
-	// storage middleware applied.
+	// storage middleware applied: the replica marker's (s3.go).
 	driver storagedriver.StorageDriver
 }
 
@@ -117,10 +119,9 @@ func captureNamespace(cfg *configuration.Configuration) (*namespaceSink, error) 
 type ociLayer struct {
 	next      http.Handler
 	ns        distribution.Namespace
-	driver    storagedriver.StorageDriver // under ns, for manifests' bytes
-	access    auth.AccessController       // nil without authentication
-	headers   http.Header                 // configuration's http.headers
-	manifests *mux.Router                 // distribution's own routes
+	access    auth.AccessController // nil without authentication
+	headers   http.Header           // configuration's http.headers
+	manifests *mux.Router           // distribution's own routes
 	referrers *mux.Router
 	cache     manifestCache
 	urls      *urlPolicy
@@ -129,13 +130,12 @@ type ociLayer struct {
 // newOCILayer puts the OCI layer in front of next, distribution's App built
 // from cfg, whose namespace sink has been filled.
 func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *namespaceSink, urls *urlPolicy) (http.Handler, error) {
-	if sink.ns == nil || sink.driver == nil {
+	if sink.ns == nil {
 		return nil, errors.New("server: distribution did not apply the referrers middleware")
 	}
 	l := &ociLayer{
 		next:      next,
 		ns:        sink.ns,
-		driver:    sink.driver,
 		headers:   cfg.HTTP.Headers,
 		manifests: v2.RouterWithPrefix(cfg.HTTP.Prefix),
 		referrers: mux.NewRouter(),
@@ -359,41 +359,26 @@ func (l *ociLayer) list(ctx context.Context, named reference.Named, subject dige
 // its bytes are read as stored, not through distribution's manifest
 // service, which refuses content it no longer supports (schema1): anything
 // parseManifest cannot read has no subject. So has a manifest whose bytes
-// are gone (removed while the walk runs).
+// are gone (removed while the walk runs), or are larger than distribution
+// accepts.
 func (l *ociLayer) facts(ctx context.Context, d digest.Digest) (manifestFacts, error) {
 	if f, ok := l.cache.get(d); ok {
 		return f, nil
 	}
-	payload, err := l.readBlob(ctx, d)
-	if errors.As(err, new(storagedriver.PathNotFoundError)) {
+	payload, err := storedmanifest.Read(ctx, l.ns, d)
+	if errors.Is(err, distribution.ErrBlobUnknown) {
 		return manifestFacts{}, nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, blob.ErrTooLarge) {
 		return manifestFacts{}, fmt.Errorf("read manifest %s: %w", d, err)
 	}
 	f := manifestFacts{}
-	if len(payload) <= maxManifestSize {
+	if err == nil {
 		f, _ = parseManifest(storedMediaType(payload), payload)
 	}
 	f.desc.Digest = d
 	l.cache.put(d, f)
 	return f, nil
-}
-
-// readBlob reads blob d from the storage, up to maxManifestSize+1 bytes,
-// at its place in docker/registry's layout (distribution's
-// registry/storage/paths.go): /docker/registry/v2/blobs/<alg>/<xx>/<hex>/data.
-func (l *ociLayer) readBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	enc := d.Encoded()
-	rc, err := l.driver.Reader(ctx, path.Join("/docker/registry/v2/blobs", string(d.Algorithm()), enc[:2], enc, "data"), 0)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, maxManifestSize+1))
 }
 
 // storedMediaType is the media type distribution's manifest service gives

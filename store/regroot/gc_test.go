@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-dev/ferry/internal/storedmanifest"
 	"github.com/ferry-dev/ferry/store"
 )
 
@@ -360,6 +361,36 @@ func filterKind(links []RemovedLink, kind string) []RemovedLink {
 		}
 	}
 	return out
+}
+
+// An untagged manifest larger than distribution's manifest limit (written
+// offline, or by an older registry) is no referrer: GC removes it as
+// distribution does, rather than failing to read its subject.
+func TestGCRemovesALargeUntaggedManifest(t *testing.T) {
+	r := newTestRoot(t)
+	tagged := r.image("app", "v1", "", nil, "config-app", "layer-app")
+	m := ocispec.Manifest{
+		MediaType:   ocispec.MediaTypeImageManifest,
+		Config:      r.blob("app", ocispec.MediaTypeImageConfig, "config-large"),
+		Layers:      []ocispec.Descriptor{},
+		Subject:     &tagged,
+		Annotations: map[string]string{"padding": strings.Repeat("x", storedmanifest.MaxSize)},
+	}
+	m.SchemaVersion = 2
+	large := r.manifest("app", "", m.MediaType, m)
+	if large.Size <= storedmanifest.MaxSize {
+		t.Fatalf("manifest of %d bytes is not larger than the limit", large.Size)
+	}
+	rep, err := r.root.GC(r.ctx, RemoveUntagged(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.hasManifest("app", large) {
+		t.Errorf("large untagged manifest kept: %+v", rep)
+	}
+	if !r.hasManifest("app", tagged) {
+		t.Errorf("tagged manifest removed: %+v", rep)
+	}
 }
 
 // GC of a new root removes nothing, and a dry run writes nothing at all.

@@ -13,6 +13,9 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/storedmanifest"
 )
 
 // collector holds the marks of one GC. Its mark phase is
@@ -22,7 +25,6 @@ import (
 // distribution's storage.Vacuum.
 type collector struct {
 	ns             distribution.Namespace
-	blobs          distribution.BlobProvider
 	removeUntagged bool
 
 	// marked holds every digest marked, in any repository: as in
@@ -68,13 +70,8 @@ func markAndSweep(ctx context.Context, d storagedriver.StorageDriver, ns distrib
 	if !ok {
 		return errors.New("the storage namespace cannot list repositories")
 	}
-	blobs, ok := ns.Blobs().(distribution.BlobProvider)
-	if !ok {
-		return errors.New("the storage namespace cannot read blobs")
-	}
 	c := &collector{
 		ns:             ns,
-		blobs:          blobs,
 		removeUntagged: removeUntagged,
 		marked:         map[digest.Digest]bool{},
 		layers:         map[string][]digest.Digest{},
@@ -301,15 +298,15 @@ func (c *collector) markReferrers(ctx context.Context) error {
 }
 
 // subject returns the subject manifest d names, "" when it names none,
-// its bytes are gone or do not parse (then nothing can list it as a
-// referrer). The bytes are read as stored: distribution's manifest
+// its bytes are gone, larger than a registry accepts or do not parse
+// (then nothing can list it as a referrer). The bytes are read as stored: distribution's manifest
 // service refuses some manifests (schema1) GC must still get past.
 func (c *collector) subject(ctx context.Context, d digest.Digest) (digest.Digest, error) {
 	if s, ok := c.subjects[d]; ok {
 		return s, nil
 	}
-	raw, err := c.blobs.Get(ctx, d)
-	if err != nil && !errors.Is(err, distribution.ErrBlobUnknown) {
+	raw, err := storedmanifest.Read(ctx, c.ns, d)
+	if err != nil && !errors.Is(err, distribution.ErrBlobUnknown) && !errors.Is(err, blob.ErrTooLarge) {
 		return "", fmt.Errorf("read manifest %s: %w", d, err)
 	}
 	var m struct {
