@@ -27,7 +27,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,7 +192,7 @@ func parseParameters(parameters map[string]any) (*params, error) {
 		}
 	}
 	if len(unknown) > 0 {
-		sort.Strings(unknown)
+		slices.Sort(unknown)
 		return nil, fmt.Errorf("unknown parameter(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(knownParameters, ", "))
 	}
 	pr := parser{m: parameters}
@@ -342,6 +341,12 @@ type driver struct {
 	// root is the key prefix of every path: rootdirectory without its
 	// leading slashes, with one trailing slash, or "".
 	root string
+	// The settings of new objects, from the parameters: canned ACL,
+	// storage class ("" for none), server-side encryption and its KMS key.
+	acl   types.ObjectCannedACL
+	class types.StorageClass
+	sse   types.ServerSideEncryption
+	kmsID *string
 	// bufs holds upload buffers of chunkSize bytes between uploads; it
 	// has no New, so that an upload with none to take starts small
 	// (newBuf).
@@ -409,7 +414,18 @@ func newDriver(ctx context.Context, p *params) (*driver, error) {
 			o.ClientOptions = append(o.ClientOptions, func(o *s3.Options) { o.EndpointResolverV2 = resolver })
 		})
 	}
-	return &driver{client: client, presign: s3.NewPresignClient(client, presignOpts...), p: p, root: root}, nil
+	d := &driver{client: client, presign: s3.NewPresignClient(client, presignOpts...), p: p, root: root, acl: types.ObjectCannedACL(p.objectACL)}
+	if p.storageClass != noStorageClass {
+		d.class = types.StorageClass(p.storageClass)
+	}
+	switch {
+	case !p.encrypt:
+	case p.keyID == "":
+		d.sse = types.ServerSideEncryptionAes256
+	default:
+		d.sse, d.kmsID = types.ServerSideEncryptionAwsKms, aws.String(p.keyID)
+	}
+	return d, nil
 }
 
 // Name implements storagedriver.StorageDriver.
@@ -449,41 +465,20 @@ func (d *driver) copySource(key string) string {
 	return d.p.bucket + "/" + strings.Join(parts, "/")
 }
 
-// storageClass is the StorageClass of new objects ("" for none).
-func (d *driver) storageClass() types.StorageClass {
-	if d.p.storageClass == noStorageClass {
-		return ""
-	}
-	return types.StorageClass(d.p.storageClass)
-}
-
-// sse is the server-side encryption of new objects, and its KMS key.
-func (d *driver) sse() (types.ServerSideEncryption, *string) {
-	switch {
-	case !d.p.encrypt:
-		return "", nil
-	case d.p.keyID == "":
-		return types.ServerSideEncryptionAes256, nil
-	default:
-		return types.ServerSideEncryptionAwsKms, aws.String(d.p.keyID)
-	}
-}
-
 // contentType is the Content-Type of every object, as the s3-aws driver
 // stores them.
 var contentType = aws.String("application/octet-stream")
 
 // putInput is PutObject for key with the driver's object settings.
 func (d *driver) putInput(key string) *s3.PutObjectInput {
-	sse, kms := d.sse()
 	return &s3.PutObjectInput{
 		Bucket:               aws.String(d.p.bucket),
 		Key:                  aws.String(key),
 		ContentType:          contentType,
-		ACL:                  types.ObjectCannedACL(d.p.objectACL),
-		ServerSideEncryption: sse,
-		SSEKMSKeyId:          kms,
-		StorageClass:         d.storageClass(),
+		ACL:                  d.acl,
+		ServerSideEncryption: d.sse,
+		SSEKMSKeyId:          d.kmsID,
+		StorageClass:         d.class,
 	}
 }
 

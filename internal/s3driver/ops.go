@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,29 +20,24 @@ import (
 	"github.com/aws/smithy-go"
 	smithyendpoints "github.com/aws/smithy-go/endpoints"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"golang.org/x/sync/errgroup"
 )
 
 // redirectExpiry is how long a redirect URL is valid, as with the s3-aws
 // driver.
 const redirectExpiry = 20 * time.Minute
 
-// isNotFound reports whether err is S3's answer for a missing object.
+// isNotFound reports whether err is S3's answer for a missing object:
+// NoSuchKey (GET), NotFound (HEAD, which has no body), or a 404 with no
+// S3 error code at all. A 404 naming another code, such as NoSuchBucket,
+// is not.
 func isNotFound(err error) bool {
-	var nsk *types.NoSuchKey
-	var nf *types.NotFound
-	if errors.As(err, &nsk) || errors.As(err, &nf) {
-		return true
-	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NoSuchKey", "NotFound":
-			return true
-		case "NoSuchBucket", "NoSuchUpload":
-			return false
-		}
+		code := ae.ErrorCode()
+		return code == "NoSuchKey" || code == "NotFound"
 	}
-	return httpStatus(err) == http.StatusNotFound && !errors.As(err, &ae)
+	return httpStatus(err) == http.StatusNotFound
 }
 
 // isInvalidRange reports whether err is S3's answer for a Range at or
@@ -266,34 +260,21 @@ func (d *driver) copyMultipart(ctx context.Context, src, dst string, size int64)
 
 // copyParts copies object src, size bytes, into upload uploadID of dst as
 // parts 1, 2, ... of partSize bytes (the last smaller), concurrency at a
-// time, and returns them.
+// time, and returns them. The first failure stops the rest.
 func (d *driver) copyParts(ctx context.Context, src, dst, uploadID string, size, partSize int64, concurrency int) ([]part, error) {
 	n := (size + partSize - 1) / partSize
 	parts := make([]part, n)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		limit    = make(chan struct{}, concurrency)
-	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
 	for i := range n {
-		select {
-		case limit <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-limit }()
+		g.Go(func() error {
 			from := i * partSize
 			to := min(from+partSize, size) - 1
 			num := int32(i) + 1
-			out, err := d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			out, err := d.client.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
 				Bucket:          aws.String(d.p.bucket),
 				Key:             aws.String(dst),
 				CopySource:      aws.String(d.copySource(src)),
@@ -302,26 +283,21 @@ func (d *driver) copyParts(ctx context.Context, src, dst, uploadID string, size,
 				UploadId:        aws.String(uploadID),
 			})
 			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = d.errorf(fmt.Sprintf("copy part %d (bytes %d-%d) of %s to", num, from, to, src), dst, err)
-				}
-				mu.Unlock()
-				cancel()
-				return
+				return d.errorf(fmt.Sprintf("copy part %d (bytes %d-%d) of %s to", num, from, to, src), dst, err)
 			}
 			var etag *string
 			if out.CopyPartResult != nil {
 				etag = out.CopyPartResult.ETag
 			}
 			parts[i] = part{number: num, etag: aws.ToString(etag), size: to - from + 1}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	return parts, firstErr
+	// Cancelled before every part was started, none failing.
+	return parts, ctx.Err()
 }
 
 // Delete implements storagedriver.StorageDriver: the object at path and

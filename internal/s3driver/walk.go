@@ -3,6 +3,7 @@ package s3driver
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -84,9 +85,7 @@ func newDirs(from, prev, hint, p string) []storagedriver.FileInfoInternal {
 		}
 		dirs = append(dirs, storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: dir, IsDir: true}})
 	}
-	for i, j := 0, len(dirs)-1; i < j; i, j = i+1, j-1 {
-		dirs[i], dirs[j] = dirs[j], dirs[i]
-	}
+	slices.Reverse(dirs)
 	return dirs
 }
 

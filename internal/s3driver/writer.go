@@ -83,30 +83,24 @@ func (d *driver) findUpload(ctx context.Context, key string) (string, error) {
 		id     string
 		newest types.MultipartUpload
 	)
-	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(d.p.bucket), Prefix: aws.String(key)}
-	for {
-		out, err := d.client.ListMultipartUploads(ctx, in)
+	pages := s3.NewListMultipartUploadsPaginator(d.client, &s3.ListMultipartUploadsInput{Bucket: aws.String(d.p.bucket), Prefix: aws.String(key)})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
 		if err != nil {
 			return "", d.errorf("list multipart uploads", key, err)
 		}
 		for _, u := range out.Uploads {
 			if aws.ToString(u.Key) != key {
-				continue
+				// Uploads come ordered by key, and key is the first with
+				// its prefix: once another key comes, there are no more.
+				return id, nil
 			}
 			if id == "" || !aws.ToTime(u.Initiated).Before(aws.ToTime(newest.Initiated)) {
 				id, newest = aws.ToString(u.UploadId), u
 			}
 		}
-		if !aws.ToBool(out.IsTruncated) || len(out.Uploads) == 0 {
-			return id, nil
-		}
-		// Uploads come ordered by key, and key is the first with its
-		// prefix: once another key comes, there are no more.
-		if last := out.Uploads[len(out.Uploads)-1]; aws.ToString(last.Key) != key {
-			return id, nil
-		}
-		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}
+	return id, nil
 }
 
 // listParts returns the parts of upload uploadID of key, in order.
@@ -130,13 +124,14 @@ func (d *driver) listParts(ctx context.Context, key, uploadID string) ([]part, e
 	return parts, nil
 }
 
-// complete completes upload uploadID of key with parts.
+// complete completes upload uploadID of key with parts, which are in
+// order: listParts sorts them, and a writer and copyParts number them in
+// order.
 func (d *driver) complete(ctx context.Context, key, uploadID string, parts []part) error {
 	completed := make([]types.CompletedPart, len(parts))
 	for i, p := range parts {
 		completed[i] = types.CompletedPart{ETag: aws.String(p.etag), PartNumber: aws.Int32(p.number)}
 	}
-	slices.SortFunc(completed, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 	_, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(d.p.bucket),
 		Key:             aws.String(key),
