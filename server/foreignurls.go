@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"strings"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -64,7 +65,15 @@ func (p *urlPolicy) check(contentType string, payload []byte) error {
 	if json.Unmarshal(payload, &m) != nil {
 		return nil
 	}
-	mt := contentType
+	// The type as distribution reads it (UnmarshalManifest), parameters
+	// aside; one it cannot parse makes it refuse the push itself.
+	mt := ""
+	if contentType != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
+			return nil
+		}
+	}
 	if mt != ocispec.MediaTypeImageManifest && mt != schema2.MediaTypeManifest {
 		mt = m.MediaType
 	}

@@ -83,3 +83,29 @@ func TestURLPolicy(t *testing.T) {
 		t.Error("an allow expression that does not compile was accepted")
 	}
 }
+
+// distribution reads a manifest's Content-Type with its parameters
+// aside, so the check does too.
+func TestURLPolicyContentTypeParameters(t *testing.T) {
+	var cfg configuration.Configuration
+	cfg.Validation.Manifests.URLs.Allow = []string{`^https://`}
+	p, err := newURLPolicy(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No mediaType in the body: the Content-Type alone says what it is.
+	payload := []byte(`{"schemaVersion":2,"layers":[{"mediaType":"` + ocispec.MediaTypeImageLayerNonDistributableGzip + //nolint:staticcheck // Windows images use it
+		`","digest":"sha256:` + strings.Repeat("ab", 32) + `","size":1,"urls":["http://cdn.example/x"]}]}`)
+	for _, ct := range []string{
+		ocispec.MediaTypeImageManifest,
+		ocispec.MediaTypeImageManifest + "; charset=utf-8",
+		ocispec.MediaTypeImageManifest + ";charset=UTF-8",
+	} {
+		if err := p.check(ct, payload); err == nil || !strings.Contains(err.Error(), "not allowed by this registry") {
+			t.Errorf("Content-Type %q: %v, want a refusal", ct, err)
+		}
+	}
+	if err := p.check("application/vnd.oci.image.manifest.v1+json; =", payload); err != nil {
+		t.Errorf("a Content-Type distribution cannot parse is left to it: %v", err)
+	}
+}
