@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,10 +48,8 @@ type options struct {
 	root       string
 	inMemory   bool
 	configFile string
-	allow      []string
-	deny       []string
-	allowSet   bool // allow was given, not DefaultForeignURLsAllow
-	denySet    bool
+	allow      []string // nil unless given (WithForeignURLs)
+	deny       []string // nil unless given
 	htpasswd   string
 	deleteOK   bool
 	logOut     io.Writer
@@ -102,11 +101,13 @@ func WithForeignURLs(allow, deny []string) Option {
 		if _, err := urlrules.New(allow, deny); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
+		// Copies: distribution's NewApp rewrites the configuration's
+		// lists in place.
 		if allow != nil {
-			o.allow, o.allowSet = allow, true
+			o.allow = slices.Clone(allow)
 		}
 		if deny != nil {
-			o.deny, o.denySet = deny, true
+			o.deny = slices.Clone(deny)
 		}
 		return nil
 	}
@@ -153,7 +154,7 @@ func WithSecret(s string) Option {
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{inMemory: true, allow: []string{DefaultForeignURLsAllow}, logOut: io.Discard, logLevel: "error"}
+	o := &options{inMemory: true, logOut: io.Discard, logLevel: "error"}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -195,6 +196,9 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 			}
 		}
 		cfg.Validation.Manifests.URLs.Allow = o.allow
+		if o.allow == nil {
+			cfg.Validation.Manifests.URLs.Allow = []string{DefaultForeignURLsAllow}
+		}
 		cfg.Validation.Manifests.URLs.Deny = o.deny
 		// A Go-built configuration gets none of the YAML parser's defaults.
 		cfg.Catalog.MaxEntries = 1000
@@ -203,10 +207,10 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 	if o.configFile != "" {
 		// Foreign URL lists given as options override the file's; the
 		// default allow list does not.
-		if o.allowSet {
+		if o.allow != nil {
 			cfg.Validation.Manifests.URLs.Allow = o.allow
 		}
-		if o.denySet {
+		if o.deny != nil {
 			cfg.Validation.Manifests.URLs.Deny = o.deny
 		}
 	}

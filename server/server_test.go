@@ -147,3 +147,23 @@ func TestForeignURLsWithConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// The lists given to WithForeignURLs are the caller's: distribution's
+// NewApp rewrites its configuration's lists in place.
+func TestForeignURLsListsAreCopied(t *testing.T) {
+	allow, deny := []string{`^https://`}, []string{`evil`}
+	if _, err := server.NewHandler(context.Background(), server.WithInMemory(), server.WithForeignURLs(allow, deny)); err != nil {
+		t.Fatal(err)
+	}
+	if allow[0] != `^https://` || deny[0] != `evil` {
+		t.Errorf("caller's lists rewritten: allow %q deny %q", allow, deny)
+	}
+	// An empty list given is a list given: no default in its place.
+	cfg, err := server.Configuration(server.WithInMemory(), server.WithForeignURLs([]string{}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := cfg.Validation.Manifests.URLs; u.Allow == nil || len(u.Allow) != 0 || u.Deny != nil {
+		t.Errorf("allow %#v deny %#v, want an empty allow list and no deny list", u.Allow, u.Deny)
+	}
+}

@@ -63,6 +63,8 @@ type options struct {
 	holder string
 	allow  []string
 	deny   []string
+	// urls are allow and deny compiled, nil until WithForeignURLs.
+	urls *urlrules.Rules
 }
 
 // Option configures Open.
@@ -80,13 +82,15 @@ func WithCreate() Option {
 // is DefaultForeignURLsAllow; the default deny list is empty.
 func WithForeignURLs(allow, deny []string) Option {
 	return func(o *options) error {
-		if _, err := urlrules.New(allow, deny); err != nil {
+		a := o.allow
+		if allow != nil {
+			a = allow
+		}
+		urls, err := urlrules.New(a, deny)
+		if err != nil {
 			return fmt.Errorf("regroot: %w", err)
 		}
-		if allow != nil {
-			o.allow = allow
-		}
-		o.deny = deny
+		o.allow, o.deny, o.urls = a, deny, urls
 		return nil
 	}
 }
@@ -181,9 +185,12 @@ func open(ctx context.Context, dir, abs string, o *options) (*Root, error) {
 // unless every manifest it lists is present, as a manifest is unless its
 // config and (non-foreign) layers are.
 func newRoot(ctx context.Context, name string, d storagedriver.StorageDriver, o *options) (*Root, error) {
-	urls, err := urlrules.New(o.allow, o.deny)
-	if err != nil {
-		return nil, fmt.Errorf("regroot: %w", err)
+	urls := o.urls
+	if urls == nil {
+		var err error
+		if urls, err = urlrules.New(o.allow, o.deny); err != nil {
+			return nil, fmt.Errorf("regroot: %w", err)
+		}
 	}
 	ropts := []storage.RegistryOption{
 		storage.EnableDelete,
