@@ -84,18 +84,9 @@ layers point at https URLs, so Windows images can be mirrored with
 			}
 			fmt.Fprintf(g.stderr, "ferry: serving %s on %s (%s)\n", "registry", s.URL, where)
 			fmt.Fprintln(g.stdout, s.URL)
-			// The server may stop on its own (its listener failing):
-			// that error is the command's.
-			stopped := make(chan error, 1)
-			go func() { stopped <- s.Wait() }()
-			select {
-			case <-cmd.Context().Done():
-				_ = s.Close()
-				return <-stopped
-			case err := <-stopped:
-				_ = s.Close()
-				return err
-			}
+			// The server closes itself when the command's context ends
+			// (nil) or serving fails (that error is the command's).
+			return s.Wait()
 		},
 	}
 	f := cmd.Flags()
