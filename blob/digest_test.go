@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 
@@ -29,5 +30,20 @@ func TestNames(t *testing.T) {
 		if got := Names(c.d, raw); got != c.want {
 			t.Errorf("Names(%s) = %v, want %v", c.d, got, c.want)
 		}
+	}
+}
+
+func TestCheckBytes(t *testing.T) {
+	raw := []byte(`{"schemaVersion":2}`)
+	s256 := sha256.Sum256(raw)
+	if err := CheckBytes(v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s256[:])}, raw); err != nil {
+		t.Errorf("matching digest: %v", err)
+	}
+	err := CheckBytes(v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}, raw)
+	if want := "content hashes to sha256:" + hex.EncodeToString(s256[:]) + ": digest mismatch"; err == nil || err.Error() != want || !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("mismatch: %v, want %q wrapping ErrDigestMismatch", err, want)
+	}
+	if err := CheckBytes(v1.Hash{Algorithm: "md5", Hex: strings.Repeat("0", 32)}, raw); !errors.Is(err, ErrUnsupportedAlgorithm) {
+		t.Errorf("md5: %v", err)
 	}
 }

@@ -381,17 +381,15 @@ func (r *Repo) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, e
 	if desc.Size > MaxManifestSize {
 		return nil, fmt.Errorf("%s: %d bytes exceeds the %d-byte limit", where, desc.Size, MaxManifestSize)
 	}
-	h, err := blob.NewHash(desc.Digest)
-	if err != nil {
+	if _, err := blob.NewHash(desc.Digest); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	raw, _, err := r.getManifest(ctx, desc.Digest.String())
 	if err != nil {
 		return nil, err
 	}
-	h.Write(raw)
-	if got := fmt.Sprintf("%x", h.Sum(nil)); got != desc.Digest.Hex {
-		return nil, fmt.Errorf("%s: content hashes to %s:%s: %w", where, desc.Digest.Algorithm, got, blob.ErrDigestMismatch)
+	if err := blob.CheckBytes(desc.Digest, raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if desc.Size > 0 && int64(len(raw)) != desc.Size {
 		return nil, fmt.Errorf("%s: %w: got %d bytes, declared %d", where, blob.ErrSizeMismatch, len(raw), desc.Size)

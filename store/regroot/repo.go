@@ -113,25 +113,10 @@ func (p *Repo) manifest(ctx context.Context, h v1.Hash) (string, []byte, error) 
 	if err != nil {
 		return "", nil, fmt.Errorf("manifest %s in %s: %w", h, p.Name(), err)
 	}
-	if err := checkContent(h, raw); err != nil {
+	if err := blob.CheckBytes(h, raw); err != nil {
 		return "", nil, fmt.Errorf("manifest %s in %s: %w", h, p.Name(), err)
 	}
 	return mt, raw, nil
-}
-
-// checkContent returns nil when d, in its own algorithm, is the digest of
-// raw, and otherwise an error wrapping blob.ErrDigestMismatch (or
-// blob.ErrUnsupportedAlgorithm) that says what raw hashes to.
-func checkContent(d v1.Hash, raw []byte) error {
-	if blob.Names(d, raw) {
-		return nil
-	}
-	h, err := blob.NewHash(d)
-	if err != nil {
-		return err
-	}
-	h.Write(raw)
-	return fmt.Errorf("content hashes to %s:%x: %w", d.Algorithm, h.Sum(nil), blob.ErrDigestMismatch)
 }
 
 // FetchManifest implements store.Source.
@@ -209,7 +194,7 @@ func (p *Repo) PushManifest(ctx context.Context, desc v1.Descriptor, raw []byte)
 // bytes in its own algorithm, as is the root's answer, rather than
 // compared with it as a string.
 func (p *Repo) putManifest(ctx context.Context, desc v1.Descriptor, raw []byte) (v1.Descriptor, error) {
-	if err := checkContent(desc.Digest, raw); err != nil {
+	if err := blob.CheckBytes(desc.Digest, raw); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), err)
 	}
 	m, _, err := distribution.UnmarshalManifest(string(desc.MediaType), raw)
