@@ -150,8 +150,17 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Root, error) {
 				return nil, herr
 			}
 		}
-		if !o.create || !startable(abs) {
+		if !o.create {
 			return nil, err
+		}
+		// A new root starts in a directory that does not exist or is
+		// empty (a lock file aside).
+		other, serr := rootlock.Stranger(abs)
+		if serr != nil {
+			return nil, fmt.Errorf("%w (%w)", err, serr)
+		}
+		if other != "" {
+			return nil, fmt.Errorf("%w (it holds %s)", err, other)
 		}
 		if err := os.MkdirAll(filepath.Join(abs, filepath.FromSlash(DataDir)), 0o755); err != nil {
 			return nil, fmt.Errorf("storage root %s: %w", dir, err)
@@ -233,13 +242,6 @@ func CheckRoot(dir string) error {
 		return fmt.Errorf("storage root %s: no %s inside: %w", dir, DataDir, ErrNotRoot)
 	}
 	return nil
-}
-
-// startable reports whether a new root may be started at dir: it does not
-// exist, or it is an empty directory (a lock file aside).
-func startable(dir string) bool {
-	other, err := rootlock.Stranger(dir)
-	return err == nil && other == ""
 }
 
 // Close releases the root's lock, if it holds one.

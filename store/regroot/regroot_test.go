@@ -454,3 +454,29 @@ func TestIndexWithMissingManifestsRefused(t *testing.T) {
 		t.Errorf("fsck after refused indexes: %+v, %v", rep, err)
 	}
 }
+
+// A directory a root may not start in is named with what it holds, or
+// why it could not be listed.
+func TestOpenSaysWhyNoRootStarts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(ctx, dir, WithCreate())
+	if !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "not a registry storage root (it holds notes.txt)") {
+		t.Errorf("non-empty directory: %v", err)
+	}
+	file := filepath.Join(dir, "notes.txt")
+	if _, err := Open(ctx, file, WithCreate()); !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a file: %v", err)
+	}
+	// The lock file alone is no obstacle.
+	empty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(empty, rootlock.FileName), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, empty, WithCreate()); err != nil {
+		t.Errorf("directory holding only the lock file: %v", err)
+	}
+}
