@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/distribution/distribution/v3/configuration"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -78,7 +79,10 @@ func WithS3(s S3) Option {
 
 // storage returns the configuration's storage section for s.
 func (s *S3) storage() configuration.Storage {
-	p := configuration.Parameters{"bucket": s.Bucket, "region": s.Region, "v4auth": true, "secure": true}
+	// v4auth and, without an endpoint, secure are left to the driver's
+	// defaults (true). With an endpoint its scheme decides; secure only
+	// records it.
+	p := configuration.Parameters{"bucket": s.Bucket, "region": s.Region}
 	if s.Endpoint != "" {
 		u, _ := url.Parse(s.Endpoint) // checked in WithS3
 		p["regionendpoint"] = s.Endpoint
@@ -171,7 +175,13 @@ func ConfigStorage(ctx context.Context, path string) (root string, d storagedriv
 	default:
 		d, err = factory.Create(ctx, t, params)
 		if err != nil {
-			return "", nil, "", fmt.Errorf("server: config file %s: %s storage: %w", path, t, err)
+			// ferry's S3 driver names itself ("s3 storage: ..."), as it
+			// must where distribution reports its error bare; others may
+			// not.
+			if !strings.HasPrefix(err.Error(), t+" storage:") {
+				err = fmt.Errorf("%s storage: %w", t, err)
+			}
+			return "", nil, "", fmt.Errorf("server: config file %s: %w", path, err)
 		}
 		desc = t + " storage"
 		if b, ok := params["bucket"]; ok {

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,5 +46,19 @@ func TestWithS3Refuses(t *testing.T) {
 		if _, err := Configuration(WithS3(c.s), WithSecret("x")); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want one naming %q", c.s, err, c.want)
 		}
+	}
+}
+
+// TestConfigStorageErrorNamesS3Once: the S3 driver's error names its
+// storage, and ConfigStorage does not name it again.
+func TestConfigStorageErrorNamesS3Once(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	cfg := "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    region: r\n    colour: red\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := ConfigStorage(context.Background(), path)
+	if err == nil || strings.Count(err.Error(), "s3 storage:") != 1 || !strings.Contains(err.Error(), "unknown parameter(s) colour") {
+		t.Errorf("err = %v, want one naming s3 storage once and the unknown parameter", err)
 	}
 }

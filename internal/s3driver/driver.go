@@ -451,8 +451,19 @@ func (d *driver) path(key string) string {
 }
 
 // errorf wraps err with the operation and the object's bucket and key.
+// The driver's name comes before: from base.Base around the driver's
+// methods, from named around a writer's.
 func (d *driver) errorf(op, key string, err error) error {
-	return fmt.Errorf("s3 %s bucket %s key %s: %w", op, d.p.bucket, key, err)
+	return fmt.Errorf("%s bucket %s key %s: %w", op, d.p.bucket, key, err)
+}
+
+// named puts the driver's name before err, as base.Base does for the
+// driver's methods, for a writer's, which it does not wrap.
+func named(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", DriverName, err)
 }
 
 // copySource is the CopySource of key: the bucket and the key,

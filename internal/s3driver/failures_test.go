@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -274,5 +275,39 @@ func TestSecureFalseHTTPSEndpoint(t *testing.T) {
 	fi, err := d.Stat(context.Background(), "/f")
 	if err != nil || heads != 1 || fi.Size() != 3 {
 		t.Errorf("Stat over %s with secure false: %v, %v (%d HEAD requests)", srv.URL, fi, err, heads)
+	}
+}
+
+// TestErrorsNameDriverOnce: an S3 error reads "s3: <operation> bucket B
+// key K: ...", the driver named once, by base.Base for the driver's
+// methods and by the writer for its own.
+func TestErrorsNameDriverOnce(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	d, err := factory.Create(ctx, DriverName, map[string]any{
+		"bucket": "b", "regionendpoint": srv.URL, "forcepathstyle": true, "accesskey": "k", "secretkey": "s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.GetContent(ctx, "/f")
+	if err == nil || !strings.HasPrefix(err.Error(), "s3: get bucket b key f: ") || strings.Contains(err.Error(), "s3: s3") {
+		t.Errorf("GetContent: %v", err)
+	}
+	p, err := parseParameters(map[string]any{"bucket": "b", "region": "r", "accesskey": "k", "secretkey": "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := newDriver(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := inner.newWriter(ctx, "f", "id", nil)
+	_ = w.Close()
+	if _, err := w.Write([]byte("x")); err == nil || err.Error() != "s3: writer already closed" {
+		t.Errorf("Write after Close: %v", err)
 	}
 }

@@ -329,7 +329,7 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 		if len(out.Errors) > 0 {
 			errs := make([]error, 0, len(out.Errors))
 			for _, e := range out.Errors {
-				errs = append(errs, fmt.Errorf("s3 delete bucket %s key %s: %s: %s", d.p.bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
+				errs = append(errs, fmt.Errorf("delete bucket %s key %s: %s: %s", d.p.bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
 			}
 			return errors.Join(errs...)
 		}

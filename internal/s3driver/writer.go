@@ -22,9 +22,9 @@ const firstBufSize = 256 << 10
 // errClosed, errCommitted and errCancelled are the errors of a writer
 // used after Close, Commit or Cancel.
 var (
-	errClosed    = errors.New("s3 writer: already closed")
-	errCommitted = errors.New("s3 writer: already committed")
-	errCancelled = errors.New("s3 writer: already cancelled")
+	errClosed    = errors.New("writer already closed")
+	errCommitted = errors.New("writer already committed")
+	errCancelled = errors.New("writer already cancelled")
 )
 
 // part is one uploaded part of a multipart upload.
@@ -62,7 +62,7 @@ func (d *driver) Writer(ctx context.Context, path string, appendMode bool) (stor
 			return nil, err
 		}
 		if fi.Size() != 0 {
-			return nil, fmt.Errorf("s3 bucket %s key %s: appending to a committed file (%d bytes) is not supported", d.p.bucket, key, fi.Size())
+			return nil, fmt.Errorf("bucket %s key %s: appending to a committed file (%d bytes) is not supported", d.p.bucket, key, fi.Size())
 		}
 		if id, err = d.createMultipart(ctx, key); err != nil {
 			return nil, err
@@ -186,6 +186,23 @@ func (d *driver) newWriter(ctx context.Context, key, uploadID string, parts []pa
 	return w
 }
 
+// Write implements io.Writer (write), its errors naming the driver.
+func (w *writer) Write(p []byte) (int, error) {
+	n, err := w.write(p)
+	return n, named(err)
+}
+
+// Close implements io.Closer (close), its errors naming the driver.
+func (w *writer) Close() error { return named(w.close()) }
+
+// Cancel implements storagedriver.FileWriter (cancel), its errors naming
+// the driver.
+func (w *writer) Cancel(ctx context.Context) error { return named(w.cancel(ctx)) }
+
+// Commit implements storagedriver.FileWriter (commit), its errors naming
+// the driver.
+func (w *writer) Commit(ctx context.Context) error { return named(w.commit(ctx)) }
+
 // done returns why w may not be written to, or nil.
 func (w *writer) done() error {
 	switch {
@@ -201,9 +218,8 @@ func (w *writer) done() error {
 	return nil
 }
 
-// Write implements io.Writer, uploading a part whenever chunksize bytes
-// are buffered.
-func (w *writer) Write(p []byte) (int, error) {
+// write uploads a part whenever chunksize bytes are buffered.
+func (w *writer) write(p []byte) (int, error) {
 	if err := w.done(); err != nil {
 		return 0, err
 	}
@@ -370,10 +386,9 @@ func (w *writer) flush(ctx context.Context) error {
 // writer and before a resume.
 func (w *writer) Size() int64 { return w.size }
 
-// Close implements io.Closer: it uploads what is buffered as a part,
-// leaving the upload to be resumed or committed, unless it is committed
-// or cancelled already.
-func (w *writer) Close() error {
+// close uploads what is buffered as a part, leaving the upload to be
+// resumed or committed, unless it is committed or cancelled already.
+func (w *writer) close() error {
 	if w.closed {
 		return errClosed
 	}
@@ -385,8 +400,8 @@ func (w *writer) Close() error {
 	return w.flush(w.ctx)
 }
 
-// Cancel implements storagedriver.FileWriter: it aborts the upload.
-func (w *writer) Cancel(ctx context.Context) error {
+// cancel aborts the upload.
+func (w *writer) cancel(ctx context.Context) error {
 	if err := w.done(); err != nil {
 		return err
 	}
@@ -395,10 +410,10 @@ func (w *writer) Cancel(ctx context.Context) error {
 	return w.d.abort(ctx, w.key, w.uploadID)
 }
 
-// Commit implements storagedriver.FileWriter: it uploads what is buffered
-// and completes the upload, making the object. Nothing written makes an
-// empty object (S3 refuses an upload of no parts).
-func (w *writer) Commit(ctx context.Context) error {
+// commit uploads what is buffered and completes the upload, making the
+// object. Nothing written makes an empty object (S3 refuses an upload of
+// no parts).
+func (w *writer) commit(ctx context.Context) error {
 	if err := w.done(); err != nil {
 		return err
 	}
