@@ -372,3 +372,26 @@ func TestStallHint(t *testing.T) {
 		t.Errorf("hint for another error: %q", h)
 	}
 }
+
+// TestUploadHonoursRetryAfter: a registry that answers a blob upload with
+// 503 and Retry-After gets its wait, even with a shorter --retry-delay.
+func TestUploadHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	reg := fixture.NewRegistry(t)
+	p := faults.New(t, reg.URL)
+	b := fixture.LayerTar(9, 0, 16<<10)
+	file := filepath.Join(t.TempDir(), "layer.tar.gz")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Add(at(sha(b).Hex, faults.Fault{Kind: faults.Status, Method: "PUT", Status: 503, RetryAfter: "1"}))
+	start := time.Now()
+	_, stderr, code := run(t, "--retry-delay", "10ms", "append",
+		"--platform", "windows/amd64:"+patchA, "--layer", file, "-t", p.Host+"/app/later:1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("retried after %s, before the 1 s the registry asked for", d)
+	}
+}

@@ -154,6 +154,9 @@ var DefaultTransport http.RoundTripper = func() http.RoundTripper {
 // sends a request body, moves a blob in large writes: *net.TCPConn's own
 // falls back to io.Copy's 32 KiB steps for a body that is neither a file
 // nor a socket, a system call and a wakeup of the registry per 32 KiB.
+// It applies to plain HTTP (loopback and --insecure registries): over
+// TLS net/http writes through a *tls.Conn above it, whose records are at
+// most 16 KiB anyway.
 type largeWrites struct{ *net.TCPConn }
 
 func (c largeWrites) ReadFrom(r io.Reader) (int64, error) { return blob.Copy(c.TCPConn, r) }
@@ -165,7 +168,7 @@ var ErrStalled = stall.ErrStalled
 
 // DefaultStallTimeout is how long a registry request may go without moving
 // a byte unless WithStallTimeout says otherwise.
-const DefaultStallTimeout = 60 * time.Second
+const DefaultStallTimeout = stall.DefaultTimeout
 
 // WithStallTimeout sets how long a request may go without moving a byte
 // (waiting for the answer to a request without a body, the server not
@@ -803,22 +806,14 @@ func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error), o
 	return nil, lastErr
 }
 
-// retryAfterError carries a Retry-After delay.
-type retryAfterError struct {
-	error
-	after time.Duration
-}
-
-func (e *retryAfterError) Unwrap() error { return e.error }
-
 func retryable(code int) bool {
 	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
 }
 
 func backoff(attempt int, last error, fixed time.Duration) time.Duration {
-	var ra *retryAfterError
-	if errors.As(last, &ra) && ra.after > 0 {
-		return ra.after // capped by wait.RetryAfter
+	var ra *wait.RetryAfterError
+	if errors.As(last, &ra) && ra.After > 0 {
+		return ra.After // capped by wait.RetryAfter
 	}
 	if fixed > 0 {
 		return fixed
@@ -837,7 +832,7 @@ func check(resp *http.Response, ok ...int) error {
 	err = classify(err)
 	if retryable(resp.StatusCode) {
 		if d := wait.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
-			return &retryAfterError{error: err, after: d}
+			return &wait.RetryAfterError{Err: err, After: d}
 		}
 	}
 	return err
