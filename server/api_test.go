@@ -721,3 +721,23 @@ func TestReferrersBesideLegacyManifest(t *testing.T) {
 		}
 	}
 }
+
+// TestOCISubjectWithContentTypeParameters: a manifest without mediaType in
+// its body, pushed with a Content-Type carrying parameters, is read as
+// distribution reads it (parameters aside), so its subject is answered.
+func TestOCISubjectWithContentTypeParameters(t *testing.T) {
+	r := newReg(t)
+	const repo = "refs/params"
+	_, subject := r.pushManifest(repo, "v1", r.image(repo, "subject"))
+	sig := r.artifact(repo, "application/vnd.example.signature.v1", &subject, nil)
+	sig.MediaType = ""
+	b, err := json.Marshal(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := r.do(http.MethodPut, "/v2/"+repo+"/manifests/"+digest.FromBytes(b).String(), b, "Content-Type", ocispec.MediaTypeImageManifest+"; charset=utf-8")
+	r.want(resp, body, http.StatusCreated)
+	if got := resp.Header.Get("OCI-Subject"); got != subject.Digest.String() {
+		t.Errorf("OCI-Subject %q, want %s", got, subject.Digest)
+	}
+}

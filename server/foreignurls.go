@@ -54,6 +54,16 @@ var ociURLLayers = map[string]bool{
 	ocispec.MediaTypeImageLayerNonDistributableGzip: true, //nolint:staticcheck // Windows images use it
 }
 
+// contentMediaType is a request's Content-Type as distribution reads it
+// (UnmarshalManifest): the media type, parameters aside; "" when absent.
+func contentMediaType(contentType string) (string, error) {
+	if contentType == "" {
+		return "", nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return mt, err
+}
+
 // check returns why distribution would refuse the foreign URLs of the
 // manifest payload pushed with contentType, or nil. Payloads it cannot
 // read are left to distribution.
@@ -65,14 +75,10 @@ func (p *urlPolicy) check(contentType string, payload []byte) error {
 	if json.Unmarshal(payload, &m) != nil {
 		return nil
 	}
-	// The type as distribution reads it (UnmarshalManifest), parameters
-	// aside; one it cannot parse makes it refuse the push itself.
-	mt := ""
-	if contentType != "" {
-		var err error
-		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
-			return nil
-		}
+	// One distribution cannot parse makes it refuse the push itself.
+	mt, err := contentMediaType(contentType)
+	if err != nil {
+		return nil
 	}
 	if mt != ocispec.MediaTypeImageManifest && mt != schema2.MediaTypeManifest {
 		mt = m.MediaType

@@ -195,7 +195,8 @@ func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name stri
 			serveError(w, errcode.ErrorCodeManifestInvalid.WithMessage(err.Error()))
 			return
 		}
-		if facts, ok := parseManifest(r.Header.Get("Content-Type"), body); ok && facts.subject != "" {
+		mt, _ := contentMediaType(r.Header.Get("Content-Type")) // "" if unparsable: the body's mediaType decides
+		if facts, ok := parseManifest(mt, body); ok && facts.subject != "" {
 			w = &subjectWriter{ResponseWriter: w, subject: facts.subject}
 		}
 	}
