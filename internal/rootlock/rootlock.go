@@ -131,10 +131,19 @@ func (l *Lock) Release() error {
 // or "" when dir does not exist or holds nothing else: a directory where a
 // new storage root may be started.
 func Stranger(dir string) (string, error) {
-	entries, err := os.ReadDir(dir)
+	// Stat first: reading a file as a directory fails as "not found" on
+	// Windows, which would pass for a directory yet to be made.
+	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s: not a directory", dir)
+	}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", err
 	}
