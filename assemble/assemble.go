@@ -28,8 +28,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/inspect"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/dirstore"
 	"github.com/ferry-dev/ferry/transfer"
@@ -144,7 +144,7 @@ func Match(ctx context.Context, in Input) (*Plan, error) {
 		if i == 0 {
 			what = "config"
 		}
-		if i > 0 && foreign.IsForeign(string(d.MediaType)) {
+		if i > 0 && mediatype.IsForeign(string(d.MediaType)) {
 			p.Foreign = append(p.Foreign, d)
 			continue
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 )
@@ -93,7 +93,7 @@ func (img *Image) walk(ctx context.Context, src store.Source, desc v1.Descriptor
 	}
 	out := Manifest{Descriptor: desc, Config: m.Config, platform: desc.Platform}
 	for _, l := range m.Layers {
-		out.Layers = append(out.Layers, Layer{Descriptor: l, Foreign: foreign.IsForeign(string(l.MediaType))})
+		out.Layers = append(out.Layers, Layer{Descriptor: l, Foreign: mediatype.IsForeign(string(l.MediaType))})
 	}
 	if out.platform == nil || out.platform.OSVersion == "" {
 		if cfg, err := readConfig(ctx, src, m.Config); err == nil && cfg.OS != "" {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 // maxManifest bounds the manifests Fsck parses (4 MiB, as distribution).
@@ -373,7 +373,7 @@ func (c *checker) checkManifest(r *repoCheck, d digest.Digest, by string) {
 		c.checkLayer(r, *m.Config, "config of "+what)
 	}
 	for _, l := range m.Layers {
-		if len(l.URLs) > 0 && foreign.IsForeign(l.MediaType) && !r.layers[l.Digest] {
+		if len(l.URLs) > 0 && mediatype.IsForeign(l.MediaType) && !r.layers[l.Digest] {
 			continue // foreign, left at its URLs
 		}
 		c.checkLayer(r, l, "layer of "+what)
