@@ -31,7 +31,6 @@ import (
 	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
-	"github.com/ferry-dev/ferry/store/dirstore"
 	"github.com/ferry-dev/ferry/transfer"
 	"github.com/ferry-dev/ferry/verify"
 )
@@ -168,14 +167,14 @@ func readManifest(path string) (*Plan, *v1.Manifest, error) {
 		return nil, nil, fmt.Errorf("manifest: %w", err)
 	}
 	defer f.Close()
-	raw, err := blob.ReadAtMost(f, dirstore.MaxManifestSize)
+	raw, err := blob.ReadAtMost(f, mediatype.MaxManifestSize)
 	if errors.Is(err, blob.ErrTooLarge) {
 		return nil, nil, fmt.Errorf("manifest %s: %w: %w", path, err, ErrNotManifest)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
-	mt, err := dirstore.SniffMediaType(raw)
+	mt, err := mediatype.Sniff(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w: %w", path, ErrNotManifest, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/mediatype"
@@ -75,7 +74,7 @@ func (img *Image) walk(ctx context.Context, src store.Source, desc v1.Descriptor
 	if err != nil {
 		return err
 	}
-	if desc.MediaType == types.OCIImageIndex || desc.MediaType == types.DockerManifestList {
+	if desc.MediaType.IsIndex() {
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return fmt.Errorf("index %s: %w", desc.Digest, err)
