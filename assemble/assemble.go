@@ -28,10 +28,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/inspect"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
-	"github.com/ferry-dev/ferry/store/dirstore"
 	"github.com/ferry-dev/ferry/transfer"
 	"github.com/ferry-dev/ferry/verify"
 )
@@ -144,7 +143,7 @@ func Match(ctx context.Context, in Input) (*Plan, error) {
 		if i == 0 {
 			what = "config"
 		}
-		if i > 0 && foreign.IsForeign(string(d.MediaType)) {
+		if i > 0 && mediatype.IsForeign(string(d.MediaType)) {
 			p.Foreign = append(p.Foreign, d)
 			continue
 		}
@@ -168,14 +167,14 @@ func readManifest(path string) (*Plan, *v1.Manifest, error) {
 		return nil, nil, fmt.Errorf("manifest: %w", err)
 	}
 	defer f.Close()
-	raw, err := blob.ReadAtMost(f, dirstore.MaxManifestSize)
+	raw, err := blob.ReadAtMost(f, mediatype.MaxManifestSize)
 	if errors.Is(err, blob.ErrTooLarge) {
 		return nil, nil, fmt.Errorf("manifest %s: %w: %w", path, err, ErrNotManifest)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
-	mt, err := dirstore.SniffMediaType(raw)
+	mt, err := mediatype.Sniff(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w: %w", path, ErrNotManifest, err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/wait"
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 // allowLoopback is the pattern tests use for their httptest servers.
@@ -43,7 +44,7 @@ func digest(b []byte) v1.Hash {
 }
 
 func descFor(b []byte, urls ...string) v1.Descriptor {
-	return v1.Descriptor{MediaType: DockerForeign, Size: int64(len(b)), Digest: digest(b), URLs: urls}
+	return v1.Descriptor{MediaType: mediatype.DockerForeign, Size: int64(len(b)), Digest: digest(b), URLs: urls}
 }
 
 type eventLog struct {

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/transfer"
@@ -134,7 +134,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 func layerType(oci, isForeign bool) types.MediaType {
 	switch {
 	case oci && isForeign:
-		return types.MediaType(foreign.OCINondistGzip)
+		return types.MediaType(mediatype.OCINondistGzip)
 	case oci:
 		return types.OCILayer
 	case isForeign:

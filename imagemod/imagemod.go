@@ -17,7 +17,6 @@ package imagemod
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -159,43 +158,6 @@ func loadImageRaw(ctx context.Context, src store.Source, desc v1.Descriptor, raw
 	}
 	return &image{src: src, desc: desc, raw: raw, manifest: m, cfgRaw: cfgRaw, cfg: cfg}, nil
 }
-
-// object is a JSON object kept field by field, so that a change touches
-// only the fields it means to.
-type object map[string]json.RawMessage
-
-func parseObject(raw []byte) (object, error) {
-	var o object
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, err
-	}
-	if o == nil {
-		o = object{}
-	}
-	return o, nil
-}
-
-// set stores v (marshalled) under k; a nil or empty v deletes k.
-func (o object) set(k string, v any) error {
-	if v == nil {
-		delete(o, k)
-		return nil
-	}
-	b, err := encode(v)
-	if err != nil {
-		return fmt.Errorf("%s: %w", k, err)
-	}
-	switch string(b) {
-	case "null", `""`, "[]", "{}":
-		delete(o, k)
-		return nil
-	}
-	o[k] = b
-	return nil
-}
-
-// encode marshals compactly without HTML escaping, so URLs keep '&'.
-func encode(v any) ([]byte, error) { return transfer.EncodeJSON(v) }
 
 // build returns the build of a Windows os.version: its first three fields
 // ("10.0.17763" of "10.0.17763.5830"), or "" without one.

@@ -171,15 +171,6 @@ func Rebase(ctx context.Context, src, newBase store.Source, dst store.Target, op
 	return res, nil
 }
 
-// isAttestation reports whether an index entry is a BuildKit attestation
-// manifest rather than a platform image.
-func isAttestation(d v1.Descriptor) bool {
-	if d.Annotations["vnd.docker.reference.type"] != "" {
-		return true
-	}
-	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
-}
-
 type rebaser struct {
 	o      *options
 	nb, ob *root
@@ -449,18 +440,6 @@ func rebaseConfig(app, ob, nb *image) ([]byte, error) {
 	return encode(cfg)
 }
 
-// rawList extracts a config's history entries as they are written.
-func rawList(cfgRaw []byte, out *[]json.RawMessage) error {
-	var c struct {
-		History []json.RawMessage `json:"history"`
-	}
-	if err := json.Unmarshal(cfgRaw, &c); err != nil {
-		return fmt.Errorf("history: %w", err)
-	}
-	*out = c.History
-	return nil
-}
-
 // baseHistoryLen returns how many of the app's history entries belong to
 // its base: the base's own entry count when the app's history starts with
 // as many entries holding as many layers, else the entries up to the
@@ -506,62 +485,6 @@ func rebaseManifest(raw []byte, cfg v1.Descriptor, layers []v1.Descriptor, baseN
 	return encode(m)
 }
 
-// withLayers returns the manifest raw with another config and layers,
-// every other field kept.
-func withLayers(raw []byte, cfg v1.Descriptor, layers []v1.Descriptor) (object, error) {
-	m, err := parseObject(raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.set("config", cfg); err != nil {
-		return nil, err
-	}
-	if m["layers"], err = encode(layers); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// setBaseAnnotations records the base in m's annotations; unless always,
-// only when m records a base already.
-func setBaseAnnotations(m object, name string, dg v1.Hash, always bool) error {
-	ann, err := annotations(m)
-	if err != nil {
-		return err
-	}
-	if !always && ann[AnnotationBaseName] == "" && ann[AnnotationBaseDigest] == "" {
-		return nil
-	}
-	return mergeAnnotations(m, map[string]string{AnnotationBaseName: name, AnnotationBaseDigest: dg.String()})
-}
-
-func annotations(m object) (map[string]string, error) {
-	ann := map[string]string{}
-	if raw, ok := m["annotations"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &ann); err != nil {
-			return nil, fmt.Errorf("annotations: %w", err)
-		}
-	}
-	return ann, nil
-}
-
-// mergeAnnotations sets m's annotations kv, deleting those whose value is
-// empty.
-func mergeAnnotations(m object, kv map[string]string) error {
-	ann, err := annotations(m)
-	if err != nil {
-		return err
-	}
-	for k, v := range kv {
-		if v == "" {
-			delete(ann, k)
-		} else {
-			ann[k] = v
-		}
-	}
-	return m.set("annotations", ann)
-}
-
 // rebaseIndex points the app index at the rebased manifests, with their
 // new platforms, and leaves out the dropped entries.
 func rebaseIndex(raw []byte, repl map[v1.Hash]*plan, drop map[v1.Hash]bool, baseName string, baseDigest v1.Hash) ([]byte, error) {
@@ -598,40 +521,6 @@ func rebaseIndex(raw []byte, repl map[v1.Hash]*plan, drop map[v1.Hash]bool, base
 		return nil, err
 	}
 	return encode(idx)
-}
-
-// setEntry points an index entry at desc and, when p is set, updates its
-// platform's os, architecture, variant, os.version and os.features,
-// keeping its other fields.
-func setEntry(e object, desc v1.Descriptor, p *v1.Platform) error {
-	if err := e.set("digest", desc.Digest); err != nil {
-		return err
-	}
-	if err := e.set("size", desc.Size); err != nil {
-		return err
-	}
-	if err := e.set("mediaType", desc.MediaType); err != nil {
-		return err
-	}
-	if p == nil {
-		return nil
-	}
-	po := object{}
-	if raw, ok := e["platform"]; ok {
-		var err error
-		if po, err = parseObject(raw); err != nil {
-			return fmt.Errorf("entry platform: %w", err)
-		}
-	}
-	for _, f := range []struct {
-		key string
-		v   any
-	}{{"os", p.OS}, {"architecture", p.Architecture}, {"variant", p.Variant}, {"os.version", p.OSVersion}, {"os.features", p.OSFeatures}} {
-		if err := po.set(f.key, f.v); err != nil {
-			return err
-		}
-	}
-	return e.set("platform", po)
 }
 
 // write copies a plan's blobs, then its config and manifest (tagged when

@@ -10,10 +10,9 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 )
@@ -75,7 +74,7 @@ func (img *Image) walk(ctx context.Context, src store.Source, desc v1.Descriptor
 	if err != nil {
 		return err
 	}
-	if desc.MediaType == types.OCIImageIndex || desc.MediaType == types.DockerManifestList {
+	if desc.MediaType.IsIndex() {
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return fmt.Errorf("index %s: %w", desc.Digest, err)
@@ -93,7 +92,7 @@ func (img *Image) walk(ctx context.Context, src store.Source, desc v1.Descriptor
 	}
 	out := Manifest{Descriptor: desc, Config: m.Config, platform: desc.Platform}
 	for _, l := range m.Layers {
-		out.Layers = append(out.Layers, Layer{Descriptor: l, Foreign: foreign.IsForeign(string(l.MediaType))})
+		out.Layers = append(out.Layers, Layer{Descriptor: l, Foreign: mediatype.IsForeign(string(l.MediaType))})
 	}
 	if out.platform == nil || out.platform.OSVersion == "" {
 		if cfg, err := readConfig(ctx, src, m.Config); err == nil && cfg.OS != "" {

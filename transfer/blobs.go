@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 )
 
@@ -42,12 +43,12 @@ func (b *Blobs) Fetcher() *foreign.Fetcher { return b.o.fetcher }
 // into its distributable counterpart without urls, and URL rewrites (with
 // Keep) apply to a foreign descriptor's urls. The input is not modified.
 func (b *Blobs) Descriptor(d v1.Descriptor) v1.Descriptor {
-	if !foreign.IsForeign(string(d.MediaType)) {
+	if !mediatype.IsForeign(string(d.MediaType)) {
 		return d
 	}
 	switch {
 	case b.o.foreign == Localize:
-		if to, ok := foreign.Distributable(string(d.MediaType)); ok {
+		if to, ok := mediatype.Distributable(string(d.MediaType)); ok {
 			d.MediaType = types.MediaType(to)
 			d.URLs = nil
 		}

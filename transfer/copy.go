@@ -25,6 +25,7 @@ import (
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/internal/wait"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 )
@@ -273,7 +274,7 @@ func (c *copier) count(f func(r *Result)) {
 func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 	ev := Event{Digest: d.Digest, MediaType: string(d.MediaType), Size: d.Size}
 	emit := func(k EventKind) { e := ev; e.Kind = k; c.o.events(e) }
-	isForeign := foreign.IsForeign(string(d.MediaType))
+	isForeign := mediatype.IsForeign(string(d.MediaType))
 	if isForeign && c.o.foreign == Keep {
 		c.count(func(r *Result) { r.ForeignKept++ })
 		emit(BlobForeignKept)
@@ -498,7 +499,7 @@ func (c *copier) explainRefusal(n *node, err error) error {
 		}
 		if json.Unmarshal(n.outRaw, &m) == nil {
 			for _, l := range m.Layers {
-				if foreign.IsForeign(string(l.MediaType)) {
+				if mediatype.IsForeign(string(l.MediaType)) {
 					foreignURLs = append(foreignURLs, l.URLs...)
 				}
 			}

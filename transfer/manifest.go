@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 // marshal encodes v compactly without HTML escaping, so URLs keep their
@@ -59,7 +60,7 @@ func rewriteLayers(raw []byte, fn func(layer map[string]any) bool) ([]byte, bool
 // counterpart: new media type, no urls.
 func localize(layer map[string]any) bool {
 	mt, _ := layer["mediaType"].(string)
-	to, ok := foreign.Distributable(mt)
+	to, ok := mediatype.Distributable(mt)
 	if !ok {
 		return false
 	}
@@ -73,7 +74,7 @@ func localize(layer map[string]any) bool {
 func rewriteURLs(rules []foreign.Rewrite) func(map[string]any) bool {
 	return func(layer map[string]any) bool {
 		mt, _ := layer["mediaType"].(string)
-		if !foreign.IsForeign(mt) {
+		if !mediatype.IsForeign(mt) {
 			return false
 		}
 		list, _ := layer["urls"].([]any)

@@ -26,6 +26,7 @@ import (
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/inspect"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 )
@@ -215,7 +216,7 @@ func (o *options) platformCheck(ctx context.Context, src store.Source, m inspect
 // check classifies one blob.
 func (o *options) check(ctx context.Context, src store.Source, d v1.Descriptor, diffID *v1.Hash) Finding {
 	f := Finding{Descriptor: d}
-	isForeign := foreign.IsForeign(string(d.MediaType)) || len(d.URLs) > 0
+	isForeign := mediatype.IsForeign(string(d.MediaType)) || len(d.URLs) > 0
 	size, err := statBlob(ctx, src, d)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -14,11 +14,12 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 // MaxSize is distribution's own limit on a manifest body
 // (handlers.maxManifestBodySize): a registry refuses larger pushes.
-const MaxSize = 4 << 20
+const MaxSize = mediatype.MaxManifestSize
 
 // Read reads the bytes of manifest d as the registry ns stores them,
 // through its blob store rather than its manifest service, which refuses

@@ -40,19 +40,16 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/ocilayout"
 )
 
 // Version is the content of the version file, as skopeo writes it.
 const Version = "Directory Transport Version: 1.1\n"
-
-// MaxManifestSize bounds the manifests read into memory.
-const MaxManifestSize = ocilayout.MaxIndexSize
 
 // Files of the layout.
 const (
@@ -123,7 +120,7 @@ func (d *Dir) instancePath(h v1.Hash) (string, error) {
 	return p + ".manifest.json", err
 }
 
-// readManifestFile reads a manifest file of at most MaxManifestSize bytes,
+// readManifestFile reads a manifest file of at most mediatype.MaxManifestSize bytes,
 // writing what it reads to h too when h is not nil (a hash, so that the
 // bytes are hashed as they are read).
 func (d *Dir) readManifestFile(p string, h io.Writer) ([]byte, error) {
@@ -139,7 +136,7 @@ func (d *Dir) readManifestFile(p string, h io.Writer) ([]byte, error) {
 	if h != nil {
 		r = io.TeeReader(f, h)
 	}
-	b, err := blob.ReadAtMost(r, MaxManifestSize)
+	b, err := blob.ReadAtMost(r, mediatype.MaxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", d.Name(), filepath.Base(p), err)
 	}
@@ -153,7 +150,7 @@ func (d *Dir) Resolve(ctx context.Context) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	mt, err := SniffMediaType(raw)
+	mt, err := mediatype.Sniff(raw)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("%s: %s: %w", d.Name(), ManifestFile, err)
 	}
@@ -165,19 +162,13 @@ func sum(algorithm string, h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: algorithm, Hex: hex.EncodeToString(h.Sum(nil))}
 }
 
-// SniffMediaType returns a manifest's media type: its mediaType field, or,
-// when it has none (OCI allows that), what its fields say it is.
-func SniffMediaType(raw []byte) (types.MediaType, error) {
-	return ocilayout.SniffMediaType(raw)
-}
-
 // FetchManifest implements store.Source: the instance manifest
 // <hex>.manifest.json, or manifest.json when that is the manifest desc
 // names (the image the directory holds). Any other digest is
 // store.ErrNotFound.
 func (d *Dir) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, error) {
-	if desc.Size > MaxManifestSize {
-		return nil, fmt.Errorf("manifest %s in %s: %d bytes exceeds the %d-byte limit", desc.Digest, d.Name(), desc.Size, MaxManifestSize)
+	if desc.Size > mediatype.MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s in %s: %d bytes exceeds the %d-byte limit", desc.Digest, d.Name(), desc.Size, mediatype.MaxManifestSize)
 	}
 	p, err := d.instancePath(desc.Digest)
 	if err != nil {

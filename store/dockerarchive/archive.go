@@ -51,7 +51,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/ociarchive"
 	"github.com/ferry-dev/ferry/store/ocilayout"
@@ -509,7 +509,7 @@ func (t *Target) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error 
 	}
 	for i, l := range m.Layers {
 		e.Layers = append(e.Layers, ocilayout.BlobName(l.Digest))
-		if foreign.IsForeign(string(l.MediaType)) || len(l.URLs) > 0 {
+		if mediatype.IsForeign(string(l.MediaType)) || len(l.URLs) > 0 {
 			if e.LayerSources == nil {
 				e.LayerSources = map[v1.Hash]v1.Descriptor{}
 			}

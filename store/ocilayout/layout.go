@@ -31,14 +31,12 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/atomicfile"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 )
 
 // RefNameAnnotation holds an image's tag in index.json.
 const RefNameAnnotation = "org.opencontainers.image.ref.name"
-
-// MaxIndexSize bounds index.json and the manifests read into memory.
-const MaxIndexSize = 4 << 20
 
 // Layout is an OCI layout bound to one image: a tag, a digest, or (with
 // neither) the layout's only image.
@@ -105,7 +103,7 @@ func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := blob.ReadAtMost(f, MaxIndexSize)
+	b, err := blob.ReadAtMost(f, mediatype.MaxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -173,7 +171,7 @@ func withoutRefName(d v1.Descriptor) v1.Descriptor {
 }
 
 // resolveBlob describes the manifest or index blob l.digest names, which
-// index.json does not list. A blob larger than MaxIndexSize is refused
+// index.json does not list. A blob larger than mediatype.MaxManifestSize is refused
 // before it is read; one that is not a manifest is an error wrapping
 // ErrNotManifest and store.ErrNotFound (no image has that digest).
 func (l *Layout) resolveBlob() (v1.Descriptor, error) {
@@ -197,57 +195,27 @@ func (l *Layout) resolveBlob() (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("%s: %w", l.Name(), err)
 	}
-	if fi.Size() > MaxIndexSize {
-		return v1.Descriptor{}, fmt.Errorf("%s: %w: blob %s is %w (%d bytes, more than the %d a manifest may hold)", l.Name(), store.ErrNotFound, h, ErrNotManifest, fi.Size(), MaxIndexSize)
+	if fi.Size() > mediatype.MaxManifestSize {
+		return v1.Descriptor{}, fmt.Errorf("%s: %w: blob %s is %w (%d bytes, more than the %d a manifest may hold)", l.Name(), store.ErrNotFound, h, ErrNotManifest, fi.Size(), mediatype.MaxManifestSize)
 	}
-	raw, err := blob.ReadAtMost(f, MaxIndexSize)
+	raw, err := blob.ReadAtMost(f, mediatype.MaxManifestSize)
 	if errors.Is(err, blob.ErrTooLarge) {
 		return v1.Descriptor{}, fmt.Errorf("%s: %w: blob %s is %w (%w)", l.Name(), store.ErrNotFound, h, ErrNotManifest, err)
 	}
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("%s: blob %s: %w", l.Name(), h, err)
 	}
-	mt, err := SniffMediaType(raw)
+	mt, err := mediatype.Sniff(raw)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("%s: %w: blob %s is %w (%v)", l.Name(), store.ErrNotFound, h, ErrNotManifest, err)
 	}
 	return v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(raw))}, nil
 }
 
-// SniffMediaType returns a manifest's media type: its mediaType field, or,
-// when it has none (OCI allows that), what its fields say it is. Bytes
-// that are not a JSON manifest or index are an error.
-func SniffMediaType(raw []byte) (types.MediaType, error) {
-	var m struct {
-		SchemaVersion int             `json:"schemaVersion"`
-		MediaType     types.MediaType `json:"mediaType"`
-		Config        *struct {
-			MediaType types.MediaType `json:"mediaType"`
-		} `json:"config"`
-		Manifests json.RawMessage `json:"manifests"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", fmt.Errorf("not a JSON manifest: %w", err)
-	}
-	switch {
-	case m.MediaType != "":
-		return m.MediaType, nil
-	case m.SchemaVersion == 1:
-		return types.DockerManifestSchema1, nil
-	case m.Manifests != nil:
-		return types.OCIImageIndex, nil
-	case m.Config != nil && m.Config.MediaType == types.DockerConfigJSON:
-		return types.DockerManifestSchema2, nil
-	case m.Config != nil:
-		return types.OCIManifestSchema1, nil
-	}
-	return "", errors.New("neither an image manifest nor an index (no mediaType, config or manifests)")
-}
-
 // FetchManifest implements store.Source.
 func (l *Layout) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, error) {
-	if desc.Size > MaxIndexSize {
-		return nil, fmt.Errorf("manifest %s in %s: %d bytes exceeds the %d-byte limit", desc.Digest, l.dir, desc.Size, MaxIndexSize)
+	if desc.Size > mediatype.MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s in %s: %d bytes exceeds the %d-byte limit", desc.Digest, l.dir, desc.Size, mediatype.MaxManifestSize)
 	}
 	rc, err := l.FetchBlob(ctx, desc)
 	if err != nil {

@@ -15,11 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 )
-
-// maxManifest bounds the manifests Fsck parses (4 MiB, as distribution).
-const maxManifest = 4 << 20
 
 // maxLink bounds a link file: a digest and nothing else.
 const maxLink = 1024
@@ -352,8 +349,8 @@ func (c *checker) checkManifest(r *repoCheck, d digest.Digest, by string) {
 	}
 	data := path.Join("blobs", string(d.Algorithm()), d.Encoded()[:2], d.Encoded(), "data")
 	raw, err := os.ReadFile(c.osPath(data))
-	if err != nil || len(raw) > maxManifest {
-		c.problem(data, d, "manifest needed by %s is unreadable or larger than %d bytes", by, maxManifest)
+	if err != nil || len(raw) > mediatype.MaxManifestSize {
+		c.problem(data, d, "manifest needed by %s is unreadable or larger than %d bytes", by, mediatype.MaxManifestSize)
 		return
 	}
 	var m manifestDoc
@@ -373,7 +370,7 @@ func (c *checker) checkManifest(r *repoCheck, d digest.Digest, by string) {
 		c.checkLayer(r, *m.Config, "config of "+what)
 	}
 	for _, l := range m.Layers {
-		if len(l.URLs) > 0 && foreign.IsForeign(l.MediaType) && !r.layers[l.Digest] {
+		if len(l.URLs) > 0 && mediatype.IsForeign(l.MediaType) && !r.layers[l.Digest] {
 			continue // foreign, left at its URLs
 		}
 		c.checkLayer(r, l, "layer of "+what)

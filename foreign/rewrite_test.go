@@ -5,32 +5,6 @@ import (
 	"testing"
 )
 
-func TestMediaTypes(t *testing.T) {
-	for in, want := range map[string]string{
-		DockerForeign:  "application/vnd.docker.image.rootfs.diff.tar.gzip",
-		OCINondist:     "application/vnd.oci.image.layer.v1.tar",
-		OCINondistGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
-		OCINondistZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
-	} {
-		if got, ok := Distributable(in); !ok || got != want || !IsForeign(in) {
-			t.Errorf("Distributable(%s) = %s, %v", in, got, ok)
-		}
-	}
-	for _, mt := range []string{
-		"application/vnd.oci.image.layer.v1.tar+gzip",
-		"application/vnd.docker.image.rootfs.diff.tar.gzip",
-		"application/vnd.oci.image.manifest.v1+json",
-		"",
-	} {
-		if IsForeign(mt) {
-			t.Errorf("%q taken for foreign", mt)
-		}
-		if got, ok := Distributable(mt); ok || got != "" {
-			t.Errorf("Distributable(%q) = %q, %v", mt, got, ok)
-		}
-	}
-}
-
 func TestRewriteURLs(t *testing.T) {
 	ms, err := ParseRewrite("https://go.microsoft.com/=http://mirror.corp/ms/")
 	if err != nil {

@@ -1,0 +1,56 @@
+// Package foreign handles foreign (non-distributable) layers: the policy
+// that decides which URLs may be fetched, URL rewrites, and the fetcher
+// that streams such blobs from their URLs with redirects, retries, resume
+// and verification. The media types themselves are package mediatype's.
+package foreign
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Rewrite replaces the prefix From of a URL with To (the
+// --foreign-rewrite-urls flag), so that a network can serve foreign layers
+// from its own web server.
+type Rewrite struct {
+	From, To string
+}
+
+// ParseRewrite parses "FROM=TO". FROM may itself contain "=" (Microsoft's
+// URLs end in "?linkid=N"): the rule splits at the first "=" followed by
+// "http://" or "https://", and only when there is none at the first "=".
+func ParseRewrite(s string) (Rewrite, error) {
+	i := -1
+	for _, sep := range []string{"=http://", "=https://"} {
+		if j := strings.Index(s, sep); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
+	}
+	if i < 0 {
+		i = strings.Index(s, "=")
+	}
+	if i <= 0 || i == len(s)-1 {
+		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", s)
+	}
+	return Rewrite{From: s[:i], To: s[i+1:]}, nil
+}
+
+// RewriteURLs returns urls with the first matching rule of rules applied
+// to each: a URL starting with a rule's From has that prefix replaced by
+// its To. URLs no rule matches are kept. urls is not modified.
+func RewriteURLs(urls []string, rules []Rewrite) []string {
+	if urls == nil {
+		return nil
+	}
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = u
+		for _, r := range rules {
+			if r.From != "" && strings.HasPrefix(u, r.From) {
+				out[i] = r.To + strings.TrimPrefix(u, r.From)
+				break
+			}
+		}
+	}
+	return out
+}
