@@ -5,14 +5,13 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
-	"github.com/ferry-dev/ferry/store/registry"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -53,7 +52,7 @@ that lacks the base layers is useless across an air gap.`,
 					return err
 				}
 			}
-			src, err := g.openSource(cmd.Context(), srcLoc)
+			src, err := g.open.Source(cmd.Context(), srcLoc)
 			if err != nil {
 				return err
 			}
@@ -68,10 +67,8 @@ that lacks the base layers is useless across an air gap.`,
 				// Copy what was looked at, without resolving again.
 				extra = append(extra, transfer.WithRoot(root, raw))
 			}
-			if r, ok := src.(*registry.Repo); ok && dstLoc.Kind != location.DockerArchive {
-				if t, ok := r.Reference().(name.Tag); ok {
-					dstLoc.Tag = t.TagStr()
-				}
+			if t, ok := opener.SourceTag(src); ok && dstLoc.Kind != location.DockerArchive {
+				dstLoc.Tag = t.TagStr()
 			}
 			return g.copyLocations(cmd, srcLoc, dstLoc, src, &f, extra...)
 		},
