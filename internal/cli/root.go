@@ -67,7 +67,11 @@ type globals struct {
 
 // NewRootCmd returns the ferry command tree writing to the given streams.
 func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+	return newRootCmd(&globals{stdout: stdout, stderr: stderr})
+}
+
+// newRootCmd returns the command tree whose flags fill g.
+func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ferry",
 		Short: "Move container images — Windows images and their foreign layers included — between registries, archives and registry storage",
@@ -78,8 +82,8 @@ their bytes, or localize them into ordinary layers.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if g.stall < 0 || g.delay < 0 {
 			return usageErr(fmt.Errorf("--%s and --%s must not be negative", stallFlag, retryDelayFlag))
