@@ -12,6 +12,23 @@ import (
 	"github.com/ferry-dev/ferry/store"
 )
 
+// TestForeignRefusedHint: the flags and settings that let foreign layers
+// through are the CLI's advice, on any error wrapping ErrForeignRefused.
+func TestForeignRefusedHint(t *testing.T) {
+	err := fmt.Errorf("copy: %w: the destination refused manifest sha256:abc", store.ErrForeignRefused)
+	h := hint(err)
+	for _, want := range []string{"--foreign include", "--foreign localize", "validation.manifests.urls.allow", "--foreign-urls-allow"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("hint %q lacks %q", h, want)
+		}
+	}
+	var b bytes.Buffer
+	printErr(&b, err)
+	if !strings.Contains(b.String(), "ferry: hint: copy with --foreign include") {
+		t.Errorf("printErr wrote %q; want the hint line", b.String())
+	}
+}
+
 // TestFlagsMakeNetwork: the global flags become the opener's Network, the
 // one value the registry, fetcher and engine options derive from; without
 // flags it is opener.DefaultNetwork.
@@ -39,22 +56,5 @@ func TestFlagsMakeNetwork(t *testing.T) {
 		if got := g.open.Network(); got != tc.want {
 			t.Errorf("%v: Network = %+v, want %+v", tc.args, got, tc.want)
 		}
-	}
-}
-
-// TestForeignRefusedHint: the flags and settings that let foreign layers
-// through are the CLI's advice, on any error wrapping ErrForeignRefused.
-func TestForeignRefusedHint(t *testing.T) {
-	err := fmt.Errorf("copy: %w: the destination refused manifest sha256:abc", store.ErrForeignRefused)
-	h := hint(err)
-	for _, want := range []string{"--foreign include", "--foreign localize", "validation.manifests.urls.allow", "--foreign-urls-allow"} {
-		if !strings.Contains(h, want) {
-			t.Errorf("hint %q lacks %q", h, want)
-		}
-	}
-	var b bytes.Buffer
-	printErr(&b, err)
-	if !strings.Contains(b.String(), "ferry: hint: copy with --foreign include") {
-		t.Errorf("printErr wrote %q; want the hint line", b.String())
 	}
 }
