@@ -24,7 +24,7 @@ func TestForeignRefusedHint(t *testing.T) {
 	}
 	var b bytes.Buffer
 	printErr(&b, err)
-	if !strings.Contains(b.String(), "ferry: hint: copy with --foreign include") {
+	if !strings.Contains(b.String(), "ferry: hint: copy with --foreign localize") {
 		t.Errorf("printErr wrote %q; want the hint line", b.String())
 	}
 }

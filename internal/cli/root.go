@@ -155,8 +155,10 @@ func hint(err error) string {
 }
 
 // foreignRefusedHint is the advice for a destination that refuses foreign
-// layers: copy's --foreign, or the registry's own allow list.
-const foreignRefusedHint = "copy with --foreign include (store the base layers too) or --foreign localize (make them ordinary layers), or allow the layers' URLs in the registry's configuration (distribution: validation.manifests.urls.allow; ferry serve: --foreign-urls-allow)"
+// layers: copy's --foreign (include helps only a registry that accepts the
+// URLs but lacks the bytes; localize drops the URLs), or the registry's
+// own allow list.
+const foreignRefusedHint = "copy with --foreign localize (make them ordinary layers), or with --foreign include (store the base layers too) when the registry only lacks their bytes; or allow their URLs in the registry's configuration (distribution: validation.manifests.urls.allow; ferry serve: --foreign-urls-allow)"
 
 // exactArgs is cobra.ExactArgs with exit code 2.
 func exactArgs(n int) cobra.PositionalArgs {
