@@ -23,11 +23,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/dockerarchive"
 	"github.com/ferry-dev/ferry/store/ociarchive"
-	"github.com/ferry-dev/ferry/store/ocilayout"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -58,7 +58,7 @@ type Result struct {
 // refAnnotations records ref the way containerd and Docker read it.
 func refAnnotations(ref name.Reference) map[string]string {
 	full := ref.Name()
-	return map[string]string{dockerarchive.ContainerdNameAnnotation: full, ocilayout.RefNameAnnotation: full}
+	return map[string]string{dockerarchive.ContainerdNameAnnotation: full, ocispec.AnnotationRefName: full}
 }
 
 // tagAs is a Target that records its root under a bundle reference.
@@ -126,7 +126,7 @@ func entries(src *ociarchive.Source, p string) ([]Entry, error) {
 	for _, d := range idx.Manifests {
 		ref := d.Annotations[dockerarchive.ContainerdNameAnnotation]
 		if ref == "" {
-			ref = d.Annotations[ocilayout.RefNameAnnotation]
+			ref = d.Annotations[ocispec.AnnotationRefName]
 		}
 		if ref == "" {
 			return nil, fmt.Errorf("bundle %s: image %s has no reference annotation: not a bundle ferry can push by name", p, d.Digest)
@@ -156,14 +156,11 @@ func Destination(original, registryPrefix string, opts ...name.Option) (name.Ref
 	return nil, fmt.Errorf("bundle entry %q: neither a tag nor a digest", original)
 }
 
-// Opener opens the target an image goes to.
-type Opener func(ctx context.Context, dst name.Reference) (store.Target, error)
-
 // Push copies every image of the bundle at p to its Destination under
-// registryPrefix, through the targets open returns, with the copy options
-// opts. It stops at the first failure; images already pushed stay (a rerun
+// registryPrefix, through the targets r opens (Target, given the
+// destination's reference and no source), with the copy options opts. It stops at the first failure; images already pushed stay (a rerun
 // skips their blobs).
-func Push(ctx context.Context, p, registryPrefix string, open Opener, opts ...transfer.Option) ([]Result, error) {
+func Push(ctx context.Context, p, registryPrefix string, r store.Resolver, opts ...transfer.Option) ([]Result, error) {
 	src, err := ociarchive.OpenSource(p, "")
 	if err != nil {
 		return nil, err
@@ -179,7 +176,7 @@ func Push(ctx context.Context, p, registryPrefix string, open Opener, opts ...tr
 		if err != nil {
 			return results, err
 		}
-		dst, err := open(ctx, ref)
+		dst, err := r.Target(ctx, ref.String(), nil)
 		if err != nil {
 			return results, err
 		}

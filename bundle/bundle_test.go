@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,18 +51,13 @@ func TestPushTwoRefsOneManifest(t *testing.T) {
 		t.Fatalf("List = %+v, %v; want two entries with one digest", list, err)
 	}
 
-	var opened []string
-	open := func(ctx context.Context, dst name.Reference) (store.Target, error) {
-		opened = append(opened, dst.String())
-		tag := dst.Identifier()
-		return ocilayout.Open(filepath.Join(tmp, "dst"), tag, ""), nil
-	}
+	open := &layoutResolver{dir: filepath.Join(tmp, "dst")}
 	res, err := Push(ctx, p, "mirror.example/m", open)
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
-	if len(res) != 2 || len(opened) != 2 {
-		t.Fatalf("Push results %+v, opened %v; want both images", res, opened)
+	if len(res) != 2 || len(open.opened) != 2 {
+		t.Fatalf("Push results %+v, opened %v; want both images", res, open.opened)
 	}
 	for _, tag := range []string{"v1", "stable"} {
 		d, err := ocilayout.Open(filepath.Join(tmp, "dst"), tag, "").Resolve(ctx)
@@ -69,4 +65,24 @@ func TestPushTwoRefsOneManifest(t *testing.T) {
 			t.Errorf("pushed :%s = %+v, %v; want %s", tag, d, err, desc.Digest)
 		}
 	}
+}
+
+// layoutResolver opens every target as the tag of one OCI layout that the
+// reference names, and records the references.
+type layoutResolver struct {
+	dir    string
+	opened []string
+}
+
+func (r *layoutResolver) Source(context.Context, string) (store.Source, error) {
+	return nil, errors.New("layoutResolver opens targets only")
+}
+
+func (r *layoutResolver) Target(_ context.Context, ref string, _ store.Source) (store.Target, error) {
+	dst, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	r.opened = append(r.opened, dst.String())
+	return ocilayout.Open(r.dir, dst.Identifier(), ""), nil
 }

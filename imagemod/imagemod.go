@@ -48,10 +48,6 @@ var (
 	ErrNoMatch = errors.New("no matching platform")
 )
 
-// Opener opens an image reference, written as a user would write it, for
-// reading. The CLI supplies one that understands every location form.
-type Opener func(ctx context.Context, ref string) (store.Source, error)
-
 // image is one image manifest with its config, read from a source.
 type image struct {
 	src      store.Source

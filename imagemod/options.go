@@ -14,7 +14,7 @@ import (
 type options struct {
 	set         map[string]bool // names of the options given
 	oldBase     store.Source
-	opener      Opener
+	resolver    store.Resolver
 	blobs       *transfer.Blobs
 	baseName    string
 	dryRun      bool
@@ -38,7 +38,7 @@ func named(name string, fn func(*options) error) Option {
 
 // WithOldBase gives Rebase the image (or index) the app was built on. The
 // default reads it from the app's org.opencontainers.image.base.name and
-// .base.digest annotations, opened with WithOpener.
+// .base.digest annotations, opened with WithResolver.
 func WithOldBase(src store.Source) Option {
 	return named("old base", func(o *options) error {
 		if src == nil {
@@ -49,10 +49,10 @@ func WithOldBase(src store.Source) Option {
 	})
 }
 
-// WithOpener opens references found in annotations (Rebase) and specs
-// (PushSpec). The default refuses every reference.
-func WithOpener(fn Opener) Option {
-	return func(o *options) error { o.opener = fn; return nil }
+// WithResolver opens the references found in annotations (Rebase). The
+// default refuses every reference.
+func WithResolver(r store.Resolver) Option {
+	return func(o *options) error { o.resolver = r; return nil }
 }
 
 // WithBlobs sets how blobs are copied: the foreign-layer policy, the
@@ -152,8 +152,8 @@ func makeOptions(fn string, opts []Option, allowed ...string) (*options, error) 
 		}
 		o.blobs = b
 	}
-	if o.opener == nil {
-		o.opener = noOpener
+	if o.resolver == nil {
+		o.resolver = noResolver{}
 	}
 	return o, nil
 }

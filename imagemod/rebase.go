@@ -54,7 +54,15 @@ type plan struct {
 	platform              v1.Platform
 }
 
-func noOpener(_ context.Context, ref string) (store.Source, error) {
+// noResolver is the resolver of a call given none: it refuses every
+// reference.
+type noResolver struct{}
+
+func (noResolver) Source(_ context.Context, ref string) (store.Source, error) {
+	return nil, fmt.Errorf("cannot open %s: no opener configured", ref)
+}
+
+func (noResolver) Target(_ context.Context, ref string, _ store.Source) (store.Target, error) {
 	return nil, fmt.Errorf("cannot open %s: no opener configured", ref)
 }
 
@@ -63,7 +71,7 @@ func noOpener(_ context.Context, ref string) (store.Source, error) {
 //
 // The old base comes from WithOldBase, else from each manifest's
 // org.opencontainers.image.base.name / .base.digest annotations (opened
-// with WithOpener); without either the error wraps ErrNoBase. Rebase
+// with WithResolver); without either the error wraps ErrNoBase. Rebase
 // refuses (ErrRefused) when the app's layers do not start with the old
 // base's — naming the first layer index that differs and both digests —
 // and when os or architecture differ from the new base's. An index is
@@ -80,7 +88,7 @@ func noOpener(_ context.Context, ref string) (store.Source, error) {
 // a registry, foreign layers under WithBlobs' policy), then configs,
 // manifests, and last the tag.
 //
-// Options: WithOldBase, WithOpener, WithBlobs, WithBaseName, WithDryRun.
+// Options: WithOldBase, WithResolver, WithBlobs, WithBaseName, WithDryRun.
 func Rebase(ctx context.Context, src, newBase store.Source, dst store.Target, opts ...Option) (*RebaseResult, error) {
 	o, err := makeOptions("rebase", opts, "old base", "base name", "dry run")
 	if err != nil {
@@ -250,7 +258,7 @@ func (r *rebaser) oldBaseFor(ctx context.Context, app *image, parentAnn map[stri
 			ref = refWithDigest(name, dg)
 		}
 		if base = r.opened[ref]; base == nil {
-			src, err := r.o.opener(ctx, ref)
+			src, err := r.o.resolver.Source(ctx, ref)
 			if err != nil {
 				return nil, fmt.Errorf("old base %s (from the image's annotations): %w", ref, err)
 			}

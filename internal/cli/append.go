@@ -135,13 +135,16 @@ func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layer
 	if err != nil {
 		return usageErr(err)
 	}
-	var opened []store.Source
-	defer func() { closeAll(opened) }()
 	var base store.Source
 	if baseArg != "scratch" {
-		if base, err = g.opener(&opened)(ctx, baseArg); err != nil {
+		baseLoc, err := g.parseLocation(baseArg)
+		if err != nil {
 			return err
 		}
+		if base, err = g.open.Source(ctx, baseLoc); err != nil {
+			return err
+		}
+		defer base.Close()
 		opts = append(opts, imagemod.WithBaseName(baseArg))
 	}
 	rep := progress.New(g.stderr, mode)
@@ -151,7 +154,7 @@ func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layer
 		return err
 	}
 	opts = append(opts, imagemod.WithBlobs(blobs))
-	dst, err := g.openTarget(ctx, dstLoc, base)
+	dst, err := g.open.Target(ctx, dstLoc, base)
 	if err != nil {
 		rep.Close()
 		return err

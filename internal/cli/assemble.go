@@ -7,8 +7,8 @@ import (
 
 	"github.com/ferry-dev/ferry/assemble"
 	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/progress"
-	"github.com/ferry-dev/ferry/store/regroot"
 )
 
 func newAssembleCmd(g *globals) *cobra.Command {
@@ -73,10 +73,9 @@ func (g *globals) runAssemble(cmd *cobra.Command, in assemble.Input, rootDir, ds
 	var repoName, tag string
 	var err error
 	if rootDir != "" {
-		if repoName, tag, err = regroot.ParseName(dstArg); err != nil {
+		if repoName, tag, err = opener.ParseRootName(dstArg); err != nil {
 			return usageErr(err)
 		}
-		dstLoc.Kind = location.Registry // a storage root is served as a registry
 	} else if dstLoc, err = g.parseLocation(dstArg); err != nil {
 		return err
 	}
@@ -84,7 +83,8 @@ func (g *globals) runAssemble(cmd *cobra.Command, in assemble.Input, rootDir, ds
 	if err != nil {
 		return usageErr(err)
 	}
-	opts, err := f.options(g, dstLoc)
+	// A storage root is served as a registry: registry defaults.
+	opts, err := f.options(g, rootDir == "" && dstLoc.IsLocal())
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (g *globals) runAssemble(cmd *cobra.Command, in assemble.Input, rootDir, ds
 	if rootDir != "" {
 		return g.copyIntoRoot(cmd, src, rootDir, "ferry assemble", repoName, tag, opts, f)
 	}
-	dst, err := g.openTarget(ctx, dstLoc, src)
+	dst, err := g.open.Target(ctx, dstLoc, src)
 	if err != nil {
 		return err
 	}

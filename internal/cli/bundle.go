@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"text/tabwriter"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/ferry-dev/ferry/bundle"
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/progress"
-	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -43,7 +41,7 @@ included by default. FILE appears only when every image was written.`,
 			if out == "" {
 				return usageErr(fmt.Errorf("bundle create: -o FILE is required"))
 			}
-			opts, err := f.options(g, location.Location{Kind: location.OCIArchive})
+			opts, err := f.options(g, true) // a bundle is a local file
 			if err != nil {
 				return err
 			}
@@ -61,7 +59,7 @@ included by default. FILE appears only when every image was written.`,
 				if loc.Kind != location.Registry {
 					return usageErr(fmt.Errorf("%s: a bundle records registry references; copy local files with copy", a))
 				}
-				src, err := g.openSource(cmd.Context(), loc)
+				src, err := g.open.Source(cmd.Context(), loc)
 				if err != nil {
 					return err
 				}
@@ -94,19 +92,12 @@ kept foreign by default, as in copy.`,
 			if _, err := name.NewRepository(args[1]); err != nil {
 				return usageErr(fmt.Errorf("%s: not REGISTRY[/PREFIX]: %w", args[1], err))
 			}
-			opts, err := f.options(g, location.Location{Kind: location.Registry})
+			opts, err := f.options(g, false) // to a registry
 			if err != nil {
 				return err
 			}
-			open := func(ctx context.Context, dst name.Reference) (store.Target, error) {
-				loc, err := g.parseLocation(dst.String())
-				if err != nil {
-					return nil, err
-				}
-				return g.openTarget(ctx, loc, nil)
-			}
 			return g.withProgress(&f, opts, func(opts []transfer.Option) ([]bundle.Result, error) {
-				return bundle.Push(cmd.Context(), args[0], args[1], open, opts...)
+				return bundle.Push(cmd.Context(), args[0], args[1], g.open.Resolver(), opts...)
 			})
 		},
 	}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/progress"
 	"github.com/ferry-dev/ferry/store"
@@ -39,13 +39,14 @@ func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 
 // options turns the flags, and the global --stall-timeout and
 // --retry-delay, into transfer options; errors are usage errors. Without
-// --foreign, a local destination gets include (a layout or archive that
-// lacks the base layers is useless across an air gap) and a registry keep.
-func (f *copyFlags) options(g *globals, dst location.Location) ([]transfer.Option, error) {
+// --foreign, a local destination (local set) gets include (a layout or
+// archive that lacks the base layers is useless across an air gap) and a
+// registry keep.
+func (f *copyFlags) options(g *globals, local bool) ([]transfer.Option, error) {
 	policy := f.foreign
 	if policy == "" {
 		policy = "keep"
-		if dst.IsLocal() {
+		if local {
 			policy = "include"
 		}
 	}
@@ -53,16 +54,11 @@ func (f *copyFlags) options(g *globals, dst location.Location) ([]transfer.Optio
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	fopts := append(g.foreignTiming(), foreign.WithAllow(f.foreignAllow...), foreign.WithConnections(max(f.connections, 1)))
-	var topts []transfer.Option
-	if g.delay > 0 {
-		topts = append(topts, transfer.WithRetryDelay(g.delay))
-	}
-	fetcher, err := foreign.NewFetcher(fopts...)
+	fetcher, err := g.open.Fetcher(f.foreignAllow, max(f.connections, 1))
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	opts := append(topts, transfer.WithForeign(pol), transfer.WithFetcher(fetcher), transfer.WithJobs(f.jobs))
+	opts := append(g.open.Network().TransferOptions(), transfer.WithForeign(pol), transfer.WithFetcher(fetcher), transfer.WithJobs(f.jobs))
 	for _, s := range f.platforms {
 		spec, err := platform.ParseSpec(s)
 		if err != nil {
@@ -71,11 +67,11 @@ func (f *copyFlags) options(g *globals, dst location.Location) ([]transfer.Optio
 		opts = append(opts, transfer.WithPlatforms(spec))
 	}
 	for _, s := range f.rewrites {
-		rw, err := foreign.ParseRewrite(s)
+		rw, err := opener.RewriteURLs(s)
 		if err != nil {
 			return nil, usageErr(err)
 		}
-		opts = append(opts, transfer.WithRewriteURLs(rw))
+		opts = append(opts, rw)
 	}
 	if f.jobs < 1 {
 		return nil, usageErr(fmt.Errorf("--jobs must be at least 1, got %d", f.jobs))
@@ -128,7 +124,7 @@ func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Loca
 	if src != nil {
 		defer src.Close()
 	}
-	opts, err := f.options(g, dstLoc)
+	opts, err := f.options(g, dstLoc.IsLocal())
 	if err != nil {
 		return err
 	}
@@ -138,12 +134,12 @@ func (g *globals) copyLocations(cmd *cobra.Command, srcLoc, dstLoc location.Loca
 		return usageErr(err)
 	}
 	if src == nil {
-		if src, err = g.openSource(ctx, srcLoc); err != nil {
+		if src, err = g.open.Source(ctx, srcLoc); err != nil {
 			return err
 		}
 		defer src.Close()
 	}
-	dst, err := g.openTarget(ctx, dstLoc, src)
+	dst, err := g.open.Target(ctx, dstLoc, src)
 	if err != nil {
 		return err
 	}

@@ -142,12 +142,11 @@ func (g *globals) runIndex(cmd *cobra.Command, spec *imagemod.Spec, f *copyFlags
 			return err
 		}
 	}
-	var opened []store.Source
-	defer func() { closeAll(opened) }()
-	open := g.opener(&opened)
+	defer g.open.Close() // the entries' sources
+	open := g.open.Resolver()
 	var entries []imagemod.IndexEntry
 	for _, m := range spec.Manifests {
-		src, err := open(ctx, m.Image)
+		src, err := open.Source(ctx, m.Image)
 		if err != nil {
 			return err
 		}
@@ -159,7 +158,7 @@ func (g *globals) runIndex(cmd *cobra.Command, spec *imagemod.Spec, f *copyFlags
 	if err != nil {
 		return err
 	}
-	dst, err := g.openTarget(ctx, dstLoc, entries[0].Source)
+	dst, err := g.open.Target(ctx, dstLoc, entries[0].Source)
 	if err != nil {
 		return err
 	}
@@ -170,7 +169,7 @@ func (g *globals) runIndex(cmd *cobra.Command, spec *imagemod.Spec, f *copyFlags
 		}
 	}()
 	for _, l := range tagLocs {
-		t, err := g.openTarget(ctx, l, nil)
+		t, err := g.open.Target(ctx, l, nil)
 		if err != nil {
 			return err
 		}

@@ -38,7 +38,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			src, err := g.openSource(ctx, loc)
+			src, err := g.open.Source(ctx, loc)
 			if err != nil {
 				return err
 			}
@@ -110,7 +110,7 @@ func newDigestCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			src, err := g.openSource(cmd.Context(), loc)
+			src, err := g.open.Source(cmd.Context(), loc)
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/auth"
-	"github.com/ferry-dev/ferry/store/registry"
 )
 
 func newLoginCmd(g *globals) *cobra.Command {
@@ -35,7 +34,7 @@ func newLoginCmd(g *globals) *cobra.Command {
 			if user == "" || password == "" {
 				return usageErr(fmt.Errorf("login needs -u USER and --password-stdin"))
 			}
-			if err := auth.Login(cmd.Context(), args[0], user, password, registry.WithInsecure(g.insecure)); err != nil {
+			if err := g.open.Login(cmd.Context(), args[0], user, password); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stderr, "Login Succeeded")

@@ -1,18 +1,15 @@
 package cli
 
 import (
-	"bytes"
-	"context"
+	"errors"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/platform"
-	"github.com/ferry-dev/ferry/store"
-	"github.com/ferry-dev/ferry/store/registry"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -53,25 +50,26 @@ that lacks the base layers is useless across an air gap.`,
 					return err
 				}
 			}
-			src, err := g.openSource(cmd.Context(), srcLoc)
+			src, err := g.open.Source(cmd.Context(), srcLoc)
 			if err != nil {
 				return err
 			}
 			var extra []transfer.Option
 			if format == "" {
-				single, root, raw, err := selectsOneImage(cmd.Context(), src, f.platforms)
+				sel, err := inspect.Select(cmd.Context(), src, f.platforms)
 				if err != nil {
 					src.Close()
+					if errors.Is(err, platform.ErrInvalidSpec) {
+						return usageErr(err)
+					}
 					return err
 				}
-				dstLoc = location.ForPull(args[1], single)
+				dstLoc = location.ForPull(args[1], sel.Single)
 				// Copy what was looked at, without resolving again.
-				extra = append(extra, transfer.WithRoot(root, raw))
+				extra = append(extra, transfer.WithRoot(sel.Root, sel.Raw))
 			}
-			if r, ok := src.(*registry.Repo); ok && dstLoc.Kind != location.DockerArchive {
-				if t, ok := r.Reference().(name.Tag); ok {
-					dstLoc.Tag = t.TagStr()
-				}
+			if t, ok := opener.SourceTag(src); ok && dstLoc.Kind != location.DockerArchive {
+				dstLoc.Tag = t.TagStr()
 			}
 			return g.copyLocations(cmd, srcLoc, dstLoc, src, &f, extra...)
 		},
@@ -119,36 +117,4 @@ docker-archive:FILE:REPO:TAG) to pick one image of several.`,
 	f.register(cmd, "")
 	cmd.Flags().StringVar(&format, "format", "", "oci, oci-archive or docker-archive (default: from PATH)")
 	return cmd
-}
-
-// selectsOneImage says whether what src names, narrowed by the --platform
-// specs, is one image: a single image, or an index of which the specs
-// select exactly one entry, as the copy will select it (platform.Select).
-// It returns the root it resolved, and the index's content when it
-// fetched it, for the copy to take as they are.
-func selectsOneImage(ctx context.Context, src store.Source, platforms []string) (single bool, root v1.Descriptor, raw []byte, err error) {
-	if root, err = src.Resolve(ctx); err != nil {
-		return false, root, nil, err
-	}
-	if root.MediaType.IsImage() || !root.MediaType.IsIndex() || len(platforms) == 0 {
-		return root.MediaType.IsImage(), root, nil, nil
-	}
-	specs := make([]platform.Spec, len(platforms))
-	for i, s := range platforms {
-		if specs[i], err = platform.ParseSpec(s); err != nil {
-			return false, root, nil, usageErr(err)
-		}
-	}
-	if raw, err = src.FetchManifest(ctx, root); err != nil {
-		return false, root, nil, err
-	}
-	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-	if err != nil {
-		return false, root, nil, fmt.Errorf("index %s: %w", root.Digest, err)
-	}
-	sel, err := platform.Select(idx.Manifests, specs)
-	if err != nil {
-		return false, root, nil, fmt.Errorf("%s: %w", store.NameOf(src), err)
-	}
-	return len(sel) == 1, root, raw, nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -59,34 +58,10 @@ stdout is TARGET@sha256:<digest>.`,
 	return cmd
 }
 
-// opener returns an imagemod.Opener that opens any location, for
-// references found in annotations and specs. Opened sources are closed by
-// closeAll.
-func (g *globals) opener(opened *[]store.Source) imagemod.Opener {
-	return func(ctx context.Context, ref string) (store.Source, error) {
-		loc, err := g.parseLocation(ref)
-		if err != nil {
-			return nil, err
-		}
-		src, err := g.openSource(ctx, loc)
-		if err != nil {
-			return nil, err
-		}
-		*opened = append(*opened, src)
-		return src, nil
-	}
-}
-
-func closeAll(srcs []store.Source) {
-	for _, s := range srcs {
-		s.Close()
-	}
-}
-
 // blobsFor turns the copy flags into a transfer.Blobs for dst, reporting
 // progress on stderr.
 func (g *globals) blobsFor(f *copyFlags, dst location.Location, rep *progress.Reporter) (*transfer.Blobs, error) {
-	opts, err := f.options(g, dst)
+	opts, err := f.options(g, dst.IsLocal())
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +77,8 @@ func (g *globals) blobsFor(f *copyFlags, dst location.Location, rep *progress.Re
 
 func (g *globals) runRebase(cmd *cobra.Command, imageArg, newBaseArg, oldBaseArg, targetArg string, dryRun bool, f *copyFlags) error {
 	ctx := cmd.Context()
-	var opened []store.Source
-	defer func() { closeAll(opened) }()
-	open := g.opener(&opened)
+	defer g.open.Close() // the sources open opened
+	open := g.open.Resolver()
 	dstLoc, err := g.parseLocation(targetArg)
 	if err != nil {
 		return err
@@ -122,17 +96,17 @@ func (g *globals) runRebase(cmd *cobra.Command, imageArg, newBaseArg, oldBaseArg
 			return err
 		}
 	}
-	src, err := open(ctx, imageArg)
+	src, err := open.Source(ctx, imageArg)
 	if err != nil {
 		return err
 	}
-	nb, err := open(ctx, newBaseArg)
+	nb, err := open.Source(ctx, newBaseArg)
 	if err != nil {
 		return err
 	}
-	opts := []imagemod.Option{imagemod.WithOpener(open), imagemod.WithBaseName(newBaseArg)}
+	opts := []imagemod.Option{imagemod.WithResolver(open), imagemod.WithBaseName(newBaseArg)}
 	if oldBaseArg != "" {
-		ob, err := open(ctx, oldBaseArg)
+		ob, err := open.Source(ctx, oldBaseArg)
 		if err != nil {
 			return err
 		}
@@ -151,7 +125,7 @@ func (g *globals) runRebase(cmd *cobra.Command, imageArg, newBaseArg, oldBaseArg
 	var dst store.Target
 	if !dryRun { // a dry run opens nothing for writing
 		// The new base holds most of the bytes: the target may mount from it.
-		if dst, err = g.openTarget(ctx, dstLoc, nb); err != nil {
+		if dst, err = g.open.Target(ctx, dstLoc, nb); err != nil {
 			rep.Close()
 			return err
 		}

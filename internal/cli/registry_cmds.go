@@ -1,13 +1,24 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-dev/ferry/store/registry"
-	"strings"
+	"github.com/ferry-dev/ferry/opener"
 )
+
+// openRepository opens the registry reference s, for deleting when push
+// is set; other locations are usage errors (location.ErrInvalid).
+func (g *globals) openRepository(ctx context.Context, s string, push bool) (opener.Repository, error) {
+	loc, err := g.parseLocation(s)
+	if err != nil {
+		return nil, err
+	}
+	return g.open.Repository(ctx, loc, push)
+}
 
 func newTagsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -15,7 +26,7 @@ func newTagsCmd(g *globals) *cobra.Command {
 		Short: "List the tags of a repository",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := g.openRegistry(cmd.Context(), args[0], false)
+			repo, err := g.openRepository(cmd.Context(), args[0], false)
 			if err != nil {
 				return err
 			}
@@ -38,11 +49,11 @@ func newCatalogCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host := strings.TrimSuffix(strings.TrimPrefix(args[0], "docker://"), "/")
-			reg, err := registry.NewRegistry(host, g.insecure)
+			reg, err := g.open.Registry(host)
 			if err != nil {
 				return usageErr(fmt.Errorf("%q is not a registry host: %w", args[0], err))
 			}
-			repos, err := registry.Catalog(cmd.Context(), reg, registry.WithInsecure(g.insecure))
+			repos, err := reg.Catalog(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -60,7 +71,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete the manifest a reference names (by digest: every tag pointing at it goes too)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := g.openRegistry(cmd.Context(), args[0], true)
+			repo, err := g.openRepository(cmd.Context(), args[0], true)
 			if err != nil {
 				return err
 			}

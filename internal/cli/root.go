@@ -15,7 +15,8 @@ import (
 
 	stallwatch "github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/location"
-	"github.com/ferry-dev/ferry/store/registry"
+	"github.com/ferry-dev/ferry/opener"
+	"github.com/ferry-dev/ferry/store"
 )
 
 // ExitError carries a process exit code.
@@ -58,11 +59,19 @@ type globals struct {
 	delay    time.Duration
 	stdout   io.Writer
 	stderr   io.Writer
+	// open opens locations with the network the flags above describe; it
+	// is set once the flags are parsed. Commands whose opener keeps
+	// something open (resolved references, storage roots) close it.
+	open *opener.Opener
 }
 
 // NewRootCmd returns the ferry command tree writing to the given streams.
 func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+	return newRootCmd(&globals{stdout: stdout, stderr: stderr})
+}
+
+// newRootCmd returns the command tree whose flags fill g.
+func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ferry",
 		Short: "Move container images — Windows images and their foreign layers included — between registries, archives and registry storage",
@@ -73,12 +82,13 @@ their bytes, or localize them into ordinary layers.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if g.stall < 0 || g.delay < 0 {
 			return usageErr(fmt.Errorf("--%s and --%s must not be negative", stallFlag, retryDelayFlag))
 		}
+		g.open = opener.New(g.network())
 		return nil
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -88,7 +98,7 @@ their bytes, or localize them into ordinary layers.`,
 	pf.BoolVar(&g.insecure, "insecure", false, "allow plain HTTP to registries that are not on loopback")
 	pf.StringVar(&g.progress, "progress", "auto", "progress output: auto, bars, plain or none")
 	pf.DurationVar(&g.delay, retryDelayFlag, 0, "fixed wait between retries of a request or blob (default: exponential backoff)")
-	pf.DurationVar(&g.stall, stallFlag, registry.DefaultStallTimeout, "abandon and retry a registry or foreign-URL request after this long without a byte moving (0: never)")
+	pf.DurationVar(&g.stall, stallFlag, opener.DefaultStallTimeout, "abandon and retry a registry or foreign-URL request after this long without a byte moving (0: never)")
 
 	root.AddCommand(
 		newCopyCmd(g),
@@ -118,13 +128,19 @@ func Main(ctx context.Context, args []string) int {
 	root := NewRootCmd(os.Stdout, os.Stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry: %v\n", err)
-		if h := hint(err); h != "" {
-			fmt.Fprintf(os.Stderr, "ferry: hint: %s\n", h)
-		}
-	}
+	printErr(os.Stderr, err)
 	return ExitCode(err)
+}
+
+// printErr prints err, if any, and the hint for it on w.
+func printErr(w io.Writer, err error) {
+	if err == nil {
+		return
+	}
+	fmt.Fprintf(w, "ferry: %v\n", err)
+	if h := hint(err); h != "" {
+		fmt.Fprintf(w, "ferry: hint: %s\n", h)
+	}
 }
 
 // hint is advice for an error the user can act on with a flag, or "".
@@ -132,8 +148,17 @@ func hint(err error) string {
 	if errors.Is(err, stallwatch.ErrStalled) {
 		return stallwatch.Hint
 	}
+	if errors.Is(err, store.ErrForeignRefused) {
+		return foreignRefusedHint
+	}
 	return ""
 }
+
+// foreignRefusedHint is the advice for a destination that refuses foreign
+// layers: copy's --foreign (include helps only a registry that accepts the
+// URLs but lacks the bytes; localize drops the URLs), or the registry's
+// own allow list.
+const foreignRefusedHint = "copy with --foreign localize (make them ordinary layers), or with --foreign include (store the base layers too) when the registry only lacks their bytes; or allow their URLs in the registry's configuration (distribution: validation.manifests.urls.allow; ferry serve: --foreign-urls-allow)"
 
 // exactArgs is cobra.ExactArgs with exit code 2.
 func exactArgs(n int) cobra.PositionalArgs {

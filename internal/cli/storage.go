@@ -7,10 +7,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/progress"
 	"github.com/ferry-dev/ferry/store"
-	"github.com/ferry-dev/ferry/store/regroot"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -86,7 +85,7 @@ The last line on stdout is ROOT/NAME:TAG@sha256:<digest>.`,
 
 func (g *globals) runStorageImport(cmd *cobra.Command, rootDir, srcArg, nameArg string, f *copyFlags) error {
 	ctx := cmd.Context()
-	name, tag, err := regroot.ParseName(nameArg)
+	name, tag, err := opener.ParseRootName(nameArg)
 	if err != nil {
 		return usageErr(err)
 	}
@@ -95,11 +94,11 @@ func (g *globals) runStorageImport(cmd *cobra.Command, rootDir, srcArg, nameArg 
 		return err
 	}
 	// A storage root is served as a registry: registry defaults.
-	opts, err := f.options(g, location.Location{Kind: location.Registry})
+	opts, err := f.options(g, false)
 	if err != nil {
 		return err
 	}
-	src, err := g.openSource(ctx, srcLoc)
+	src, err := g.open.Source(ctx, srcLoc)
 	if err != nil {
 		return err
 	}
@@ -117,16 +116,12 @@ func (g *globals) copyIntoRoot(cmd *cobra.Command, src store.Source, rootDir, ho
 		return usageErr(err)
 	}
 	quietRegistryLog()
-	root, err := regroot.Open(ctx, rootDir, regroot.WithCreate(), regroot.WithLock(holder))
+	defer g.open.Close() // the root, after the target
+	dst, err := g.open.RootTarget(ctx, rootDir, holder, name, tag)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
-	dst, err := root.Repository(ctx, name, tag)
-	if err != nil {
-		return err
-	}
-	return g.copyAndReport(ctx, src, dst, dst.Name(), opts, mode, f)
+	return g.copyAndReport(ctx, src, dst, store.NameOf(dst), opts, mode, f)
 }
 
 func newStorageFsckCmd(g *globals) *cobra.Command {
@@ -149,7 +144,7 @@ summary and exits 0 when there are none.`,
 			if err := needRoot(cmd, root); err != nil {
 				return err
 			}
-			rep, err := regroot.Fsck(cmd.Context(), root)
+			rep, err := opener.Fsck(cmd.Context(), root)
 			if err != nil {
 				return err
 			}
@@ -162,7 +157,7 @@ summary and exits 0 when there are none.`,
 					root, rep.Blobs, progress.Human(rep.Bytes), rep.Repositories, rep.Tags, rep.Links)
 			} else {
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "PATH (under %s)\tDIGEST\tPROBLEM\n", regroot.DataDir)
+				fmt.Fprintf(tw, "PATH (under %s)\tDIGEST\tPROBLEM\n", opener.DataDir)
 				for _, p := range rep.Problems {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Path, orDash(p.Digest), p.What)
 				}
@@ -231,7 +226,7 @@ running replica accepts writes.`,
 				return err
 			}
 			defer r.Close()
-			rep, err := r.GC(cmd.Context(), regroot.DryRun(dryRun), regroot.RemoveUntagged(untagged))
+			rep, err := r.GC(cmd.Context(), dryRun, untagged)
 			if err != nil {
 				return err
 			}
@@ -252,7 +247,7 @@ running replica accepts writes.`,
 	return cmd
 }
 
-func (g *globals) printGC(rep *regroot.GCReport) {
+func (g *globals) printGC(rep *opener.GCReport) {
 	verb := "removed"
 	if rep.DryRun {
 		verb = "would remove"

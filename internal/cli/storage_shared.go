@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/internal/replicas"
+	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/server"
-	"github.com/ferry-dev/ferry/store/regroot"
 )
 
 // errReplicasRunning means gc was refused on shared storage.
@@ -19,7 +19,7 @@ var errReplicasRunning = errors.New("refusing to collect garbage")
 // (locked), or the storage configFile names. Shared storage is opened only
 // when no running replica accepts writes and either stopped is set or
 // every running replica is read-only; see newStorageGCCmd.
-func (g *globals) openGCRoot(cmd *cobra.Command, root, configFile string, stopped bool) (*regroot.Root, error) {
+func (g *globals) openGCRoot(cmd *cobra.Command, root, configFile string, stopped bool) (*opener.Root, error) {
 	ctx := cmd.Context()
 	if configFile != "" {
 		dir, d, desc, err := server.ConfigStorage(ctx, configFile)
@@ -37,11 +37,11 @@ func (g *globals) openGCRoot(cmd *cobra.Command, root, configFile string, stoppe
 			if len(live) > 0 {
 				fmt.Fprintf(g.stderr, "ferry: %d replica(s) on %s run read-only\n", len(live), desc)
 			}
-			return regroot.OpenDriver(ctx, desc, d)
+			return opener.OpenRootDriver(ctx, desc, d)
 		}
 		root = dir
 	}
-	return regroot.Open(ctx, root, regroot.WithLock("ferry storage gc"))
+	return opener.OpenRoot(ctx, root, "ferry storage gc")
 }
 
 // gcAllowed decides whether gc may run on shared storage desc, given the

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/transfer"
 	"github.com/ferry-dev/ferry/verify"
@@ -46,7 +45,7 @@ SRC, then verifies again.`,
 			if err != nil {
 				return err
 			}
-			fetcher, err := foreign.NewFetcher(append(g.foreignTiming(), foreign.WithAllow(f.foreignAllow...))...)
+			fetcher, err := g.open.Fetcher(f.foreignAllow, 0)
 			if err != nil {
 				return usageErr(err)
 			}
@@ -77,7 +76,7 @@ SRC, then verifies again.`,
 }
 
 func (g *globals) verify(cmd *cobra.Command, loc location.Location, opts []verify.Option) (*verify.Report, error) {
-	src, err := g.openSource(cmd.Context(), loc)
+	src, err := g.open.Source(cmd.Context(), loc)
 	if err != nil {
 		return nil, err
 	}
@@ -92,16 +91,16 @@ func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location,
 		return err
 	}
 	f.jobs = 4
-	opts, err := f.options(g, loc)
+	opts, err := f.options(g, loc.IsLocal())
 	if err != nil {
 		return err
 	}
-	src, err := g.openSource(cmd.Context(), srcLoc)
+	src, err := g.open.Source(cmd.Context(), srcLoc)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := g.openTarget(cmd.Context(), loc, src)
+	dst, err := g.open.Target(cmd.Context(), loc, src)
 	if err != nil {
 		return err
 	}
