@@ -1,7 +1,6 @@
 package ociarchive_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/ferry-dev/ferry/store"
@@ -12,12 +11,8 @@ import (
 // TestContract runs the store contract (package storetest) on an
 // oci-archive, read back once it is closed.
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, dir string) (store.Target, storetest.Reopen) {
-		p := filepath.Join(dir, "image.tar")
-		tg, err := ociarchive.Create(p, "v1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tg, func(t *testing.T) (store.Source, error) { return ociarchive.OpenSource(p, "v1") }
-	}, storetest.Options{})
+	storetest.Run(t, storetest.At("image.tar",
+		func(p string) (store.Target, error) { return ociarchive.Create(p, "v1") },
+		func(p string) (store.Source, error) { return ociarchive.OpenSource(p, "v1") },
+	), storetest.Options{})
 }

@@ -10,9 +10,8 @@ import (
 
 // TestContract runs the store contract (package storetest) on a layout.
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, dir string) (store.Target, storetest.Reopen) {
-		return ocilayout.Open(dir, "v1", ""), func(t *testing.T) (store.Source, error) {
-			return ocilayout.Open(dir, "v1", ""), nil
-		}
-	}, storetest.Options{})
+	storetest.Run(t, storetest.At("layout",
+		func(p string) (store.Target, error) { return ocilayout.Open(p, "v1", ""), nil },
+		func(p string) (store.Source, error) { return ocilayout.Open(p, "v1", ""), nil },
+	), storetest.Options{})
 }

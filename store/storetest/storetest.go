@@ -71,6 +71,20 @@ type Open func(t *testing.T, dir string) (store.Target, Reopen)
 // Reopen opens for reading what a closed target wrote.
 type Reopen func(t *testing.T) (store.Source, error)
 
+// At is the Open of a store kept at one path, name inside the suite's
+// directory (a directory store, an archive): create starts writing it,
+// open reads it back.
+func At(name string, create func(p string) (store.Target, error), open func(p string) (store.Source, error)) Open {
+	return func(t *testing.T, dir string) (store.Target, Reopen) {
+		p := filepath.Join(dir, name)
+		tg, err := create(p)
+		if err != nil {
+			t.Fatalf("create %s: %v", p, err)
+		}
+		return tg, func(*testing.T) (store.Source, error) { return open(p) }
+	}
+}
+
 // Case names, as Options.Gaps takes them.
 const (
 	ReadBack            = "ReadBack"
@@ -463,27 +477,27 @@ func otherDigest(raw []byte) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
 
-func manifestWrongDigest(t *testing.T, s *suite) {
+// pushWrongManifest writes an image's blobs, then its manifest through
+// push under a digest the bytes do not hash to, which push must refuse.
+func pushWrongManifest(t *testing.T, s *suite, what string, push func(context.Context, v1.Descriptor, []byte) error) (image, v1.Descriptor) {
+	t.Helper()
 	im := newImage(t, 1)
 	s.pushBlobs(t, im)
 	d := im.manifest
 	d.Digest = otherDigest(im.raw)
-	err := s.target.PushManifest(context.Background(), d, im.raw)
-	if !errors.Is(err, blob.ErrDigestMismatch) {
-		t.Errorf("PushManifest of bytes that do not hash to the digest: %v, want an error wrapping blob.ErrDigestMismatch", err)
+	if err := push(context.Background(), d, im.raw); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Errorf("%s of bytes that do not hash to the digest: %v, want an error wrapping blob.ErrDigestMismatch", what, err)
 	}
+	return im, d
+}
+
+func manifestWrongDigest(t *testing.T, s *suite) {
+	im, d := pushWrongManifest(t, s, "PushManifest", s.target.PushManifest)
 	s.checkNothingOf(t, nil, []v1.Descriptor{d}, im)
 }
 
 func tagWrongDigest(t *testing.T, s *suite) {
-	im := newImage(t, 1)
-	s.pushBlobs(t, im)
-	d := im.manifest
-	d.Digest = otherDigest(im.raw)
-	err := s.target.Tag(context.Background(), d, im.raw)
-	if !errors.Is(err, blob.ErrDigestMismatch) {
-		t.Errorf("Tag of bytes that do not hash to the digest: %v, want an error wrapping blob.ErrDigestMismatch", err)
-	}
+	pushWrongManifest(t, s, "Tag", s.target.Tag)
 	// No tag: nothing to open, or a tag that does not resolve.
 	src, err := s.trySource(t)
 	if errors.Is(err, fs.ErrNotExist) {
