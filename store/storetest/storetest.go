@@ -21,8 +21,10 @@
 //   - ManifestWrongDigest, TagWrongDigest: PushManifest and Tag refuse a
 //     manifest that does not hash to its descriptor's digest, wrapping
 //     blob.ErrDigestMismatch; after Tag's refusal no tag exists.
-//   - Cancelled, ReaderFails: a blob whose context is cancelled, or whose
-//     reader fails, part way is refused with an error wrapping the cause.
+//   - Cancelled, ReaderFails: a blob whose context is cancelled part way
+//     (its reader, bound to the context as a network stream is, failing
+//     from then on), or whose reader fails part way, is refused with an
+//     error wrapping context.Canceled or the reader's error.
 //   - Foreign: a manifest with a foreign (non-distributable) layer that has
 //     urls is stored and read back byte for byte without that layer's blob,
 //     the layer keeping its media type and urls.
