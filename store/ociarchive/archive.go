@@ -325,19 +325,12 @@ func (t *Target) rewind(off int64) error {
 }
 
 func (t *Target) add(name string, desc v1.Descriptor, r io.Reader) (entry, error) {
-	vr, err := blob.Ensure(r, desc.Digest, desc.Size, "")
-	if err != nil {
-		return entry{}, err
-	}
 	if err := t.tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o444, Size: desc.Size, ModTime: time.Unix(0, 0)}); err != nil {
 		return entry{}, err
 	}
 	e := entry{off: t.cw.n, size: desc.Size}
-	if _, err := blob.Copy(t.tw, vr); err != nil {
+	if _, err := blob.CopyVerified(t.tw, r, desc); err != nil {
 		return entry{}, err
-	}
-	if !vr.Verified() {
-		return entry{}, fmt.Errorf("blob %s: %w", desc.Digest, blob.ErrSizeMismatch)
 	}
 	return e, nil
 }

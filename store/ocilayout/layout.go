@@ -319,15 +319,8 @@ func WriteBlobFile(final string, desc v1.Descriptor, r io.Reader, where string) 
 			os.Remove(tmp.Name())
 		}
 	}()
-	vr, err := blob.Ensure(r, desc.Digest, desc.Size, "")
-	if err != nil {
-		return err
-	}
-	if _, err := blob.Copy(tmp, vr); err != nil {
+	if _, err := blob.CopyVerified(tmp, r, desc); err != nil {
 		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)
-	}
-	if !vr.Verified() {
-		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, blob.ErrSizeMismatch)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write blob %s to %s: %w", desc.Digest, where, err)

@@ -149,9 +149,11 @@ func (p *Repo) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) {
 }
 
 // PushBlob implements store.Target. The bytes stream into an upload of
-// distribution's blob store, which hashes them and moves them into place
-// only when the commit's size and digest match; a failed push cancels the
-// upload.
+// distribution's blob store, checked against desc as they go: an upload
+// whose bytes do not match is cancelled before it is committed (a failed
+// commit leaves its upload behind: distribution cannot cancel it once
+// closed). The commit checks size and digest again and moves the blob
+// into place.
 func (p *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) (err error) {
 	bs := p.repo.Blobs(ctx)
 	w, err := bs.Create(ctx)
@@ -163,12 +165,8 @@ func (p *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) (e
 			_ = w.Cancel(ctx)
 		}
 	}()
-	n, err := io.Copy(w, r)
-	if err != nil {
+	if _, err = blob.CopyVerified(w, r, desc); err != nil {
 		return fmt.Errorf("blob %s to %s: %w", desc.Digest, p.Name(), err)
-	}
-	if n != desc.Size {
-		return fmt.Errorf("blob %s to %s: read %d bytes, want %d: %w", desc.Digest, p.Name(), n, desc.Size, blob.ErrSizeMismatch)
 	}
 	if _, err = w.Commit(ctx, toDistribution(desc)); err != nil {
 		var bad distribution.ErrBlobInvalidDigest
