@@ -17,7 +17,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
@@ -467,27 +466,6 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 	return nil
 }
 
-// refusedForContent reports whether a registry refused a manifest for
-// what it references: distribution answers MANIFEST_BLOB_UNKNOWN or
-// MANIFEST_INVALID (400) for blobs it lacks, and a 500 for foreign URLs its
-// validation rejects.
-func refusedForContent(err error) bool {
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		return false
-	}
-	if te.StatusCode >= 500 {
-		return true
-	}
-	for _, d := range te.Errors {
-		switch d.Code {
-		case transport.ManifestInvalidErrorCode, "MANIFEST_BLOB_UNKNOWN", transport.BlobUnknownErrorCode:
-			return true
-		}
-	}
-	return false
-}
-
 // explainRefusal turns a registry's refusal of a manifest with foreign
 // layers into words and the fix, instead of the raw code.
 func (c *copier) explainRefusal(n *node, err error) error {
@@ -504,7 +482,7 @@ func (c *copier) explainRefusal(n *node, err error) error {
 			}
 		}
 	}
-	if len(foreignURLs) == 0 || !refusedForContent(err) {
+	if len(foreignURLs) == 0 || !errors.Is(err, store.ErrManifestRefused) {
 		return err
 	}
 	fix := "copy with --foreign include (store the base layers too) or --foreign localize (make them ordinary layers)"

@@ -47,3 +47,41 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// refusedForContent reports whether a registry refused a manifest for
+// what it references: distribution answers MANIFEST_BLOB_UNKNOWN or
+// MANIFEST_INVALID (400) for blobs it lacks, and a 500 for foreign URLs its
+// validation rejects.
+func refusedForContent(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	if te.StatusCode >= 500 {
+		return true
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.ManifestInvalidErrorCode, "MANIFEST_BLOB_UNKNOWN", transport.BlobUnknownErrorCode:
+			return true
+		}
+	}
+	return false
+}
+
+// manifestRefused is a registry's refusal of a manifest for what it
+// references. It reads as the registry's error and matches both
+// store.ErrManifestRefused and, with errors.As, the *transport.Error.
+type manifestRefused struct{ err error }
+
+func (e *manifestRefused) Error() string   { return e.err.Error() }
+func (e *manifestRefused) Unwrap() []error { return []error{store.ErrManifestRefused, e.err} }
+
+// classifyPut marks a manifest PUT's failure with store.ErrManifestRefused
+// when the registry refused the manifest for what it references.
+func classifyPut(err error) error {
+	if refusedForContent(err) {
+		return &manifestRefused{err}
+	}
+	return err
+}

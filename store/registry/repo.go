@@ -398,7 +398,7 @@ func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor
 		return req, err
 	}, http.StatusCreated, http.StatusOK, http.StatusAccepted)
 	if err != nil {
-		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, err)
+		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, classifyPut(err))
 	}
 	resp.Body.Close()
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && !sameContent(got, desc.Digest, raw) {
