@@ -23,7 +23,6 @@ import (
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/inspect"
-	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
 )
@@ -300,11 +299,7 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 			e := ev
 			e.Kind, e.Err = BlobRetry, lastErr
 			c.o.events(e)
-			d := time.Duration(attempt*attempt) * 250 * time.Millisecond
-			if c.o.delay > 0 {
-				d = c.o.delay
-			}
-			if err := wait.Sleep(ctx, wait.NotBefore(lastErr, d)); err != nil {
+			if err := c.o.backoff.Wait(ctx, attempt-1, lastErr); err != nil {
 				return err
 			}
 		}

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -44,8 +43,15 @@ type Client struct {
 	reg     name.Registry
 	http    *http.Client
 	retries int
-	delay   time.Duration // 0: exponential backoff
+	backoff wait.Backoff
 }
+
+// The registry client's exponential backoff: up to 200ms before the first
+// retry, doubling up to 5s (see WithRetryDelay).
+const (
+	backoffBase = 200 * time.Millisecond
+	backoffMax  = 5 * time.Second
+)
 
 // NewClient authenticates to reg for the given scopes.
 func NewClient(ctx context.Context, reg name.Registry, scopes []string, opts ...Option) (*Client, error) {
@@ -69,7 +75,8 @@ func newClient(ctx context.Context, reg name.Registry, scopes []string, o *optio
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to %s: %w", reg, err))
 	}
-	return &Client{reg: reg, http: &http.Client{Transport: rt}, retries: o.retries, delay: o.delay}, nil
+	return &Client{reg: reg, http: &http.Client{Transport: rt}, retries: o.retries,
+		backoff: wait.Backoff{Base: backoffBase, Max: backoffMax, Fixed: o.delay}}, nil
 }
 
 // Ping checks that the credentials are accepted by the registry (GET /v2/).
@@ -95,7 +102,7 @@ func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error), o
 	var lastErr error
 	for attempt := 0; attempt < c.retries; attempt++ {
 		if attempt > 0 {
-			if err := wait.Sleep(ctx, backoff(attempt, lastErr, c.delay)); err != nil {
+			if err := c.backoff.Wait(ctx, attempt, lastErr); err != nil {
 				return nil, err
 			}
 		}
@@ -126,15 +133,4 @@ func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error), o
 
 func retryable(code int) bool {
 	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
-}
-
-func backoff(attempt int, last error, fixed time.Duration) time.Duration {
-	var ra *wait.RetryAfterError
-	if errors.As(last, &ra) && ra.After > 0 {
-		return ra.After // capped by wait.RetryAfter
-	}
-	if fixed > 0 {
-		return fixed
-	}
-	return min(time.Duration(1<<attempt)*100*time.Millisecond, 5*time.Second)
 }

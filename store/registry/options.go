@@ -151,8 +151,9 @@ func WithStallTimeout(d time.Duration) Option {
 }
 
 // WithRetryDelay waits d between the attempts of a request instead of the
-// default exponential backoff (100ms doubling up to 5s). A Retry-After
-// header still takes precedence. d must be positive.
+// default exponential backoff with jitter (each wait drawn between half
+// and all of 200ms, 400ms, 800ms… up to 5s). A Retry-After header asking
+// for longer still takes precedence (up to 60s). d must be positive.
 func WithRetryDelay(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
