@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/stall"
+	"github.com/ferry-dev/ferry/internal/wait"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -64,7 +65,7 @@ type options struct {
 	allow        []string
 	maxRedirects int
 	retries      int
-	base, max    time.Duration
+	backoff      wait.Backoff
 	stall        time.Duration
 	transport    *http.Transport
 	userAgent    string
@@ -108,13 +109,13 @@ func WithRetries(n int) Option {
 
 // WithBackoff sets the bounds of the exponential backoff (with jitter)
 // between attempts. The default is 200ms to 5s. A Retry-After header on a
-// 429 or 503 answer takes precedence, up to 60s.
+// 429 or 503 answer asking for longer takes precedence, up to 60s.
 func WithBackoff(base, max time.Duration) Option {
 	return func(o *options) error {
 		if base <= 0 || max < base {
 			return fmt.Errorf("backoff wants 0 < base <= max, got %s and %s", base, max)
 		}
-		o.base, o.max = base, max
+		o.backoff = wait.Backoff{Base: base, Max: max}
 		return nil
 	}
 }
@@ -185,8 +186,7 @@ func NewFetcher(opts ...Option) (*Fetcher, error) {
 	o := options{
 		maxRedirects: defaultMaxRedirects,
 		retries:      defaultRetries,
-		base:         defaultBackoffBase,
-		max:          defaultBackoffMax,
+		backoff:      wait.Backoff{Base: defaultBackoffBase, Max: defaultBackoffMax},
 		stall:        stall.DefaultTimeout,
 		userAgent:    "ferry",
 		events:       func(Event) {},

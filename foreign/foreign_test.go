@@ -664,17 +664,17 @@ func TestBackoff(t *testing.T) {
 	f := newFetcher(t, WithBackoff(100*time.Millisecond, time.Second))
 	for retry, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 100: time.Second} {
 		for range 20 {
-			if d := f.backoff(retry, nil); d < want/2 || d > want {
+			if d := f.o.backoff.Delay(retry, nil); d < want/2 || d > want {
 				t.Fatalf("backoff(%d) = %s, want %s/2..%s", retry, d, want, want)
 			}
 		}
 	}
 	ra := &wait.RetryAfterError{Err: errors.New("429"), After: 3 * time.Second}
-	if d := f.backoff(1, fmt.Errorf("x: %w", ra)); d != 3*time.Second {
+	if d := f.o.backoff.Delay(1, fmt.Errorf("x: %w", ra)); d != 3*time.Second {
 		t.Errorf("Retry-After: %s", d)
 	}
 	ra.After = time.Hour
-	if d := f.backoff(1, ra); d != wait.MaxRetryAfter {
+	if d := f.o.backoff.Delay(1, ra); d != wait.MaxRetryAfter {
 		t.Errorf("Retry-After capped at %s", d)
 	}
 }

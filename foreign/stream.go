@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -200,7 +199,7 @@ func (s *stream) connect(off int64) error {
 	for attempt := 1; attempt <= s.f.o.retries; attempt++ {
 		if attempt > 1 {
 			s.f.o.events(Event{Kind: EventRetry, URL: s.name, Offset: off, Err: last})
-			if err := wait.Sleep(s.ctx, s.f.backoff(attempt-1, last)); err != nil {
+			if err := s.f.o.backoff.Wait(s.ctx, attempt-1, last); err != nil {
 				return err
 			}
 		}
@@ -347,21 +346,6 @@ func parseContentRange(h string) (start, total int64, err error) {
 	return start, total, nil
 }
 
-// backoff is the wait before the retry-th retry: the server's Retry-After
-// (capped) if it gave one, else exponential with jitter.
-func (f *Fetcher) backoff(retry int, last error) time.Duration {
-	var ra *wait.RetryAfterError
-	if errors.As(last, &ra) && ra.After > 0 {
-		return min(ra.After, wait.MaxRetryAfter)
-	}
-	d := f.o.base
-	for i := 1; i < retry && d < f.o.max; i++ {
-		d *= 2
-	}
-	d = min(d, f.o.max)
-	return d/2 + rand.N(d/2+1)
-}
-
 // Read implements io.Reader: the blob's bytes, each passed on once,
 // across reconnections.
 func (s *stream) Read(p []byte) (int, error) {
@@ -433,7 +417,7 @@ func (s *stream) reconnect(err error) error {
 	}
 	s.f.o.events(Event{Kind: EventResume, URL: s.name, Offset: s.off, Err: err})
 	if s.drops > 1 {
-		if err := wait.Sleep(s.ctx, s.f.backoff(s.drops-1, nil)); err != nil {
+		if err := s.f.o.backoff.Wait(s.ctx, s.drops-1, nil); err != nil {
 			return s.errorf("at byte %d: %w", s.off, err)
 		}
 	}

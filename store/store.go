@@ -24,6 +24,12 @@ var (
 	// ErrForeignRefused means a registry refused a manifest because of its
 	// foreign (non-distributable) layers.
 	ErrForeignRefused = errors.New("manifest refused because of its foreign layers")
+	// ErrManifestRefused means the destination refused a manifest for what
+	// it references: blobs or manifests it lacks, or URLs its validation
+	// rejects. The copy engine explains it as ErrForeignRefused when the
+	// manifest has foreign layers. Backends keep the destination's own error
+	// (and message) in the chain.
+	ErrManifestRefused = errors.New("the destination refused the manifest for what it references")
 )
 
 // Source is a place images are read from. It is bound to one location:

@@ -17,14 +17,12 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/inspect"
-	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
@@ -302,11 +300,7 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 			e := ev
 			e.Kind, e.Err = BlobRetry, lastErr
 			c.o.events(e)
-			d := time.Duration(attempt*attempt) * 250 * time.Millisecond
-			if c.o.delay > 0 {
-				d = c.o.delay
-			}
-			if err := wait.Sleep(ctx, wait.NotBefore(lastErr, d)); err != nil {
+			if err := c.o.backoff.Wait(ctx, attempt-1, lastErr); err != nil {
 				return err
 			}
 		}
@@ -468,29 +462,8 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 	return nil
 }
 
-// refusedForContent reports whether a registry refused a manifest for
-// what it references: distribution answers MANIFEST_BLOB_UNKNOWN or
-// MANIFEST_INVALID (400) for blobs it lacks, and a 500 for foreign URLs its
-// validation rejects.
-func refusedForContent(err error) bool {
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		return false
-	}
-	if te.StatusCode >= 500 {
-		return true
-	}
-	for _, d := range te.Errors {
-		switch d.Code {
-		case transport.ManifestInvalidErrorCode, "MANIFEST_BLOB_UNKNOWN", transport.BlobUnknownErrorCode:
-			return true
-		}
-	}
-	return false
-}
-
 // explainRefusal turns a registry's refusal of a manifest with foreign
-// layers into words and the fix, instead of the raw code.
+// layers into words naming the URLs, wrapping store.ErrForeignRefused.
 func (c *copier) explainRefusal(n *node, err error) error {
 	var foreignURLs []string
 	if !n.desc.MediaType.IsIndex() {
@@ -505,13 +478,11 @@ func (c *copier) explainRefusal(n *node, err error) error {
 			}
 		}
 	}
-	if len(foreignURLs) == 0 || !refusedForContent(err) {
+	if len(foreignURLs) == 0 || !errors.Is(err, store.ErrManifestRefused) {
 		return err
 	}
-	fix := "copy with --foreign include (store the base layers too) or --foreign localize (make them ordinary layers)"
-	if c.o.foreign == Include {
-		fix = "copy with --foreign localize (make them ordinary layers)"
-	}
-	return fmt.Errorf("%w: the destination refused manifest %s, whose foreign layers point at %s; %s, or allow those URLs in the registry's configuration (distribution: validation.manifests.urls.allow; ferry serve: --foreign-urls-allow). Registry said: %v",
-		store.ErrForeignRefused, n.desc.Digest, strings.Join(foreignURLs, ", "), fix, err)
+	// What to do about it (copy's --foreign, the registry's allow list)
+	// is the caller's advice: the engine knows no flags.
+	return fmt.Errorf("%w: the destination refused manifest %s, whose foreign layers point at %s. Registry said: %v",
+		store.ErrForeignRefused, n.desc.Digest, strings.Join(foreignURLs, ", "), err)
 }

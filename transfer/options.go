@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/platform"
 )
 
@@ -65,7 +66,7 @@ type options struct {
 	rewrites  []foreign.Rewrite
 	events    func(Event)
 	retries   int
-	delay     time.Duration  // 0: quadratic backoff
+	backoff   wait.Backoff
 	root      *v1.Descriptor // the caller's resolution of the source
 	rootRaw   []byte         // and its content, if the caller fetched it
 }
@@ -151,20 +152,23 @@ func WithRetries(n int) Option {
 }
 
 // WithRetryDelay waits d between the attempts at a blob instead of the
-// default backoff, which grows with the square of the attempt (1s before
-// the second, 2.25s before the third). d must be positive.
+// default exponential backoff with jitter (each wait drawn between half
+// and all of 1s before the second attempt, 2s before the third, doubling
+// up to 10s). A Retry-After the registry answered asking for longer still
+// takes precedence (up to 60s). d must be positive.
 func WithRetryDelay(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
 			return fmt.Errorf("retry delay must be positive, got %s", d)
 		}
-		o.delay = d
+		o.backoff.Fixed = d
 		return nil
 	}
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{jobs: 4, retries: 3, events: func(Event) {}}
+	o := &options{jobs: 4, retries: 3, events: func(Event) {},
+		backoff: wait.Backoff{Base: time.Second, Max: 10 * time.Second}}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err

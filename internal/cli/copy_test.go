@@ -22,9 +22,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	root := NewRootCmd(&out, &errb)
 	root.SetArgs(append([]string{"--progress", "none"}, args...))
 	err := root.ExecuteContext(context.Background())
-	if err != nil {
-		errb.WriteString("ferry: " + err.Error() + "\n")
-	}
+	printErr(&errb, err)
 	return out.String(), errb.String(), ExitCode(err)
 }
 

@@ -21,9 +21,7 @@ func runStdin(t *testing.T, stdin string, args ...string) (string, string, int) 
 	root.SetIn(strings.NewReader(stdin))
 	root.SetArgs(append([]string{"--progress", "none"}, args...))
 	err := root.ExecuteContext(context.Background())
-	if err != nil {
-		errb.WriteString("ferry: " + err.Error() + "\n")
-	}
+	printErr(&errb, err)
 	return out.String(), errb.String(), ExitCode(err)
 }
 

@@ -1,11 +1,12 @@
 // Package wait holds what the retry loops of the registry client, the
-// foreign fetcher and the copy engine share: a context-aware sleep, and
-// the reading of a server's Retry-After.
+// foreign fetcher and the copy engine share: one backoff, a context-aware
+// sleep, and the reading of a server's Retry-After.
 package wait
 
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,12 +66,49 @@ func (e *RetryAfterError) Error() string { return e.Err.Error() }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // NotBefore returns d, or the wait a RetryAfterError in err's chain asks
-// for when that is longer: every retry loop honours the server's
-// Retry-After, whichever layer read it.
+// for (at most MaxRetryAfter) when that is longer: every retry loop
+// honours the server's Retry-After, whichever layer read it.
 func NotBefore(err error, d time.Duration) time.Duration {
 	var ra *RetryAfterError
 	if errors.As(err, &ra) && ra.After > d {
-		return ra.After
+		return max(d, min(ra.After, MaxRetryAfter))
 	}
 	return d
+}
+
+// Backoff is the wait between the attempts of a retry loop, the one
+// formula the registry client, the foreign fetcher and the copy engine
+// share: Fixed when it is set; otherwise exponential, Base before the
+// first retry, doubling up to Max, each wait drawn at random between half
+// and all of that (jitter, so that parallel transfers failing together do
+// not retry together). A longer wait asked for by a server's Retry-After
+// (a RetryAfterError in the last failure's chain) takes precedence, up to
+// MaxRetryAfter.
+type Backoff struct {
+	// Base is the exponential backoff's first wait, Max (at least Base)
+	// its largest; each is the upper end of the jittered range.
+	Base, Max time.Duration
+	// Fixed, when positive, is every wait instead: no growth, no jitter.
+	Fixed time.Duration
+}
+
+// Delay returns the wait before the retry-th retry (1 for the first),
+// after the attempt that failed with last (which may be nil).
+func (b Backoff) Delay(retry int, last error) time.Duration {
+	d := b.Fixed
+	if d <= 0 {
+		d = b.Base
+		for i := 1; i < retry && d < b.Max; i++ {
+			d *= 2
+		}
+		if d = min(d, b.Max); d > 0 {
+			d = d/2 + rand.N(d/2+1)
+		}
+	}
+	return NotBefore(last, d)
+}
+
+// Wait sleeps for Delay(retry, last), or until ctx is done (see Sleep).
+func (b Backoff) Wait(ctx context.Context, retry int, last error) error {
+	return Sleep(ctx, b.Delay(retry, last))
 }

@@ -1,6 +1,7 @@
 package wait
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,5 +48,55 @@ func TestNotBefore(t *testing.T) {
 	}
 	if ra.Error() != "503" || !errors.Is(fmt.Errorf("x: %w", ra), ra.Err) {
 		t.Error("RetryAfterError does not read or unwrap as its failure")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second}
+	for retry, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 100: time.Second} {
+		lo, hi := want, time.Duration(0)
+		for range 200 {
+			d := b.Delay(retry, nil)
+			if d < want/2 || d > want {
+				t.Fatalf("Delay(%d) = %s, want %s/2..%s", retry, d, want, want)
+			}
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		if hi-lo < want/10 {
+			t.Errorf("Delay(%d) ranged over %s..%s only: no jitter", retry, lo, hi)
+		}
+	}
+
+	fixed := Backoff{Base: 100 * time.Millisecond, Max: time.Second, Fixed: 10 * time.Millisecond}
+	for _, retry := range []int{1, 2, 10} {
+		if d := fixed.Delay(retry, errors.New("503")); d != 10*time.Millisecond {
+			t.Errorf("fixed Delay(%d) = %s", retry, d)
+		}
+	}
+
+	// A longer Retry-After wins, capped; a shorter one does not shorten the wait.
+	ra := &RetryAfterError{Err: errors.New("429"), After: 3 * time.Second}
+	for _, bb := range []Backoff{b, fixed} {
+		if d := bb.Delay(1, fmt.Errorf("x: %w", ra)); d != 3*time.Second {
+			t.Errorf("%+v: Retry-After 3s: %s", bb, d)
+		}
+	}
+	if d := (Backoff{Fixed: 5 * time.Second}).Delay(1, ra); d != 5*time.Second {
+		t.Errorf("Retry-After shorter than the fixed delay: %s", d)
+	}
+	if d := b.Delay(1, &RetryAfterError{Err: ra.Err, After: time.Hour}); d != MaxRetryAfter {
+		t.Errorf("Retry-After capped at %s", d)
+	}
+}
+
+func TestBackoffWaitCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if err := (Backoff{Fixed: time.Minute}).Wait(ctx, 1, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait after cancel: %v", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Error("Wait did not return on cancel")
 	}
 }

@@ -1,271 +1,33 @@
-// Package registry is the store backend for a repository in a registry that
-// speaks the OCI distribution API.
-//
-// References, credentials (docker config.json, DOCKER_CONFIG, credential
-// helpers) and the auth handshake (basic and bearer-token challenges) come
-// from go-containerregistry. The API calls themselves are ours, because the
-// copy engine needs what ggcr's remote package hides: whether a blob was
-// skipped, mounted or uploaded, a streamed upload it can time, and errors
-// that keep the registry's diagnostic codes.
 package registry
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ggtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/internal/stall"
-	"github.com/ferry-dev/ferry/internal/wait"
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 )
 
 // MaxManifestSize bounds the manifests and indexes ferry reads (4 MiB, as
 // distribution and containerd do).
-const MaxManifestSize = 4 << 20
+const MaxManifestSize = mediatype.MaxManifestSize
 
 // ManifestAccept lists every manifest media type ferry reads.
-var ManifestAccept = []string{
-	"application/vnd.oci.image.index.v1+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.oci.image.manifest.v1+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-}
-
-type options struct {
-	insecure  bool
-	keychain  authn.Keychain
-	auth      authn.Authenticator
-	transport http.RoundTripper
-	push      bool
-	scopes    []string
-	userAgent string
-	retries   int
-	stall     time.Duration
-	delay     time.Duration
-}
-
-// Option configures a Repo.
-type Option func(*options) error
-
-// WithInsecure allows plain HTTP to any registry, not only loopback ones.
-func WithInsecure(insecure bool) Option {
-	return func(o *options) error { o.insecure = insecure; return nil }
-}
-
-// WithKeychain resolves credentials through kc. The default is
-// authn.DefaultKeychain (docker config.json and credential helpers).
-func WithKeychain(kc authn.Keychain) Option {
-	return func(o *options) error {
-		if o.auth != nil {
-			return errors.New("registry: either a keychain or an authenticator, not both")
-		}
-		o.keychain = kc
-		return nil
-	}
-}
-
-// WithAuth uses a fixed authenticator instead of a keychain.
-func WithAuth(a authn.Authenticator) Option {
-	return func(o *options) error {
-		if o.keychain != nil {
-			return errors.New("registry: either a keychain or an authenticator, not both")
-		}
-		o.auth = a
-		return nil
-	}
-}
-
-// WithTransport sets the base HTTP transport. The default is a shared
-// transport tuned for parallel blob transfers.
-func WithTransport(t http.RoundTripper) Option {
-	return func(o *options) error { o.transport = t; return nil }
-}
-
-// WithPush asks for push access as well as pull.
-func WithPush() Option {
-	return func(o *options) error { o.push = true; return nil }
-}
-
-// WithMountFrom also asks for pull access to repo, so that blobs can be
-// mounted from it.
-func WithMountFrom(repo name.Repository) Option {
-	return func(o *options) error {
-		o.scopes = append(o.scopes, repo.Scope(transport.PullScope))
-		return nil
-	}
-}
-
-// WithUserAgent sets the User-Agent prefix.
-func WithUserAgent(ua string) Option {
-	return func(o *options) error { o.userAgent = ua; return nil }
-}
-
-// WithRetries sets how many times a small request (manifest, HEAD, tag
-// list) is tried on 429, 5xx or a network error. The default is 4.
-func WithRetries(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("registry: retries must be at least 1, got %d", n)
-		}
-		o.retries = n
-		return nil
-	}
-}
-
-// DefaultTransport is the base transport shared by every Repo unless
-// WithTransport is given: keep-alive connections, enough idle connections
-// per host for parallel blob transfers.
-var DefaultTransport http.RoundTripper = func() http.RoundTripper {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 32
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			return largeWrites{tc}, nil
-		}
-		return c, err
-	}
-	t.ResponseHeaderTimeout = 5 * time.Minute
-	// Blob bodies move in large writes and reads: the 4 KiB defaults cost
-	// a system call per 4 KiB on a gigabyte layer.
-	t.WriteBufferSize = 64 << 10
-	t.ReadBufferSize = 64 << 10
-	return t
-}()
-
-// largeWrites is a TCP connection whose ReadFrom, through which net/http
-// sends a request body, moves a blob in large writes: *net.TCPConn's own
-// falls back to io.Copy's 32 KiB steps for a body that is neither a file
-// nor a socket, a system call and a wakeup of the registry per 32 KiB.
-// It applies to plain HTTP (loopback and --insecure registries): over
-// TLS net/http writes through a *tls.Conn above it, whose records are at
-// most 16 KiB anyway.
-type largeWrites struct{ *net.TCPConn }
-
-func (c largeWrites) ReadFrom(r io.Reader) (int64, error) { return blob.Copy(c.TCPConn, r) }
-
-// ErrStalled means a registry request was abandoned because no byte moved
-// for the stall timeout (see WithStallTimeout). It is retried like a
-// dropped connection.
-var ErrStalled = stall.ErrStalled
-
-// DefaultStallTimeout is how long a registry request may go without moving
-// a byte unless WithStallTimeout says otherwise.
-const DefaultStallTimeout = stall.DefaultTimeout
-
-// WithStallTimeout sets how long a request may go without moving a byte
-// (waiting for the answer to a request without a body, the server not
-// taking upload bytes, a download waiting for data) before it is abandoned
-// with an error wrapping ErrStalled, which is retried like a dropped
-// connection. The default is DefaultStallTimeout; 0 disables the check.
-func WithStallTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("registry: stall timeout must not be negative, got %s", d)
-		}
-		o.stall = d
-		return nil
-	}
-}
-
-// WithRetryDelay waits d between the attempts of a request instead of the
-// default exponential backoff (100ms doubling up to 5s). A Retry-After
-// header still takes precedence. d must be positive.
-func WithRetryDelay(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return fmt.Errorf("registry: retry delay must be positive, got %s", d)
-		}
-		o.delay = d
-		return nil
-	}
-}
-
-func makeOptions(opts []Option) (*options, error) {
-	o := &options{transport: DefaultTransport, retries: 4, userAgent: "ferry", stall: DefaultStallTimeout}
-	for _, opt := range opts {
-		if err := opt(o); err != nil {
-			return nil, err
-		}
-	}
-	if o.keychain == nil && o.auth == nil {
-		o.keychain = authn.DefaultKeychain
-	}
-	return o, nil
-}
-
-// NewRegistry returns ggcr's name.Registry for host, marked insecure (plain
-// HTTP allowed) when the host is a loopback address or insecure is set.
-func NewRegistry(host string, insecure bool) (name.Registry, error) {
-	var nopts []name.Option
-	if insecure || isLoopback(host) {
-		nopts = append(nopts, name.Insecure)
-	}
-	return name.NewRegistry(host, nopts...)
-}
-
-func isLoopback(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
-// Client is an authenticated HTTP client for one registry.
-type Client struct {
-	reg     name.Registry
-	http    *http.Client
-	retries int
-	delay   time.Duration // 0: exponential backoff
-}
-
-// NewClient authenticates to reg for the given scopes.
-func NewClient(ctx context.Context, reg name.Registry, scopes []string, opts ...Option) (*Client, error) {
-	o, err := makeOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	return newClient(ctx, reg, scopes, o)
-}
-
-func newClient(ctx context.Context, reg name.Registry, scopes []string, o *options) (*Client, error) {
-	auth := o.auth
-	if auth == nil {
-		var err error
-		if auth, err = o.keychain.Resolve(reg); err != nil {
-			return nil, fmt.Errorf("credentials for %s: %w", reg, err)
-		}
-	}
-	base := transport.NewUserAgent(stall.Wrap(o.transport, o.stall), o.userAgent)
-	rt, err := transport.NewWithContext(ctx, reg, auth, base, scopes)
-	if err != nil {
-		return nil, classify(fmt.Errorf("connect to %s: %w", reg, err))
-	}
-	return &Client{reg: reg, http: &http.Client{Transport: rt}, retries: o.retries, delay: o.delay}, nil
-}
+var ManifestAccept = mediatype.Manifests
 
 // Repo is a repository in a registry, bound to one reference. It is both a
 // store.Source and a store.Target.
@@ -429,7 +191,13 @@ func (r *Repo) getManifest(ctx context.Context, ident string) ([]byte, v1.Descri
 	}
 	mt := resp.Header.Get("Content-Type")
 	if mt == "" || mt == "application/json" || mt == "text/plain" {
-		mt = sniffMediaType(raw)
+		// A body that does not say is read as an OCI image manifest, as
+		// before; transfer refuses what it then cannot decode.
+		sniffed, err := mediatype.Sniff(raw)
+		if err != nil {
+			sniffed = ggtypes.OCIManifestSchema1
+		}
+		mt = string(sniffed)
 	}
 	return raw, v1.Descriptor{MediaType: ggtypes.MediaType(mt), Digest: d, Size: int64(len(raw))}, nil
 }
@@ -439,23 +207,6 @@ func sep(ident string) string {
 		return "@"
 	}
 	return ":"
-}
-
-// sniffMediaType reads the mediaType field, or guesses from the shape.
-func sniffMediaType(raw []byte) string {
-	var m struct {
-		MediaType string            `json:"mediaType"`
-		Manifests []json.RawMessage `json:"manifests"`
-	}
-	if json.Unmarshal(raw, &m) == nil {
-		if m.MediaType != "" {
-			return m.MediaType
-		}
-		if m.Manifests != nil {
-			return "application/vnd.oci.image.index.v1+json"
-		}
-	}
-	return "application/vnd.oci.image.manifest.v1+json"
 }
 
 // FetchBlob implements store.Source.
@@ -631,7 +382,7 @@ func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor
 		return req, err
 	}, http.StatusCreated, http.StatusOK, http.StatusAccepted)
 	if err != nil {
-		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, err)
+		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, classifyPut(err))
 	}
 	resp.Body.Close()
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && !sameContent(got, desc.Digest, raw) {
@@ -655,36 +406,6 @@ func sameContent(got string, want v1.Hash, raw []byte) bool {
 	return blob.Names(h, raw) && blob.Names(want, raw)
 }
 
-// Tags implements store.Lister, following Link pagination.
-func (r *Repo) Tags(ctx context.Context) ([]string, error) {
-	next := r.url("tags", "list?n=1000")
-	var all []string
-	for next != "" {
-		u := next
-		resp, err := r.c.do(ctx, func() (*http.Request, error) {
-			return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		}, http.StatusOK)
-		if err != nil {
-			return nil, fmt.Errorf("tags of %s: %w", r.repo, err)
-		}
-		var page struct {
-			Tags []string `json:"tags"`
-		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, MaxManifestSize)).Decode(&page)
-		link := resp.Header.Get("Link")
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("tags of %s: %w", r.repo, err)
-		}
-		all = append(all, page.Tags...)
-		next, err = nextLink(u, link)
-		if err != nil {
-			return nil, fmt.Errorf("tags of %s: %w", r.repo, err)
-		}
-	}
-	return all, nil
-}
-
 // Delete implements store.Deleter: it resolves a tag to its digest first,
 // since the API deletes by digest.
 func (r *Repo) Delete(ctx context.Context) error {
@@ -700,153 +421,4 @@ func (r *Repo) Delete(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	return nil
-}
-
-// Catalog lists the repositories of a registry, following pagination.
-func Catalog(ctx context.Context, reg name.Registry, opts ...Option) ([]string, error) {
-	c, err := NewClient(ctx, reg, []string{reg.Scope("")}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	next := fmt.Sprintf("%s://%s/v2/_catalog?n=1000", reg.Scheme(), reg.RegistryStr())
-	var all []string
-	for next != "" {
-		u := next
-		resp, err := c.do(ctx, func() (*http.Request, error) {
-			return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		}, http.StatusOK)
-		if err != nil {
-			return nil, fmt.Errorf("catalog of %s: %w", reg, err)
-		}
-		var page struct {
-			Repositories []string `json:"repositories"`
-		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page)
-		link := resp.Header.Get("Link")
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("catalog of %s: %w", reg, err)
-		}
-		all = append(all, page.Repositories...)
-		if next, err = nextLink(u, link); err != nil {
-			return nil, fmt.Errorf("catalog of %s: %w", reg, err)
-		}
-	}
-	return all, nil
-}
-
-// Ping checks that the credentials are accepted by the registry (GET /v2/).
-func Ping(ctx context.Context, reg name.Registry, opts ...Option) error {
-	c, err := NewClient(ctx, reg, nil, opts...)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(ctx, func() (*http.Request, error) {
-		return http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/", reg.Scheme(), reg.RegistryStr()), nil)
-	}, http.StatusOK)
-	if err != nil {
-		return fmt.Errorf("%s: %w", reg, err)
-	}
-	resp.Body.Close()
-	return nil
-}
-
-func nextLink(current, link string) (string, error) {
-	if link == "" {
-		return "", nil
-	}
-	start, end := strings.Index(link, "<"), strings.Index(link, ">")
-	if start < 0 || end < start {
-		return "", fmt.Errorf("malformed Link header %q", link)
-	}
-	base, err := url.Parse(current)
-	if err != nil {
-		return "", err
-	}
-	u, err := base.Parse(link[start+1 : end])
-	if err != nil {
-		return "", fmt.Errorf("malformed Link header %q: %w", link, err)
-	}
-	return u.String(), nil
-}
-
-// do sends the request newReq builds, retrying network errors, 429 and
-// 5xx with backoff (honouring Retry-After). It returns the response when
-// its status is one of ok, and an error otherwise.
-func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error), ok ...int) (*http.Response, error) {
-	var lastErr error
-	for attempt := 0; attempt < c.retries; attempt++ {
-		if attempt > 0 {
-			if err := wait.Sleep(ctx, backoff(attempt, lastErr, c.delay)); err != nil {
-				return nil, err
-			}
-		}
-		req, err := newReq()
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			lastErr = classify(err)
-			continue
-		}
-		if err := check(resp, ok...); err != nil {
-			resp.Body.Close()
-			lastErr = err
-			if retryable(resp.StatusCode) {
-				continue
-			}
-			return nil, err
-		}
-		return resp, nil
-	}
-	return nil, lastErr
-}
-
-func retryable(code int) bool {
-	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
-}
-
-func backoff(attempt int, last error, fixed time.Duration) time.Duration {
-	var ra *wait.RetryAfterError
-	if errors.As(last, &ra) && ra.After > 0 {
-		return ra.After // capped by wait.RetryAfter
-	}
-	if fixed > 0 {
-		return fixed
-	}
-	return min(time.Duration(1<<attempt)*100*time.Millisecond, 5*time.Second)
-}
-
-// check turns an unexpected response into an error that keeps the
-// registry's diagnostic codes (*transport.Error) and wraps the store's
-// sentinels.
-func check(resp *http.Response, ok ...int) error {
-	err := transport.CheckError(resp, ok...)
-	if err == nil {
-		return nil
-	}
-	err = classify(err)
-	if retryable(resp.StatusCode) {
-		if d := wait.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
-			return &wait.RetryAfterError{Err: err, After: d}
-		}
-	}
-	return err
-}
-
-func classify(err error) error {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusNotFound:
-			return fmt.Errorf("%w (%w)", store.ErrNotFound, err)
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%w (%w)", store.ErrUnauthorized, err)
-		}
-	}
-	return err
 }
