@@ -8,7 +8,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 
-	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
 )
 
 // defaultFilesystemRoot is distribution's filesystem driver's root when
@@ -19,7 +19,7 @@ const defaultFilesystemRoot = "/var/lib/registry"
 // and so in the error `ferry storage gc` gives while it runs.
 const LockHolder = "ferry serve"
 
-// lockRoot takes the storage root's lock (internal/rootlock) when cfg
+// lockRoot takes the storage root's lock (internal/regstorage/rootlock) when cfg
 // stores on the local filesystem, so that offline operations on the root
 // (storage gc, storage import) refuse to run under a live registry. It
 // returns nil for other storage drivers.

@@ -49,7 +49,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/internal/storedmanifest"
+	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 )
 
 const (

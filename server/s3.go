@@ -2,11 +2,11 @@ package server
 
 // This file makes the embedded registry one of several replicas on shared
 // storage (an S3 bucket through ferry's S3 storage driver,
-// internal/s3driver, on aws-sdk-go-v2) behind a load balancer. Nothing is
+// internal/regstorage/s3driver, on aws-sdk-go-v2) behind a load balancer. Nothing is
 // kept on a replica's disk: the referrers API is derived from
 // distribution's storage (referrers.go), and what replicas must agree on,
 // http.secret, is checked through the storage at start
-// (internal/replicas).
+// (internal/regstorage/replicas).
 
 import (
 	"context"
@@ -20,13 +20,13 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 
-	"github.com/ferry-dev/ferry/internal/replicas"
+	"github.com/ferry-dev/ferry/internal/regstorage/replicas"
 
 	// ferry's S3 storage driver, registered as "s3", for --s3-* and
 	// configurations naming storage.s3. It replaces distribution's s3-aws
 	// driver, whose aws-sdk-go v1 is end-of-support and cost every ferry
 	// command ~8 MB of memory at start.
-	_ "github.com/ferry-dev/ferry/internal/s3driver"
+	_ "github.com/ferry-dev/ferry/internal/regstorage/s3driver"
 )
 
 // ErrNoSecret means shared storage was configured without http.secret.
@@ -50,7 +50,7 @@ type S3 struct {
 }
 
 // WithS3 stores images in an S3 bucket through ferry's S3 storage driver
-// (internal/s3driver), with redirects to the bucket disabled (clients need
+// (internal/regstorage/s3driver), with redirects to the bucket disabled (clients need
 // reach only the registry) and distribution's default purging of
 // abandoned uploads. http.secret must then be given (WithSecret, or in a
 // configuration file) and be the same on every replica.
@@ -100,7 +100,7 @@ func (s *S3) storage() configuration.Storage {
 
 // sharedStorage reports whether cfg stores through a driver several
 // registry processes may share: any but the local filesystem (which
-// internal/rootlock keeps to one process) and memory.
+// internal/regstorage/rootlock keeps to one process) and memory.
 func sharedStorage(cfg *configuration.Configuration) bool {
 	switch cfg.Storage.Type() {
 	case "filesystem", "inmemory", "":

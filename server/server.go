@@ -27,10 +27,10 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ferry-dev/ferry/internal/fsdriver"
-	"github.com/ferry-dev/ferry/internal/replicas"
-	"github.com/ferry-dev/ferry/internal/rootlock"
-	"github.com/ferry-dev/ferry/internal/urlrules"
+	"github.com/ferry-dev/ferry/internal/regstorage/fsdriver"
+	"github.com/ferry-dev/ferry/internal/regstorage/replicas"
+	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
+	"github.com/ferry-dev/ferry/internal/regstorage/urlrules"
 
 	// Storage drivers and access controllers that configurations may name.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
@@ -246,7 +246,7 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 
 var logMu sync.Mutex
 
-// useWindowsSafeFilesystem adds internal/fsdriver's storage middleware to
+// useWindowsSafeFilesystem adds internal/regstorage/fsdriver's storage middleware to
 // a filesystem configuration, without which distribution's filesystem
 // driver fails every push on Windows. It changes nothing elsewhere.
 func useWindowsSafeFilesystem(cfg *configuration.Configuration) {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
 	"github.com/ferry-dev/ferry/server"
 )
 
