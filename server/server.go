@@ -27,6 +27,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/fsdriver"
 	"github.com/ferry-dev/ferry/internal/regstorage/replicas"
 	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
@@ -244,8 +245,6 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 	return cfg, nil
 }
 
-var logMu sync.Mutex
-
 // useWindowsSafeFilesystem adds internal/regstorage/fsdriver's storage middleware to
 // a filesystem configuration, without which distribution's filesystem
 // driver fails every push on Windows. It changes nothing elsewhere.
@@ -286,12 +285,8 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if os.Getenv("OTEL_TRACES_EXPORTER") == "" {
 		_ = os.Setenv("OTEL_TRACES_EXPORTER", "none")
 	}
-	// distribution logs through logrus' global logger.
-	logMu.Lock()
-	lvl, _ := logrus.ParseLevel(o.logLevel)
-	logrus.SetLevel(lvl)
-	logrus.SetOutput(o.logOut)
-	logMu.Unlock()
+	lvl, _ := logrus.ParseLevel(o.logLevel) // checked by WithLog
+	regstorage.SetLog(o.logOut, lvl)
 	defer func() {
 		if r := recover(); r != nil {
 			h, p, err = nil, nil, fmt.Errorf("server: invalid configuration: %v", r)

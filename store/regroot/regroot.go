@@ -36,13 +36,14 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 
+	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/fsdriver"
 	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
 	"github.com/ferry-dev/ferry/internal/regstorage/urlrules"
 )
 
 // DataDir is where a root keeps its data, relative to the root.
-const DataDir = "docker/registry/v2"
+const DataDir = regstorage.DataDir
 
 // DefaultForeignURLsAllow is the pattern URLs of foreign layers must match
 // unless WithForeignURLs says otherwise: http or https, so that an import
@@ -52,8 +53,9 @@ const DefaultForeignURLsAllow = `^https?://`
 // Sentinel errors, matched with errors.Is.
 var (
 	// ErrNotRoot means a directory exists but is not a registry storage
-	// root (it has no docker/registry/v2).
-	ErrNotRoot = errors.New("not a registry storage root")
+	// root (it has no docker/registry/v2); it is regstorage.ErrNotRoot,
+	// which server.ErrNotRoot is too.
+	ErrNotRoot = regstorage.ErrNotRoot
 	// ErrInvalidName means a repository name or tag is not valid.
 	ErrInvalidName = errors.New("invalid repository name")
 )
