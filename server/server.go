@@ -278,7 +278,7 @@ func NewHandler(ctx context.Context, opts ...Option) (http.Handler, error) {
 }
 
 // newApp builds distribution's App from cfg behind the OCI layer. On
-// shared storage it also runs the replica self-test (s3.go), whose marker
+// shared storage it also runs the replica self-test (replicas.go), whose marker
 // is refreshed until the returned Presence is closed or ctx is done.
 func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (h http.Handler, p *replicas.Presence, err error) {
 	// distribution's tracing exports to localhost:4318 unless told not to.
