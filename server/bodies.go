@@ -34,7 +34,7 @@ func (b largeBody) WriteTo(w io.Writer) (int64, error) { return blob.Copy(w, b.R
 
 // largeWritesSafe says whether the storage driver type counts buffered
 // bytes in its writers' Size, as distribution's filesystem driver and
-// ferry's S3 driver (internal/s3driver) do. distribution's in-memory
+// ferry's S3 driver (internal/regstorage/s3driver) do. distribution's in-memory
 // driver does not (its Size lags until a flush), and the blob writer
 // would restart the digest mid-blob: DIGEST_INVALID.
 func largeWritesSafe(driver string) bool {

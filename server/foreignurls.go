@@ -11,7 +11,7 @@ import (
 	"github.com/distribution/distribution/v3/manifest/schema2"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ferry-dev/ferry/internal/urlrules"
+	"github.com/ferry-dev/ferry/internal/regstorage/urlrules"
 )
 
 // urlPolicy is distribution's check of the URLs of foreign layers in a
@@ -21,7 +21,7 @@ import (
 // 500 for a server failure and retry it. ferry answers 400 MANIFEST_INVALID
 // instead, naming the layer, the URL and the rule it breaks. The rules are
 // distribution's own (registry/storage and registry/handlers, v3.1.2, as
-// internal/urlrules applies them), so that nothing it would accept is
+// internal/regstorage/urlrules applies them), so that nothing it would accept is
 // refused here.
 type urlPolicy struct {
 	enabled bool

@@ -49,7 +49,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/internal/storedmanifest"
+	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 )
 
 const (
@@ -76,7 +76,7 @@ const (
 type namespaceSink struct {
 	ns distribution.Namespace
 	// driver is the storage driver under ns, with the configuration's
-	// storage middleware applied: the replica marker's (s3.go).
+	// storage middleware applied: the replica marker's (replicas.go).
 	driver storagedriver.StorageDriver
 }
 

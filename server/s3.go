@@ -1,36 +1,26 @@
 package server
 
-// This file makes the embedded registry one of several replicas on shared
-// storage (an S3 bucket through ferry's S3 storage driver,
-// internal/s3driver, on aws-sdk-go-v2) behind a load balancer. Nothing is
-// kept on a replica's disk: the referrers API is derived from
-// distribution's storage (referrers.go), and what replicas must agree on,
-// http.secret, is checked through the storage at start
-// (internal/replicas).
+// This file is S3 storage as ferry serve --s3-* gives it: an S3 bucket
+// through ferry's S3 storage driver (internal/regstorage/s3driver, on
+// aws-sdk-go-v2). Replicas on one bucket behind a load balancer keep
+// nothing on their disks: the referrers API is derived from distribution's
+// storage (referrers.go), and what replicas must agree on, http.secret, is
+// required (secret.go) and checked through the storage at start
+// (replicas.go).
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"strings"
 
 	"github.com/distribution/distribution/v3/configuration"
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
-
-	"github.com/ferry-dev/ferry/internal/replicas"
 
 	// ferry's S3 storage driver, registered as "s3", for --s3-* and
 	// configurations naming storage.s3. It replaces distribution's s3-aws
 	// driver, whose aws-sdk-go v1 is end-of-support and cost every ferry
 	// command ~8 MB of memory at start.
-	_ "github.com/ferry-dev/ferry/internal/s3driver"
+	_ "github.com/ferry-dev/ferry/internal/regstorage/s3driver"
 )
-
-// ErrNoSecret means shared storage was configured without http.secret.
-var ErrNoSecret = errors.New("http.secret is required with shared storage")
 
 // S3 is the common case of S3 storage, as `ferry serve --s3-*` gives it.
 // Credentials are not part of it: ferry's S3 driver takes them from the
@@ -50,7 +40,7 @@ type S3 struct {
 }
 
 // WithS3 stores images in an S3 bucket through ferry's S3 storage driver
-// (internal/s3driver), with redirects to the bucket disabled (clients need
+// (internal/regstorage/s3driver), with redirects to the bucket disabled (clients need
 // reach only the registry) and distribution's default purging of
 // abandoned uploads. http.secret must then be given (WithSecret, or in a
 // configuration file) and be the same on every replica.
@@ -96,115 +86,4 @@ func (s *S3) storage() configuration.Storage {
 			"uploadpurging": map[any]any{"enabled": true, "age": "168h", "interval": "24h", "dryrun": false},
 		},
 	}
-}
-
-// sharedStorage reports whether cfg stores through a driver several
-// registry processes may share: any but the local filesystem (which
-// internal/rootlock keeps to one process) and memory.
-func sharedStorage(cfg *configuration.Configuration) bool {
-	switch cfg.Storage.Type() {
-	case "filesystem", "inmemory", "":
-		return false
-	}
-	return true
-}
-
-// checkSecret refuses shared storage without http.secret. A pull-through
-// cache takes no uploads, and distribution ignores its secret.
-func checkSecret(cfg *configuration.Configuration, secretGiven bool) error {
-	if !sharedStorage(cfg) || cfg.Proxy.RemoteURL != "" || secretGiven {
-		return nil
-	}
-	return fmt.Errorf("server: %w (%s storage): replicas behind one address must share it, or an upload begun on one fails on another; set FERRY_HTTP_SECRET (or REGISTRY_HTTP_SECRET) in the environment, or http.secret in --config, to the same random string on every replica", ErrNoSecret, cfg.Storage.Type())
-}
-
-// readOnly reports whether cfg runs distribution's read-only mode
-// (storage.maintenance.readonly.enabled).
-func readOnly(cfg *configuration.Configuration) bool {
-	m, ok := cfg.Storage["maintenance"]
-	if !ok {
-		return false
-	}
-	ro, ok := m["readonly"].(map[any]any)
-	if !ok {
-		return false
-	}
-	on, _ := ro["enabled"].(bool)
-	return on
-}
-
-// announce runs the replica self-test on shared storage: it writes this
-// replica's marker through the storage driver distribution uses, reads it
-// back, and fails when a running replica has another http.secret. It
-// returns nil for storage no other process can share.
-func announce(ctx context.Context, cfg *configuration.Configuration, sink *namespaceSink) (*replicas.Presence, error) {
-	if !sharedStorage(cfg) || cfg.Proxy.RemoteURL != "" {
-		return nil, nil
-	}
-	if sink.driver == nil {
-		return nil, errors.New("server: distribution did not hand over its storage driver")
-	}
-	p, err := replicas.Announce(ctx, sink.driver, cfg.HTTP.Secret, readOnly(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("server: startup self-test on %s storage: %w", cfg.Storage.Type(), err)
-	}
-	return p, nil
-}
-
-// ConfigStorage reads the storage section of a distribution configuration
-// file. For filesystem storage it returns the root directory, to be opened
-// as a local root (with its lock); for any other driver it returns that
-// driver, built by distribution's factory exactly as a registry with this
-// configuration builds it, and a description for messages
-// ("s3 bucket registry").
-func ConfigStorage(ctx context.Context, path string) (root string, d storagedriver.StorageDriver, desc string, err error) {
-	cfg, err := parseConfigFile(path)
-	if err != nil {
-		return "", nil, "", err
-	}
-	params := cfg.Storage.Parameters()
-	switch t := cfg.Storage.Type(); t {
-	case "filesystem":
-		root, _ = params["rootdirectory"].(string)
-		if root == "" {
-			root = defaultFilesystemRoot
-		}
-		return root, nil, "", nil
-	case "inmemory", "":
-		return "", nil, "", fmt.Errorf("server: config file %s: %q storage holds nothing outside a running registry", path, t)
-	default:
-		d, err = factory.Create(ctx, t, params)
-		if err != nil {
-			// ferry's S3 driver names itself ("s3 storage: ..."), as it
-			// must where distribution reports its error bare; others may
-			// not.
-			if !strings.HasPrefix(err.Error(), t+" storage:") {
-				err = fmt.Errorf("%s storage: %w", t, err)
-			}
-			return "", nil, "", fmt.Errorf("server: config file %s: %w", path, err)
-		}
-		desc = t + " storage"
-		if b, ok := params["bucket"]; ok {
-			desc = fmt.Sprintf("%s bucket %v", t, b)
-		}
-		if p, ok := params["rootdirectory"].(string); ok && p != "" {
-			desc += " under " + p
-		}
-		return "", d, desc, nil
-	}
-}
-
-// parseConfigFile reads a distribution configuration file, with
-// distribution's REGISTRY_* environment overrides applied.
-func parseConfigFile(path string) (*configuration.Configuration, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("server: config file: %w", err)
-	}
-	defer f.Close()
-	cfg, err := configuration.Parse(f)
-	if err != nil {
-		return nil, fmt.Errorf("server: config file %s: %w", path, err)
-	}
-	return cfg, nil
 }

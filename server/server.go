@@ -27,10 +27,11 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ferry-dev/ferry/internal/fsdriver"
-	"github.com/ferry-dev/ferry/internal/replicas"
-	"github.com/ferry-dev/ferry/internal/rootlock"
-	"github.com/ferry-dev/ferry/internal/urlrules"
+	"github.com/ferry-dev/ferry/internal/regstorage"
+	"github.com/ferry-dev/ferry/internal/regstorage/fsdriver"
+	"github.com/ferry-dev/ferry/internal/regstorage/replicas"
+	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
+	"github.com/ferry-dev/ferry/internal/regstorage/urlrules"
 
 	// Storage drivers and access controllers that configurations may name.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
@@ -244,9 +245,7 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 	return cfg, nil
 }
 
-var logMu sync.Mutex
-
-// useWindowsSafeFilesystem adds internal/fsdriver's storage middleware to
+// useWindowsSafeFilesystem adds internal/regstorage/fsdriver's storage middleware to
 // a filesystem configuration, without which distribution's filesystem
 // driver fails every push on Windows. It changes nothing elsewhere.
 func useWindowsSafeFilesystem(cfg *configuration.Configuration) {
@@ -279,19 +278,15 @@ func NewHandler(ctx context.Context, opts ...Option) (http.Handler, error) {
 }
 
 // newApp builds distribution's App from cfg behind the OCI layer. On
-// shared storage it also runs the replica self-test (s3.go), whose marker
+// shared storage it also runs the replica self-test (replicas.go), whose marker
 // is refreshed until the returned Presence is closed or ctx is done.
 func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (h http.Handler, p *replicas.Presence, err error) {
 	// distribution's tracing exports to localhost:4318 unless told not to.
 	if os.Getenv("OTEL_TRACES_EXPORTER") == "" {
 		_ = os.Setenv("OTEL_TRACES_EXPORTER", "none")
 	}
-	// distribution logs through logrus' global logger.
-	logMu.Lock()
-	lvl, _ := logrus.ParseLevel(o.logLevel)
-	logrus.SetLevel(lvl)
-	logrus.SetOutput(o.logOut)
-	logMu.Unlock()
+	lvl, _ := logrus.ParseLevel(o.logLevel) // checked by WithLog
+	regstorage.SetLog(o.logOut, lvl)
 	defer func() {
 		if r := recover(); r != nil {
 			h, p, err = nil, nil, fmt.Errorf("server: invalid configuration: %v", r)

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -18,8 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
 	"github.com/ferry-dev/ferry/server"
+	"github.com/ferry-dev/ferry/store/regroot"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key under dir.
@@ -112,6 +114,28 @@ func TestStartTLSBadKeyPair(t *testing.T) {
 	}
 	if err := rootlock.Held(root); err != nil {
 		t.Errorf("root still locked after Close: %v", err)
+	}
+}
+
+// TestStartRefusesNotRoot: a root that holds other things is refused with
+// ferry serve's words and the one ErrNotRoot, the error store/regroot
+// gives for the same directory.
+func TestStartRefusesNotRoot(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "notes.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.Start(context.Background(), "127.0.0.1:0", server.WithRoot(root))
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Start served a directory that holds other things")
+	}
+	if !errors.Is(err, server.ErrNotRoot) || !errors.Is(err, regroot.ErrNotRoot) {
+		t.Errorf("Start: %v, want it to wrap ErrNotRoot", err)
+	}
+	want := "server: root " + root + ": neither empty nor a registry storage root (it holds notes.txt but no docker/registry/v2); point --root at an empty or new directory, or at a registry root"
+	if err.Error() != want {
+		t.Errorf("Start: %q\nwant %q", err, want)
 	}
 }
 

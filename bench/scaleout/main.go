@@ -1,7 +1,7 @@
 // Command scaleout measures how push and pull throughput through one
 // address change with the number of ferry serve replicas behind it: 1, 2
 // and 3 replicas on the same S3 bucket, behind nginx (round-robin), as
-// internal/scaleout starts them. Not run by CI.
+// internal/testkit/scaleout starts them. Not run by CI.
 //
 //	# an S3 server, e.g. radosgw on loopback as .ci/ceph-tests starts it:
 //	D=/tmp/ferry-ceph BUCKET=ferry-ci bash .ci/ceph/ceph-up.sh
@@ -35,7 +35,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferry-dev/ferry/internal/scaleout"
+	"github.com/ferry-dev/ferry/internal/testkit/scaleout"
 )
 
 type config struct {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-dev/ferry/internal/faults"
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/faults"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
 // TestInterruptLeavesNothingHalfWritten sends SIGINT to the ferry binary

@@ -20,8 +20,8 @@ import (
 
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/imagemod"
-	"github.com/ferry-dev/ferry/internal/faults"
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/faults"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
 func sha(b []byte) v1.Hash {

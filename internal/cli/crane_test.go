@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
 // lookTool finds a peer's binary on PATH or in GOPATH/bin, where .ci/run's

@@ -13,7 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/store/dirstore"
 )
 

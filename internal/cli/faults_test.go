@@ -11,8 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ferry-dev/ferry/internal/faults"
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/faults"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
 // The fault-injection suite: a faults.Proxy between ferry and a real

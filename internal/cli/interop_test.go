@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
 // TestSkopeoReadsFerryLayout checks that a layout ferry writes is one

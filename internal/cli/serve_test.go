@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a command writes to it.

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/progress"
 	"github.com/ferry-dev/ferry/store"
@@ -43,13 +43,8 @@ func needRoot(cmd *cobra.Command, root string) error {
 }
 
 // quietRegistryLog keeps distribution's info-level storage log (one line
-// per blob deleted or linked) off the terminal; it logs through logrus'
-// global logger.
-func quietRegistryLog() {
-	if logrus.GetLevel() > logrus.WarnLevel {
-		logrus.SetLevel(logrus.WarnLevel)
-	}
-}
+// per blob deleted or linked) off the terminal.
+func quietRegistryLog() { regstorage.QuietLog() }
 
 func newStorageImportCmd(g *globals) *cobra.Command {
 	var (

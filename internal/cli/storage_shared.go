@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-dev/ferry/internal/replicas"
+	"github.com/ferry-dev/ferry/internal/regstorage/replicas"
 	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/server"
 )

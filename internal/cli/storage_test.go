@@ -23,7 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/server"
 	"github.com/ferry-dev/ferry/store/regroot"
 )

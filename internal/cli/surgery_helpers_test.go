@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ferry-dev/ferry/internal/fixture"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
 // appOn builds an application image on base: two ordinary layers with a

@@ -66,7 +66,7 @@ type GCReport struct {
 // they reference, then removes the blobs and layer links nothing marked
 // (and, with RemoveUntagged, the revisions of the unmarked manifests). It
 // must not run while a registry serves the root; callers hold the root's
-// lock (internal/rootlock).
+// lock (internal/regstorage/rootlock).
 //
 // With RemoveUntagged, an untagged manifest whose subject is marked — a
 // signature, SBOM or attestation of a kept image, which the registry's

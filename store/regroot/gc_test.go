@@ -21,7 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ferry-dev/ferry/internal/storedmanifest"
+	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 	"github.com/ferry-dev/ferry/store"
 )
 

@@ -15,7 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/internal/storedmanifest"
+	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 )
 
 // collector holds the marks of one GC. Its mark phase is

@@ -14,7 +14,7 @@
 //	      _manifests/tags/<tag>/current/link              what the tag points at
 //	      _manifests/tags/<tag>/index/sha256/<hex>/link   what it has pointed at
 //	      _uploads/                                       uploads in progress
-//	  .ferry.lock                                         see internal/rootlock
+//	  .ferry.lock                                         see internal/regstorage/rootlock
 //
 // Besides the store (Repo, a store.Source and store.Target bound to one
 // repository and tag), the package checks a root (Fsck) and collects its
@@ -36,13 +36,14 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 
-	"github.com/ferry-dev/ferry/internal/fsdriver"
-	"github.com/ferry-dev/ferry/internal/rootlock"
-	"github.com/ferry-dev/ferry/internal/urlrules"
+	"github.com/ferry-dev/ferry/internal/regstorage"
+	"github.com/ferry-dev/ferry/internal/regstorage/fsdriver"
+	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
+	"github.com/ferry-dev/ferry/internal/regstorage/urlrules"
 )
 
 // DataDir is where a root keeps its data, relative to the root.
-const DataDir = "docker/registry/v2"
+const DataDir = regstorage.DataDir
 
 // DefaultForeignURLsAllow is the pattern URLs of foreign layers must match
 // unless WithForeignURLs says otherwise: http or https, so that an import
@@ -52,8 +53,9 @@ const DefaultForeignURLsAllow = `^https?://`
 // Sentinel errors, matched with errors.Is.
 var (
 	// ErrNotRoot means a directory exists but is not a registry storage
-	// root (it has no docker/registry/v2).
-	ErrNotRoot = errors.New("not a registry storage root")
+	// root (it has no docker/registry/v2); it is regstorage.ErrNotRoot,
+	// which server.ErrNotRoot is too.
+	ErrNotRoot = regstorage.ErrNotRoot
 	// ErrInvalidName means a repository name or tag is not valid.
 	ErrInvalidName = errors.New("invalid repository name")
 )
@@ -95,7 +97,7 @@ func WithForeignURLs(allow, deny []string) Option {
 	}
 }
 
-// WithLock takes the root's lock (internal/rootlock) for as long as the
+// WithLock takes the root's lock (internal/regstorage/rootlock) for as long as the
 // Root is open, describing the holder as holder ("ferry storage gc"). Open
 // then fails with an error wrapping rootlock.ErrLocked while another
 // process — a ferry serve — holds the root. The default takes no lock.
@@ -217,7 +219,7 @@ func newRoot(ctx context.Context, name string, d storagedriver.StorageDriver, o 
 }
 
 // newDriver returns distribution's filesystem driver on abs, made to work
-// on Windows too (internal/fsdriver).
+// on Windows too (internal/regstorage/fsdriver).
 func newDriver(abs string) (storagedriver.StorageDriver, error) {
 	return fsdriver.New(abs)
 }

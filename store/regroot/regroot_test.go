@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/blob"
-	"github.com/ferry-dev/ferry/internal/fixture"
-	"github.com/ferry-dev/ferry/internal/rootlock"
+	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/store"
 	"github.com/ferry-dev/ferry/store/registry"
 	"github.com/ferry-dev/ferry/transfer"

@@ -155,7 +155,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 // Config returns the distribution configuration a replica on s uses, with
 // its storage under prefix. The keys are those of distribution's s3
-// driver, which ferry's (internal/s3driver) keeps; credentials are left to
+// driver, which ferry's (internal/regstorage/s3driver) keeps; credentials are left to
 // the environment.
 func Config(s S3, prefix string, readOnly bool) string {
 	secure := strings.HasPrefix(s.Endpoint, "https://")
