@@ -56,17 +56,21 @@ func rewriteLayers(raw []byte, fn func(layer map[string]any) bool) ([]byte, bool
 	return out, true, err
 }
 
-// localize turns each foreign layer descriptor into its distributable
-// counterpart: new media type, no urls.
-func localize(layer map[string]any) bool {
-	mt, _ := layer["mediaType"].(string)
-	to, ok := mediatype.Distributable(mt)
-	if !ok {
-		return false
+// localizeIn returns a layer rewriter for a manifest of type
+// manifestType that turns each foreign layer descriptor into its
+// distributable counterpart in the manifest's own schema
+// (mediatype.Localized): new media type, no urls.
+func localizeIn(manifestType string) func(layer map[string]any) bool {
+	return func(layer map[string]any) bool {
+		mt, _ := layer["mediaType"].(string)
+		to, ok := mediatype.Localized(mt, manifestType)
+		if !ok {
+			return false
+		}
+		layer["mediaType"] = to
+		delete(layer, "urls")
+		return true
 	}
-	layer["mediaType"] = to
-	delete(layer, "urls")
-	return true
 }
 
 // rewriteURLs returns a layer rewriter applying prefix rules to foreign
