@@ -145,13 +145,15 @@ func planEntry(ctx context.Context, e IndexEntry, blobs *transfer.Blobs) (*index
 	x := &indexed{img: im, plat: p, raw: im.raw}
 	x.blobs = append([]v1.Descriptor{im.manifest.Config}, im.manifest.Layers...)
 	changed := false
-	var layers []v1.Descriptor
 	for _, l := range im.manifest.Layers {
 		nl := blobs.Descriptor(l, im.desc.MediaType)
 		changed = changed || nl.MediaType != l.MediaType || strings.Join(nl.URLs, " ") != strings.Join(l.URLs, " ")
-		layers = append(layers, nl)
 	}
 	if changed { // localized or with rewritten URLs: a new manifest
+		layers, err := layersIn(blobs, im.manifest.Layers, im.desc.MediaType, store.NameOf(e.Source))
+		if err != nil {
+			return nil, err
+		}
 		m, err := withLayers(im.raw, im.manifest.Config, layers)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", store.NameOf(e.Source), err)

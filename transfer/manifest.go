@@ -73,6 +73,28 @@ func localizeIn(manifestType string) func(layer map[string]any) bool {
 	}
 }
 
+// localizeManifest turns the foreign layers of raw, a manifest of type
+// manifestType, into ordinary ones (localizeIn) and, when it had any,
+// names every other layer in the manifest's schema too
+// (mediatype.ForSchema), so that the new manifest mixes no Docker and OCI
+// layer types. A manifest without foreign layers comes back unchanged.
+func localizeManifest(raw []byte, manifestType string) ([]byte, bool, error) {
+	out, changed, err := rewriteLayers(raw, localizeIn(manifestType))
+	if err != nil || !changed {
+		return out, changed, err
+	}
+	out, _, err = rewriteLayers(out, func(layer map[string]any) bool {
+		mt, _ := layer["mediaType"].(string)
+		to, err := mediatype.ForSchema(mt, manifestType)
+		if err != nil || to == mt {
+			return false // a type the schema lacks stays as written
+		}
+		layer["mediaType"] = to
+		return true
+	})
+	return out, true, err
+}
+
 // rewriteURLs returns a layer rewriter applying prefix rules to foreign
 // layers' urls.
 func rewriteURLs(rules []foreign.Rewrite) func(map[string]any) bool {

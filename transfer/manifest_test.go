@@ -85,7 +85,7 @@ func TestLocalizeFollowsTheManifestSchema(t *testing.T) {
 	} {
 		raw := strings.NewReplacer(`"application/vnd.docker.distribution.manifest.v2+json"`, `"`+c.manifest+`"`,
 			`"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"`, `"`+c.layer+`"`).Replace(foreignManifest)
-		out, changed, err := rewriteLayers([]byte(raw), localizeIn(c.manifest))
+		out, changed, err := localizeManifest([]byte(raw), c.manifest)
 		if err != nil || !changed {
 			t.Fatalf("%s: changed=%v err=%v", c.manifest, changed, err)
 		}
@@ -93,12 +93,23 @@ func TestLocalizeFollowsTheManifestSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := string(m.Layers[0].MediaType); got != c.want || len(m.Layers[0].URLs) != 0 {
-			t.Errorf("%s layer in a %s: localized to %s %v, want %s without urls", c.layer, c.manifest, got, m.Layers[0].URLs, c.want)
+		// Both layers, the ordinary one written with Docker's type too, are
+		// of the manifest's schema.
+		for i, l := range m.Layers {
+			if got := string(l.MediaType); got != c.want || len(l.URLs) != 0 {
+				t.Errorf("%s layer %d in a %s: localized to %s %v, want %s without urls", c.layer, i, c.manifest, got, l.URLs, c.want)
+			}
 		}
 		if m.Layers[0].Digest.Hex != "bce2fbc256ea437a87dadac2f69aabd25bed4f56255549090056c1131fad0277" {
 			t.Errorf("digest changed: %s", m.Layers[0].Digest)
 		}
+	}
+	// Without a foreign layer, localize leaves even a mixed manifest as
+	// it is (same digest).
+	mixed := strings.Replace(foreignManifest, `"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"`, `"application/vnd.docker.image.rootfs.diff.tar.gzip"`, 1)
+	mixed = strings.Replace(mixed, `"application/vnd.docker.distribution.manifest.v2+json"`, `"`+mediatype.OCIManifest+`"`, 1)
+	if out, changed, err := localizeManifest([]byte(mixed), mediatype.OCIManifest); err != nil || changed || string(out) != mixed {
+		t.Errorf("no foreign layer: changed=%v err=%v", changed, err)
 	}
 	b, err := NewBlobs(WithForeign(Localize))
 	if err != nil {

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -130,5 +134,109 @@ func TestRebaseAcrossSchemasReferenceRegistry(t *testing.T) {
 			checkLayersAs(t, "app layers", appType, m.Layers[k:], am.Layers[len(om.Layers):])
 			runTool(t, crane, "validate", "--remote", ref("app", "rebased"))
 		})
+	}
+}
+
+// mixedLayout writes to a new OCI layout, tagged "mixed", an image as
+// older ferry rebases wrote them: an OCI manifest and config listing
+// Docker layer types, a foreign layer (its bytes in the layout and at
+// its URL) and an ordinary one. It returns the layout's directory and
+// the image.
+func mixedLayout(t *testing.T, urls *fixture.URLServer) (string, v1.Image) {
+	t.Helper()
+	docker := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: ltsc2022, ForeignLayers: 1, Layers: 1, Seed: 5})
+	img := mutate.ConfigMediaType(mutate.MediaType(docker, types.OCIManifestSchema1), types.OCIConfigJSON)
+	m := manifestOf(t, img)
+	if m.MediaType != types.OCIManifestSchema1 || m.Layers[0].MediaType != types.DockerForeignLayer || len(m.Layers[0].URLs) != 1 {
+		t.Fatalf("not the mixed manifest meant: %+v", m)
+	}
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "mixed"})); err != nil {
+		t.Fatal(err)
+	}
+	return dir, img
+}
+
+// TestLocalizeAndAppendFollowTheManifestSchema: copy --foreign localize
+// of an OCI manifest whose layers carry Docker types gives OCI layer
+// types (before, the foreign layer became a Docker layer in an OCI
+// manifest); append on such a base lists the base's foreign layer as an
+// OCI non-distributable layer with its URL, which the registry accepts
+// without the blob (before, it refused the Docker foreign type in an OCI
+// manifest: MANIFEST_BLOB_UNKNOWN). Digests never change.
+func TestLocalizeAndAppendFollowTheManifestSchema(t *testing.T) {
+	reg, urls := fixture.NewRegistry(t), fixture.NewURLServer(t)
+	dir, img := mixedLayout(t, urls)
+	im := manifestOf(t, img)
+	oci := schemaLayerTypes[types.OCIManifestSchema1]
+
+	ferryOK(t, "copy", "--foreign", "localize", "--foreign-allow", allowLoopback, "oci:"+dir+":mixed", reg.Ref("app/localized", "1"))
+	w := readImage(t, reg, "app/localized", "1")
+	validate(t, reg, "app/localized", w)
+	if w.manifest.MediaType != types.OCIManifestSchema1 || w.manifest.Config.MediaType != types.OCIConfigJSON {
+		t.Errorf("localized manifest %s, config %s", w.manifest.MediaType, w.manifest.Config.MediaType)
+	}
+	for i, l := range w.manifest.Layers {
+		if l.MediaType != oci.ordinary || len(l.URLs) != 0 || l.Digest != im.Layers[i].Digest {
+			t.Errorf("localized layer %d: %s %s %v, want %s %s without urls", i, l.MediaType, l.Digest, l.URLs, oci.ordinary, im.Layers[i].Digest)
+		}
+	}
+
+	layer := filepath.Join(t.TempDir(), "layer.tar.gz")
+	mustWrite(t, layer, fixture.LayerTar(9, 0, 1<<10))
+	ferryOK(t, "append", "--base", "oci:"+dir+":mixed", "-t", reg.Ref("app/appended", "1"), "--layer", layer)
+	w = readImage(t, reg, "app/appended", "1")
+	validate(t, reg, "app/appended", w)
+	if w.manifest.MediaType != types.OCIManifestSchema1 || len(w.manifest.Layers) != 3 {
+		t.Fatalf("appended manifest %s with %d layers", w.manifest.MediaType, len(w.manifest.Layers))
+	}
+	checkLayersAs(t, "base layers", types.OCIManifestSchema1, w.manifest.Layers[:2], im.Layers)
+	if l := w.manifest.Layers[2]; l.MediaType != oci.ordinary {
+		t.Errorf("appended layer is a %s, want %s", l.MediaType, oci.ordinary)
+	}
+}
+
+// TestIndexCreateMixedSchemas: an index of a Docker and an OCI image is
+// an OCI index listing each with its own manifest type, unchanged (a
+// Docker manifest list lists Docker manifests only); an index of Docker
+// images alone is a Docker manifest list.
+func TestIndexCreateMixedSchemas(t *testing.T) {
+	reg, urls := fixture.NewRegistry(t), fixture.NewURLServer(t)
+	d19 := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: ltsc2019, ForeignLayers: 1, Layers: 1, Seed: 1})
+	d22 := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: ltsc2022, ForeignLayers: 1, Layers: 1, Seed: 2})
+	o22 := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: ltsc2022, ForeignLayers: 1, Layers: 1, Seed: 3, OCI: true})
+	ids := map[string]v1.Hash{}
+	for tag, img := range map[string]v1.Image{"d19": d19, "d22": d22, "o22": o22} {
+		ids[tag] = reg.Push(t, "app/web", tag, img)
+	}
+	for _, c := range []struct {
+		tags []string
+		want types.MediaType
+	}{
+		{[]string{"d19", "o22"}, types.OCIImageIndex},
+		{[]string{"d19", "d22"}, types.DockerManifestList},
+	} {
+		args := []string{"index", "create", reg.Ref("app/web", "multi-"+strings.Join(c.tags, "-"))}
+		for _, tag := range c.tags {
+			args = append(args, reg.Ref("app/web", tag))
+		}
+		ferryOK(t, args...)
+		idx, _ := readIndex(t, reg, "app/web", "multi-"+strings.Join(c.tags, "-"))
+		if idx.MediaType != c.want || len(idx.Manifests) != len(c.tags) {
+			t.Fatalf("index of %v: %s with %d entries, want a %s", c.tags, idx.MediaType, len(idx.Manifests), c.want)
+		}
+		for i, tag := range c.tags {
+			wantType := types.DockerManifestSchema2
+			if tag[0] == 'o' {
+				wantType = types.OCIManifestSchema1
+			}
+			if e := idx.Manifests[i]; e.Digest != ids[tag] || e.MediaType != wantType {
+				t.Errorf("index of %v: entry %d is %s %s, want %s %s, unchanged", c.tags, i, e.MediaType, e.Digest, wantType, ids[tag])
+			}
+		}
 	}
 }
