@@ -217,9 +217,16 @@ type Repository interface {
 	store.Source
 	// Tags lists the repository's tags.
 	Tags(ctx context.Context) ([]string, error)
-	// Delete deletes the manifest the reference names.
+	// Delete deletes what the reference names: by tag the tag alone,
+	// by digest the manifest (see registry.Repo.Delete).
 	Delete(ctx context.Context) error
+	// Pointers lists the tags and tagged indexes of the repository that
+	// point at the manifest the reference names.
+	Pointers(ctx context.Context) (*Pointers, error)
 }
+
+// Pointers is what in a repository points at one manifest.
+type Pointers = registry.Pointers
 
 // Repository opens the registry location loc, for writing (deleting) when
 // push is set. Other kinds of location are refused with an error matching
