@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/fixture"
 )
 
@@ -49,10 +51,59 @@ func TestTagManifestKnownBySHA512(t *testing.T) {
 		t.Error("v2 not tagged")
 	}
 
+	// A sha512 digest that is not the manifest's is refused before the
+	// PUT (the registry, told to store the bytes by tag, would move the
+	// tag); a registry that stores other bytes is caught by
+	// TestRegistryStoringOtherBytesIsCaught.
 	wrong := desc
 	wrong.Digest.Hex = strings.Repeat("0", 128)
-	if err := repo.Tag(context.Background(), wrong, raw); err == nil || !strings.Contains(err.Error(), "registry stored it as") {
-		t.Errorf("a sha512 digest that is not the manifest's: %v", err)
+	puts := reg.Count("PUT", "/manifests/")
+	if err := repo.Tag(context.Background(), wrong, raw); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Errorf("a sha512 digest that is not the manifest's: %v, want an error wrapping blob.ErrDigestMismatch", err)
+	}
+	if n := reg.Count("PUT", "/manifests/") - puts; n != 0 {
+		t.Errorf("%d manifest PUTs of a manifest that does not match its digest, want 0", n)
+	}
+}
+
+// A registry that answers with the digest of other bytes than the
+// manifest pushed (it stored something else) is caught, whether the
+// manifest is known by its sha256 or its sha512 digest.
+func TestRegistryStoringOtherBytesIsCaught(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	raw, mt, d256 := reg.Manifest(t, "app", "v1")
+	sum := sha512.Sum512(raw)
+	d512 := v1.Hash{Algorithm: "sha512", Hex: hex.EncodeToString(sum[:])}
+	other := blob.DescriptorOf([]byte("other bytes"), types.OCIManifestSchema1).Digest
+
+	target, _ := url.Parse(reg.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodPut && strings.Contains(resp.Request.URL.Path, "/manifests/") {
+			resp.Header.Set("Docker-Content-Digest", other.String())
+		}
+		return nil
+	}
+	proxy := httptest.NewServer(rp)
+	defer proxy.Close()
+	ref, err := name.ParseReference(strings.TrimPrefix(proxy.URL, "http://") + "/app:v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := Open(context.Background(), ref, WithPush(), WithInsecure(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []v1.Hash{d256, d512} {
+		desc := v1.Descriptor{MediaType: types.MediaType(mt), Size: int64(len(raw)), Digest: d}
+		if err := repo.Tag(context.Background(), desc, raw); err == nil || !strings.Contains(err.Error(), "registry stored it as "+other.String()) {
+			t.Errorf("%s: a registry answering %s: %v", d.Algorithm, other, err)
+		}
 	}
 }
 
