@@ -8,9 +8,7 @@ import (
 	"io"
 	"math/rand"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -165,31 +163,21 @@ func TestPushBlobBadBytesCommitsNothing(t *testing.T) {
 // way) fails the push with an error wrapping blob.ErrDigestMismatch.
 func TestPushBlobDigestInvalid(t *testing.T) {
 	reg := fixture.NewRegistry(t)
-	target, _ := url.Parse(reg.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
-			b, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
+	repo := openProxied(t, reg, "app:v1", func(rp *httputil.ReverseProxy) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+				b, err := io.ReadAll(r.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				b[0] ^= 1
+				r.Body = io.NopCloser(bytes.NewReader(b))
 			}
-			b[0] ^= 1
-			r.Body = io.NopCloser(bytes.NewReader(b))
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
-	ref, err := name.ParseReference(strings.TrimPrefix(proxy.URL, "http://") + "/app:v1")
-	if err != nil {
-		t.Fatal(err)
-	}
+			rp.ServeHTTP(w, r)
+		})
+	})
 	ctx := context.Background()
-	repo, err := Open(ctx, ref, WithPush(), WithInsecure(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
 	data, desc := randomBlob(1000, 1)
 	if err := repo.PushBlob(ctx, desc, bytes.NewReader(data)); !errors.Is(err, blob.ErrDigestMismatch) || !strings.Contains(err.Error(), "DIGEST_INVALID") {
 		t.Errorf("PushBlob corrupted on the way: %v, want the registry's DIGEST_INVALID wrapping blob.ErrDigestMismatch", err)
