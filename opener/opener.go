@@ -228,8 +228,8 @@ type Repository interface {
 // Pointers is what in a repository points at one manifest.
 type Pointers = registry.Pointers
 
-// Repository opens the registry location loc, for writing (deleting) when
-// push is set. Other kinds of location are refused with an error matching
+// Repository opens the registry location loc, with push and delete
+// access when push is set (for deleting). Other kinds of location are refused with an error matching
 // location.ErrInvalid.
 func (o *Opener) Repository(ctx context.Context, loc location.Location, push bool) (Repository, error) {
 	if loc.Kind != location.Registry {
@@ -237,7 +237,7 @@ func (o *Opener) Repository(ctx context.Context, loc location.Location, push boo
 	}
 	opts := o.net.RegistryOptions()
 	if push {
-		opts = append(opts, registry.WithPush())
+		opts = append(opts, registry.WithPush(), registry.WithDelete(loc.Ref.Context()))
 	}
 	return registry.Open(ctx, loc.Ref, opts...)
 }

@@ -30,6 +30,16 @@ const maxIndexDepth = 4
 // pointerJobs is how many tags Pointers resolves at a time.
 const pointerJobs = 8
 
+// WithDelete also asks for delete access to repo (push, pull and delete):
+// a registry with token authentication (distribution, Harbor) checks the
+// delete action on DELETE, which push access does not grant.
+func WithDelete(repo name.Repository) Option {
+	return func(o *options) error {
+		o.scopes = append(o.scopes, repo.Scope(transport.DeleteScope))
+		return nil
+	}
+}
+
 // Delete implements store.Deleter. A reference by tag removes that tag
 // alone (DELETE /v2/<name>/manifests/<tag>): the manifest, the other
 // tags on it and the indexes listing it stay. When the registry refuses

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -89,5 +93,47 @@ func TestPointersAndDelete(t *testing.T) {
 	}
 	if reg.TagExists(t, "app", "b") || reg.TagExists(t, "app", d.String()) {
 		t.Error("delete by digest left the manifest or its tag")
+	}
+}
+
+// WithDelete asks the token server for the delete action, which a
+// registry with token authentication checks on DELETE.
+func TestWithDeleteAsksForDeleteScope(t *testing.T) {
+	var mu sync.Mutex
+	var scopes []string
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			mu.Lock()
+			scopes = append(scopes, r.URL.Query()["scope"]...)
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"token":"t"}`))
+		case r.Header.Get("Authorization") != "Bearer t":
+			w.Header().Set("Www-Authenticate", `Bearer realm="`+srv.URL+`/token",service="test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.Method == http.MethodDelete && r.URL.Path == "/v2/app/manifests/a":
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	defer srv.Close()
+	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/app:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := Open(context.Background(), ref, WithPush(), WithDelete(ref.Context()), WithInsecure(true), WithAuth(authn.Anonymous))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(scopes, "repository:app:push,pull,delete") {
+		t.Errorf("token scopes %q lack repository:app:push,pull,delete", scopes)
 	}
 }
