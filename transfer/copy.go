@@ -436,7 +436,7 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 	case n.desc.MediaType.IsIndex():
 		n.outRaw, changed, err = rewriteIndex(n.raw, repl, n.keep)
 	case c.o.foreign == Localize:
-		n.outRaw, changed, err = rewriteLayers(n.raw, localize)
+		n.outRaw, changed, err = localizeManifest(n.raw, string(n.desc.MediaType))
 	case len(c.o.rewrites) > 0:
 		n.outRaw, changed, err = rewriteLayers(n.raw, rewriteURLs(c.o.rewrites))
 	}
