@@ -309,6 +309,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if largeWritesSafe(cfg.Storage.Type()) {
 		h = largeReads(h)
 	}
+	h = newGuard(h, cfg) // hardening.go
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}
