@@ -57,6 +57,8 @@ type options struct {
 	logLevel   string
 	secret     string
 	s3         *S3
+	stall      time.Duration // timeouts.go
+	idle       time.Duration
 }
 
 // Option configures the embedded registry.
@@ -155,7 +157,7 @@ func WithSecret(s string) Option {
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{inMemory: true, logOut: io.Discard, logLevel: "error"}
+	o := &options{inMemory: true, logOut: io.Discard, logLevel: "error", stall: DefaultStallTimeout, idle: DefaultIdleTimeout}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -390,10 +392,13 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	if tlsConfig != nil {
 		scheme = "https"
 	}
+	srv := o.newHTTPServer(h) // timeouts.go
+	srv.TLSConfig = tlsConfig
+	ln = stallListener{Listener: ln, d: o.stall}
 	s := &Server{
 		Addr:     ln.Addr().String(),
 		URL:      scheme + "://" + ln.Addr().String(),
-		srv:      &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConfig},
+		srv:      srv,
 		ln:       ln,
 		done:     make(chan error, 1),
 		lock:     lock,
