@@ -9,6 +9,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +29,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/fsdriver"
 	"github.com/ferry-dev/ferry/internal/regstorage/replicas"
 	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
@@ -54,11 +55,14 @@ type options struct {
 	htpasswd   string
 	deleteOK   bool
 	logOut     io.Writer
-	logLevel   string
+	logLevel   string // "": the configuration file's, else error
+	logFormat  string // logging.go
 	secret     string
 	s3         *S3
 	stall      time.Duration // timeouts.go
 	idle       time.Duration
+	// behindProxy: TLS ends at a proxy in front (listen.go).
+	behindProxy bool
 }
 
 // Option configures the embedded registry.
@@ -133,15 +137,15 @@ func WithDelete(enabled bool) Option {
 	return func(o *options) error { o.deleteOK = enabled; return nil }
 }
 
-// WithLog sends the registry's log to w at the given logrus level ("error"
-// unless set). The default discards it.
+// WithLog sends the registry's log to w at the given logrus level; unless
+// set, the configuration file's log.level counts, else "error". The
+// default discards it.
 func WithLog(w io.Writer, level string) Option {
 	return func(o *options) error {
-		if level == "" {
-			level = "error"
-		}
-		if _, err := logrus.ParseLevel(level); err != nil {
-			return fmt.Errorf("server: log level: %w", err)
+		if level != "" {
+			if _, err := logrus.ParseLevel(level); err != nil {
+				return fmt.Errorf("server: log level: %w", err)
+			}
 		}
 		o.logOut, o.logLevel = w, level
 		return nil
@@ -157,7 +161,7 @@ func WithSecret(s string) Option {
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{inMemory: true, logOut: io.Discard, logLevel: "error", stall: DefaultStallTimeout, idle: DefaultIdleTimeout}
+	o := &options{inMemory: true, logOut: io.Discard, stall: DefaultStallTimeout, idle: DefaultIdleTimeout}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -287,8 +291,9 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if os.Getenv("OTEL_TRACES_EXPORTER") == "" {
 		_ = os.Setenv("OTEL_TRACES_EXPORTER", "none")
 	}
-	lvl, _ := logrus.ParseLevel(o.logLevel) // checked by WithLog
-	regstorage.SetLog(o.logOut, lvl)
+	if err := o.applyLog(cfg); err != nil { // logging.go
+		return nil, nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			h, p, err = nil, nil, fmt.Errorf("server: invalid configuration: %v", r)
@@ -321,8 +326,12 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 // Server is a running registry.
 type Server struct {
 	// URL is the base URL clients reach the registry at, e.g.
-	// "http://127.0.0.1:5000".
+	// "http://127.0.0.1:5000"; loopback when it listens on every
+	// address.
 	URL string
+	// URLs lists every base URL the registry is reached at: URL, then,
+	// when it listens on every address, each interface's address.
+	URLs []string
 	// Addr is the address the listener is bound to.
 	Addr string
 
@@ -337,15 +346,25 @@ type Server struct {
 	closed    chan struct{} // closed once Close has finished
 }
 
-// Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
+// DefaultAddr is the address a server listens on when neither the
+// caller nor the configuration file gives one: loopback only.
+const DefaultAddr = "127.0.0.1:5000"
+
+// Start listens on addr ("127.0.0.1:0" picks a free port; "" the
+// configuration file's http.addr, else DefaultAddr) and serves the
 // registry until Close or until ctx is done.
 func Start(ctx context.Context, addr string, opts ...Option) (*Server, error) {
 	return StartTLS(ctx, addr, "", "", opts...)
 }
 
-// StartTLS is Start with TLS when certFile and keyFile are set. The key
-// pair is loaded before anything starts: when it cannot be, StartTLS
+// StartTLS is Start with TLS when certFile and keyFile are set (when
+// neither is, the configuration file's http.tls certificate and key). The
+// key pair is loaded before anything starts: when it cannot be, StartTLS
 // returns an error naming both files, having locked nothing.
+//
+// Basic authentication (an htpasswd file) without TLS is refused unless
+// addr is a loopback address or WithTLSTerminatedByProxy says TLS ends in
+// front (ErrPlainAuth).
 //
 // A server storing on the local filesystem holds its root's lock until it
 // stops, so that `ferry storage gc` refuses to run under it; a root
@@ -363,6 +382,10 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	// that cannot serve TLS never runs, holds its root or announces
 	// itself as a replica.
 	var tlsConfig *tls.Config
+	if certFile == "" && keyFile == "" {
+		// The configuration file's, unless given.
+		certFile, keyFile = cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key
+	}
 	if certFile != "" || keyFile != "" {
 		if certFile == "" || keyFile == "" {
 			return nil, errors.New("server: TLS needs both a certificate file and a key file")
@@ -372,6 +395,12 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 			return nil, fmt.Errorf("server: TLS certificate %s and key %s: %w", certFile, keyFile, err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	if addr == "" {
+		addr = cmp.Or(cfg.HTTP.Addr, DefaultAddr)
+	}
+	if err := checkPlainAuth(ctx, cfg, addr, tlsConfig != nil, o.behindProxy); err != nil {
+		return nil, err
 	}
 	lock, err := lockRoot(cfg)
 	if err != nil {
@@ -395,9 +424,11 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	srv := o.newHTTPServer(h) // timeouts.go
 	srv.TLSConfig = tlsConfig
 	ln = stallListener{Listener: ln, d: o.stall}
+	urls := reachableURLs(scheme, ln.Addr())
 	s := &Server{
 		Addr:     ln.Addr().String(),
-		URL:      scheme + "://" + ln.Addr().String(),
+		URL:      urls[0],
+		URLs:     urls,
 		srv:      srv,
 		ln:       ln,
 		done:     make(chan error, 1),
@@ -432,8 +463,11 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	return s, nil
 }
 
-// Host returns "host:port" as used in image references.
-func (s *Server) Host() string { return s.Addr }
+// Host returns "host:port" as used in image references: URL's.
+func (s *Server) Host() string {
+	_, host, _ := strings.Cut(s.URL, "://")
+	return host
+}
 
 // Close shuts the server down, letting requests in flight finish for up to
 // ten seconds, then releases the storage root and, on shared storage,

@@ -51,3 +51,10 @@ func QuietLog() {
 		logrus.SetLevel(logrus.WarnLevel)
 	}
 }
+
+// SetFormatter sets the formatter of distribution's log.
+func SetFormatter(f logrus.Formatter) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	logrus.SetFormatter(f)
+}
