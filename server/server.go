@@ -63,6 +63,8 @@ type options struct {
 	idle       time.Duration
 	// behindProxy: TLS ends at a proxy in front (listen.go).
 	behindProxy bool
+	loginBurst  int // logins.go
+	loginEvery  time.Duration
 }
 
 // Option configures the embedded registry.
@@ -161,7 +163,8 @@ func WithSecret(s string) Option {
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{inMemory: true, logOut: io.Discard, stall: DefaultStallTimeout, idle: DefaultIdleTimeout}
+	o := &options{inMemory: true, logOut: io.Discard, stall: DefaultStallTimeout, idle: DefaultIdleTimeout,
+		loginBurst: DefaultLoginBurst, loginEvery: DefaultLoginEvery}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -309,6 +312,10 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if err != nil {
 		return nil, nil, err
 	}
+	logins, err := hardenLogins(cfg, o) // logins.go
+	if err != nil {
+		return nil, nil, err
+	}
 	app := handlers.NewApp(ctx, cfg)
 	if h, err = newOCILayer(app, cfg, sink, urls); err != nil {
 		return nil, nil, err
@@ -316,7 +323,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if largeWritesSafe(cfg.Storage.Type()) {
 		h = largeReads(h)
 	}
-	h = newGuard(h, cfg) // hardening.go
+	h = logins.wrap(newGuard(h, cfg)) // logins.go, hardening.go
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}
