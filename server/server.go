@@ -65,6 +65,8 @@ type options struct {
 	behindProxy bool
 	loginBurst  int // logins.go
 	loginEvery  time.Duration
+	purgeAge    time.Duration // uploads.go
+	purgeEvery  time.Duration // 0: by storage type
 }
 
 // Option configures the embedded registry.
@@ -164,7 +166,7 @@ func WithSecret(s string) Option {
 
 func makeOptions(opts []Option) (*options, error) {
 	o := &options{inMemory: true, logOut: io.Discard, stall: DefaultStallTimeout, idle: DefaultIdleTimeout,
-		loginBurst: DefaultLoginBurst, loginEvery: DefaultLoginEvery}
+		loginBurst: DefaultLoginBurst, loginEvery: DefaultLoginEvery, purgeAge: DefaultUploadAge}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -200,11 +202,7 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 		default:
 			cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": o.root}}
 		}
-		if o.s3 == nil {
-			cfg.Storage["maintenance"] = configuration.Parameters{
-				"uploadpurging": map[any]any{"enabled": false},
-			}
-		}
+		disableDistributionPurger(cfg) // uploads.go: ferry's purger runs
 		cfg.Validation.Manifests.URLs.Allow = o.allow
 		if o.allow == nil {
 			cfg.Validation.Manifests.URLs.Allow = []string{DefaultForeignURLsAllow}
@@ -327,6 +325,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}
+	o.startPurger(ctx, cfg, sink.driver) // uploads.go
 	return h, p, nil
 }
 
@@ -348,6 +347,7 @@ type Server struct {
 
 	lock      *rootlock.Lock     // the storage root's, when on the filesystem
 	presence  *replicas.Presence // the replica marker, on shared storage
+	stopApp   context.CancelFunc // ends what runs beside the server
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{} // closed once Close has finished
@@ -413,8 +413,11 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	h, presence, err := newApp(ctx, cfg, o)
+	// appCtx ends the upload purger (uploads.go) when the server closes.
+	appCtx, stopApp := context.WithCancel(ctx)
+	h, presence, err := newApp(appCtx, cfg, o)
 	if err != nil {
+		stopApp()
 		_ = lock.Release()
 		return nil, err
 	}
@@ -422,6 +425,7 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	if err != nil {
 		_ = lock.Release()
 		_ = presence.Close(ctx)
+		stopApp()
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}
 	scheme := "http"
@@ -441,6 +445,7 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 		done:     make(chan error, 1),
 		lock:     lock,
 		presence: presence,
+		stopApp:  stopApp,
 		closed:   make(chan struct{}),
 	}
 	go func() {
@@ -491,6 +496,7 @@ func (s *Server) Close() error {
 		if err := s.presence.Close(ctx); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("server: %w", err)
 		}
+		s.stopApp()
 		close(s.closed)
 	})
 	return s.closeErr

@@ -11,6 +11,7 @@
 //	urlrules/        the allow/deny rules for foreign-layer URLs
 //	replicas/        serve replicas on one shared driver seeing each other
 //	s3driver/        ferry's S3 storage driver, on aws-sdk-go-v2
+//	uploads/         unfinished uploads: listed by fsck, removed by gc and serve
 package regstorage
 
 import (
