@@ -45,3 +45,24 @@ func TestAbandonedUploadsPurged(t *testing.T) {
 	resp, body = r.do(http.MethodGet, loc, nil)
 	r.wantError(resp, body, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 }
+
+// TestCancelledUploadFreesItsBytes: the DELETE a client sends for an
+// upload it abandons (store/registry's cancelUpload) is honoured without
+// --delete and frees the upload's bytes at once. (distribution then
+// writes the hash state of the closed writer back: a directory of a few
+// bytes stays, which the purger and gc remove with the rest.)
+func TestCancelledUploadFreesItsBytes(t *testing.T) {
+	root := t.TempDir()
+	r := newReg(t, server.WithRoot(root))
+	resp, body := r.do(http.MethodPost, "/v2/gone/blobs/uploads/", nil)
+	r.want(resp, body, http.StatusAccepted)
+	loc := r.location(resp)
+	resp, body = r.do(http.MethodPatch, loc, []byte("bytes the client gives up on"), "Content-Type", "application/octet-stream")
+	r.want(resp, body, http.StatusAccepted)
+	resp, body = r.do(http.MethodDelete, r.location(resp), nil)
+	r.want(resp, body, http.StatusNoContent)
+	data, _ := filepath.Glob(filepath.Join(root, "docker", "registry", "v2", "repositories", "gone", "_uploads", "*", "data"))
+	if len(data) != 0 {
+		t.Errorf("a cancelled upload's data is still on disk: %v", data)
+	}
+}
