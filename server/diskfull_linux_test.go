@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,7 +33,9 @@ func smallDisk(t *testing.T, size string) string {
 
 // TestDiskFullIs507 pushes a blob larger than the disk under the root and
 // wants 507 Insufficient Storage with a spec error code, not a 500 naming
-// the root (issue 18 item 5).
+// the root (issue 18 item 5), and the disk freed of the failed upload so
+// that the next push fits (issue 18 item 1: a failed append left the disk
+// 100% full).
 func TestDiskFullIs507(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 2<<20)
 	for _, chunked := range []bool{false, true} {
@@ -50,8 +53,11 @@ func TestDiskFullIs507(t *testing.T) {
 			t.Errorf("response names the storage root %s: %s", root, body)
 		}
 		r.wantError(resp, body, http.StatusInsufficientStorage, "BLOB_UPLOAD_INVALID")
-		// The disk stays full for the next push too, and says so.
-		resp, body = r.do(http.MethodPost, "/v2/full/blobs/uploads/", nil)
-		r.wantError(resp, body, http.StatusInsufficientStorage, "BLOB_UPLOAD_INVALID")
+		// The upload the disk could not hold is cancelled at once, so the
+		// next, smaller push fits.
+		r.pushBlob("full", "application/octet-stream", []byte("a small layer"))
+		if data, _ := filepath.Glob(filepath.Join(root, "docker", "registry", "v2", "repositories", "full", "_uploads", "*", "data")); len(data) != 0 {
+			t.Errorf("the failed upload's data is still on disk: %v", data)
+		}
 	}
 }

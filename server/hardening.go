@@ -19,9 +19,12 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	v2 "github.com/distribution/distribution/v3/registry/api/v2"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
 
+	"github.com/ferry-dev/ferry/internal/regstorage/uploads"
 	"github.com/ferry-dev/ferry/mediatype"
 )
 
@@ -52,11 +55,17 @@ type guard struct {
 	// root is the filesystem storage's root directory, "" on other
 	// drivers: it never appears in a response body.
 	root string
+	// driver is the registry's storage driver and writers its open file
+	// writers, for removing an upload the disk could not hold.
+	driver  storagedriver.StorageDriver
+	writers *openWriters
 }
 
-// newGuard puts the guard in front of next, the registry built from cfg.
-func newGuard(next http.Handler, cfg *configuration.Configuration) http.Handler {
-	g := &guard{next: next, routes: v2.RouterWithPrefix(cfg.HTTP.Prefix), headers: cfg.HTTP.Headers}
+// newGuard puts the guard in front of next, the registry built from cfg
+// on driver, whose open file writers are writers (nil but on the
+// filesystem).
+func newGuard(next http.Handler, cfg *configuration.Configuration, driver storagedriver.StorageDriver, writers *openWriters) http.Handler {
+	g := &guard{next: next, routes: v2.RouterWithPrefix(cfg.HTTP.Prefix), headers: cfg.HTTP.Headers, driver: driver, writers: writers}
 	if cfg.Storage.Type() == "filesystem" {
 		g.root, _ = cfg.Storage.Parameters()["rootdirectory"].(string)
 	}
@@ -76,7 +85,24 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ew := &errorWriter{ResponseWriter: w, g: g, route: route}
 	g.next.ServeHTTP(ew, r)
-	ew.finish()
+	if ew.finish() == http.StatusInsufficientStorage && route == v2.RouteNameBlobUploadChunk {
+		g.cancelUpload(r, m.Vars)
+	}
+}
+
+// cancelUpload removes the upload r wrote to, so that the bytes the disk
+// could not hold are freed at once rather than keeping it full until they
+// are purged. distribution's own DELETE refuses an upload whose size is
+// not where its signed state says (a write cut short by ENOSPC).
+func (g *guard) cancelUpload(r *http.Request, vars map[string]string) {
+	dir, err := uploads.Dir(vars["name"], vars["uuid"])
+	if err != nil || g.driver == nil {
+		return
+	}
+	g.writers.cancelUnder(r.Context(), dir) // openwriters.go
+	if err := uploads.RemoveDir(r.Context(), g.driver, dir); err != nil {
+		logrus.WithError(err).Error("removing an upload the disk could not hold")
+	}
 }
 
 // check returns the status, error code and detail to refuse r with, or a
@@ -229,10 +255,11 @@ func (w *errorWriter) release() {
 	_, _ = w.ResponseWriter.Write(held.Bytes())
 }
 
-// finish sends a held error response, rewritten.
-func (w *errorWriter) finish() {
+// finish sends a held error response, rewritten, and returns the status
+// sent.
+func (w *errorWriter) finish() int {
 	if w.held == nil {
-		return
+		return w.status
 	}
 	status, body := w.g.rewrite(w.route, w.status, w.held.Bytes())
 	w.held = nil
@@ -241,4 +268,5 @@ func (w *errorWriter) finish() {
 	}
 	w.ResponseWriter.WriteHeader(status)
 	_, _ = w.ResponseWriter.Write(body)
+	return status
 }

@@ -306,6 +306,10 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 		return nil, nil, err
 	}
 	useWindowsSafeFilesystem(cfg)
+	writers, err := trackOpenWriters(cfg) // openwriters.go
+	if err != nil {
+		return nil, nil, err
+	}
 	urls, err := newURLPolicy(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -321,7 +325,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if largeWritesSafe(cfg.Storage.Type()) {
 		h = largeReads(h)
 	}
-	h = logins.wrap(newGuard(h, cfg)) // logins.go, hardening.go
+	h = logins.wrap(newGuard(h, cfg, sink.driver, writers)) // logins.go, hardening.go
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}

@@ -141,3 +141,21 @@ func Remove(ctx context.Context, d storagedriver.StorageDriver, olderThan time.T
 	}
 	return removed, nil
 }
+
+// Dir returns the directory of the upload id of repository repo in a
+// driver's namespace, or an error when they name no upload.
+func Dir(repo, id string) (string, error) {
+	if repo == "" || id == "" || strings.ContainsAny(id, "/\\") || id == "." || id == ".." || strings.Contains(repo, "..") {
+		return "", fmt.Errorf("uploads: no upload %q in %q", id, repo)
+	}
+	return path.Join(reposDir, repo, "_uploads", id), nil
+}
+
+// RemoveDir deletes the upload directory dir (from Dir), if it is there.
+func RemoveDir(ctx context.Context, d storagedriver.StorageDriver, dir string) error {
+	err := d.Delete(ctx, dir)
+	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
+		return fmt.Errorf("uploads: remove %s: %w", dir, err)
+	}
+	return nil
+}

@@ -54,3 +54,14 @@ func TestListAndRemove(t *testing.T) {
 		t.Errorf("Remove touched a tag: %v", err)
 	}
 }
+
+func TestDirRefusesOtherPaths(t *testing.T) {
+	if d, err := Dir("team/web", "01a24e2e-6e82"); err != nil || d != reposDir+"/team/web/_uploads/01a24e2e-6e82" {
+		t.Errorf("Dir = %q, %v", d, err)
+	}
+	for _, c := range [][2]string{{"app", ""}, {"app", ".."}, {"app", "a/b"}, {"", "x"}, {"../..", "x"}, {"app", `a\b`}} {
+		if d, err := Dir(c[0], c[1]); err == nil {
+			t.Errorf("Dir(%q, %q) = %q, want an error", c[0], c[1], d)
+		}
+	}
+}
