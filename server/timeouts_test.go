@@ -17,7 +17,8 @@ import (
 	"github.com/ferry-dev/ferry/server"
 )
 
-const testStall = 400 * time.Millisecond
+// testStall is short for a test, long enough for a loaded CI machine.
+const testStall = time.Second
 
 func startStalling(t *testing.T) *server.Server {
 	t.Helper()
@@ -74,7 +75,7 @@ func TestStalledUploadDropped(t *testing.T) {
 	data := bytes.Repeat([]byte("s"), 10<<10)
 	d := digest.FromBytes(data)
 
-	// Slow but moving: ten pieces, testStall/2 apart (2.5 stall times).
+	// Slow but moving: ten pieces, testStall/4 apart (2.5 stall times in all).
 	pr, pw := io.Pipe()
 	go func() {
 		for i := 0; i < 10; i++ {
