@@ -51,13 +51,7 @@ func trackOpenWriters(cfg *configuration.Configuration) (*openWriters, error) {
 		return nil, err
 	}
 	w := &openWriters{files: map[*trackedWriter]bool{}}
-	if cfg.Middleware == nil {
-		cfg.Middleware = map[string][]configuration.Middleware{}
-	}
-	cfg.Middleware["storage"] = append(cfg.Middleware["storage"], configuration.Middleware{
-		Name:    writersMiddleware,
-		Options: configuration.Parameters{writersKey: w},
-	})
+	addMiddleware(cfg, "storage", writersMiddleware, configuration.Parameters{writersKey: w})
 	return w, nil
 }
 

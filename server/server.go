@@ -264,10 +264,16 @@ func useWindowsSafeFilesystem(cfg *configuration.Configuration) {
 			return
 		}
 	}
+	addMiddleware(cfg, "storage", fsdriver.MiddlewareName, nil)
+}
+
+// addMiddleware appends the middleware name, of kind "registry",
+// "repository" or "storage", with its options to cfg.
+func addMiddleware(cfg *configuration.Configuration, kind, name string, opts configuration.Parameters) {
 	if cfg.Middleware == nil {
 		cfg.Middleware = map[string][]configuration.Middleware{}
 	}
-	cfg.Middleware["storage"] = append(cfg.Middleware["storage"], configuration.Middleware{Name: fsdriver.MiddlewareName})
+	cfg.Middleware[kind] = append(cfg.Middleware[kind], configuration.Middleware{Name: name, Options: opts})
 }
 
 // NewHandler returns the registry as an http.Handler.
