@@ -145,6 +145,10 @@ func (c *copier) load(ctx context.Context, desc v1.Descriptor, depth int) (*node
 			return nil, err
 		}
 	}
+	// A negative size would pass as "size unknown" and go unchecked.
+	if err := mediatype.CheckSizes(raw); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
 	n := &node{desc: desc, raw: raw}
 	switch {
 	case desc.MediaType.IsIndex():
