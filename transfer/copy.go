@@ -79,6 +79,7 @@ type copier struct {
 
 	mu  sync.Mutex
 	res *Result
+	dry bool // Plan: compute what would be written, write nothing
 }
 
 // Copy copies the image or index src names to dst.
@@ -278,6 +279,19 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 		emit(BlobForeignKept)
 		return nil
 	}
+	if c.o.ledger != nil {
+		return c.sharedBlob(ctx, d, c.move)
+	}
+	return c.move(ctx, d)
+}
+
+// move brings one blob to the destination: skipped when already there,
+// mounted from the source repository when it can be, else copied, with
+// retries.
+func (c *copier) move(ctx context.Context, d v1.Descriptor) error {
+	ev := Event{Digest: d.Digest, MediaType: string(d.MediaType), Size: d.Size}
+	emit := func(k EventKind) { e := ev; e.Kind = k; c.o.events(e) }
+	isForeign := mediatype.IsForeign(string(d.MediaType))
 	has, err := c.dst.HasBlob(ctx, d)
 	if err != nil {
 		return err
@@ -446,6 +460,11 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 	if changed {
 		n.out = blob.DescriptorOf(n.outRaw, n.desc.MediaType)
 		n.out.Platform, n.out.Annotations = n.desc.Platform, n.desc.Annotations
+	}
+	if c.dry {
+		return nil
+	}
+	if changed {
 		c.count(func(r *Result) { r.Rewritten = append(r.Rewritten, Rewritten{Old: n.desc.Digest, New: n.out.Digest}) })
 		c.o.events(Event{Kind: DigestRewritten, Old: n.desc.Digest, Digest: n.out.Digest, MediaType: string(n.desc.MediaType)})
 	}
