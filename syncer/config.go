@@ -149,7 +149,15 @@ func (p *parser) decode(k, v *yaml.Node, out any) error {
 func Parse(file string, data []byte) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, file, strings.TrimPrefix(err.Error(), "yaml: "))
+		// The YAML parser places syntax errors by line only:
+		// "yaml: line 3: did not find expected key" becomes FILE:3: ....
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			if n, m, ok := strings.Cut(rest, ": "); ok {
+				return nil, fmt.Errorf("%w: %s:%s: %s", ErrConfig, file, n, m)
+			}
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrConfig, file, msg)
 	}
 	p := &parser{file: file}
 	cfg := &Config{}
