@@ -299,3 +299,40 @@ func TestSyncRejectsBadDestination(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncToLayoutWithPlatformsRerunSkips(t *testing.T) {
+	w := newWorld(t)
+	dir := t.TempDir()
+	cfg := w.config(t, "  platforms: [windows/amd64:10.0.17763]\n  images:\n    windows/servercore: [ltsc, ltsc2019]\n    app/web: [v1.0.0]\n")
+	rep, err := w.run(t, cfg, "oci:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseID, _ := w.base.Digest()
+	for _, img := range rep.Images {
+		if img.Status != syncer.Copied {
+			t.Errorf("%s: %s %s", img.Source, img.Status, img.Error)
+		}
+		if strings.HasSuffix(img.Source, ":ltsc") && img.Digest != baseID.String() {
+			t.Errorf("ltsc narrowed to one platform wrote %s, want that platform's manifest %s", img.Digest, baseID)
+		}
+	}
+	idx, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"windows/servercore:ltsc", "windows/servercore:ltsc2019", "app/web:v1.0.0"} {
+		if !strings.Contains(string(idx), `"`+w.src.Host+"/"+ref+`"`) {
+			t.Errorf("the layout does not name %s: %s", ref, idx)
+		}
+	}
+	rep, err = w.run(t, cfg, "oci:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, s := range statuses(rep) {
+		if s != syncer.Skipped {
+			t.Errorf("rerun into the layout: %s %s, want skipped", ref, s)
+		}
+	}
+}

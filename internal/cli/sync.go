@@ -89,7 +89,7 @@ is named at the end and the exit code is 1.`,
 				return usageErr(err)
 			}
 			if !f.json {
-				opts.Done = func(img *syncer.Image) { g.syncLine(img, dryRun, mode) }
+				opts.Done = func(img *syncer.Image) { g.syncLine(img, dryRun) }
 			}
 			rep, err := syncer.Run(cmd.Context(), cfg, args[1], opts)
 			if rep == nil {
@@ -126,7 +126,7 @@ is named at the end and the exit code is 1.`,
 
 // syncLine prints one line per image on stdout as it is done (or, dry,
 // planned): its status, source, destination and digest.
-func (g *globals) syncLine(img *syncer.Image, dry bool, mode progress.Mode) {
+func (g *globals) syncLine(img *syncer.Image, dry bool) {
 	switch img.Status {
 	case syncer.Failed:
 		fmt.Fprintf(g.stdout, "failed  %s: %s\n", img.Source, img.Error)
