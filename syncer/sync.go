@@ -53,7 +53,8 @@ type Image struct {
 	ref     name.Reference
 	src     store.Source
 	planned *transfer.Planned
-	opts    []transfer.Option
+	base    []transfer.Option // copy options but the platforms
+	specs   []platform.Spec   // the platforms selected
 	keepUBR int
 	repoKey string
 	op      *opener.Opener // with the source registry's access
@@ -194,7 +195,7 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 				continue
 			}
 			for _, tag := range tags {
-				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, opts: copyOptions(o, set, d), keepUBR: set.KeepUBR, repoKey: full, op: op})
+				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, base: copyOptions(o, set, d), specs: platformsOf(o, set), keepUBR: set.KeepUBR, repoKey: full, op: op})
 			}
 		}
 	}
@@ -221,10 +222,10 @@ func sepFor(tag string) string {
 	return ":"
 }
 
-// copyOptions are the copy options of an image: the run's, then the
-// foreign policy and platforms the file sets (for its repository, else
-// its registry), else the run's, else keep for a registry destination
-// and include for a file or layout, as copy does.
+// copyOptions are the copy options of an image but its platforms: the
+// run's, then the foreign policy the file sets (for its repository, else
+// its registry), else the run's, else keep for a registry destination and
+// include for a file or layout, as copy does.
 func copyOptions(o Options, set Settings, d *destination) []transfer.Option {
 	pol := transfer.Keep
 	if d.Local() {
@@ -236,13 +237,23 @@ func copyOptions(o Options, set Settings, d *destination) []transfer.Option {
 	if set.Foreign != nil {
 		pol = *set.Foreign
 	}
-	specs := o.Platforms
+	return append(append([]transfer.Option(nil), o.Copy...), transfer.WithForeign(pol))
+}
+
+// platformsOf are the platforms an image's indexes are narrowed to: the
+// file's, else the run's.
+func platformsOf(o Options, set Settings) []platform.Spec {
 	if len(set.Platforms) > 0 {
-		specs = set.Platforms
+		return set.Platforms
 	}
-	out := append(append([]transfer.Option(nil), o.Copy...), transfer.WithForeign(pol))
-	if len(specs) > 0 {
-		out = append(out, transfer.WithPlatforms(specs...))
+	return o.Platforms
+}
+
+// opts are the image's copy options.
+func (img *Image) opts() []transfer.Option {
+	out := append([]transfer.Option(nil), img.base...)
+	if len(img.specs) > 0 {
+		out = append(out, transfer.WithPlatforms(img.specs...))
 	}
 	return out
 }
@@ -303,7 +314,7 @@ func resolve(ctx context.Context, img *Image) {
 		return
 	}
 	img.src = src
-	p, err := transfer.Plan(ctx, src, img.opts...)
+	p, err := transfer.Plan(ctx, src, img.opts()...)
 	if err != nil {
 		fail(err)
 		return
@@ -356,7 +367,7 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 			report(img)
 			return
 		}
-		opts := append(img.opts, transfer.WithRoot(img.planned.Source, img.planned.SourceRaw), transfer.WithLedger(ledger))
+		opts := append(img.opts(), transfer.WithRoot(img.planned.Source, img.planned.SourceRaw), transfer.WithLedger(ledger))
 		res, err := transfer.Copy(ctx, img.src, t, opts...)
 		if err != nil {
 			img.Status, img.Error = Failed, err.Error()

@@ -1,6 +1,7 @@
 package syncer_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -243,9 +244,27 @@ func TestSyncKeepUBR(t *testing.T) {
 	}
 	other := w.urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.20348.5", Layers: 1, Seed: 20})
 	w.push(t, "windows/nanoserver", "10.0.20348.5", other)
-	cfg := w.config(t, "  keep-ubr: 1\n  images:\n    windows/nanoserver: []\n")
+	// An index of three update revisions of one build and one of another.
+	var entries []v1.Image
+	for i, ubr := range []string{"100", "300", "200"} {
+		entries = append(entries, w.urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.17763." + ubr, Layers: 1, Seed: int64(10 + i)}))
+	}
+	w.src.PushIndex(t, "windows/multi", "ltsc", append(entries, other)...)
+	cfg := w.config(t, "  keep-ubr: 1\n  images:\n    windows/nanoserver: []\n    windows/multi: [ltsc]\n")
 	if _, err := w.run(t, cfg, w.dst.Host); err != nil {
 		t.Fatal(err)
+	}
+	raw, _, _ := w.dst.Manifest(t, "windows/multi", "ltsc")
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []string
+	for _, m := range idx.Manifests {
+		versions = append(versions, m.Platform.OSVersion)
+	}
+	if strings.Join(versions, " ") != "10.0.17763.300 10.0.20348.5" {
+		t.Errorf("keep-ubr 1 narrowed the index to %v, want the highest revision of each build", versions)
 	}
 	for tag, want := range map[string]bool{"10.0.17763.100": false, "10.0.17763.200": false, "10.0.17763.300": true, "10.0.20348.5": true} {
 		if got := w.dst.TagExists(t, "windows/nanoserver", tag); got != want {

@@ -4,30 +4,39 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/inspect"
 	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/transfer"
 )
 
-// keepUBR applies keep-ubr: in each repository that sets it to N, the
-// tags naming a single Windows image are grouped by os/architecture and
-// build (the first three fields of os.version, 10.0.17763), and only the
-// tags whose update revision (the fourth field) is among the N highest
-// of their group stay; the others are dropped from the plan. Tags of
-// indexes and of non-Windows images are kept.
+// keepUBR applies keep-ubr N (see platform.NewestUBRs for the grouping by
+// build):
+//
+//   - the tags of a repository that name a single Windows image are grouped
+//     by the platform and build of their config's os.version, and only the
+//     tags of the N highest update revisions of each build stay in the
+//     plan;
+//   - a tag naming an index is narrowed to the entries of the N highest
+//     update revisions of each build (of those its platforms select); as
+//     with --platform, the destination then gets a smaller index.
+//
+// Images without a Windows os.version are left alone.
 func keepUBR(ctx context.Context, imgs []*Image) []*Image {
-	type tagged struct {
-		img     *Image
-		group   string
-		version string
-	}
-	groups := map[string][]tagged{}
+	var descs []v1.Descriptor // one per single-image tag, with its platform
+	var owners []*Image
+	repos := map[string][]int{} // repository -> indexes into descs
 	for _, img := range imgs {
-		if img.keepUBR < 1 || img.Status == Failed || img.planned == nil || img.planned.Source.MediaType.IsIndex() {
+		if img.keepUBR < 1 || img.Status == Failed {
+			continue
+		}
+		if img.planned.Source.MediaType.IsIndex() {
+			if err := narrowIndex(ctx, img); err != nil {
+				img.Status, img.Error = Failed, err.Error()
+			}
 			continue
 		}
 		p, err := imagePlatform(ctx, img)
@@ -38,32 +47,19 @@ func keepUBR(ctx context.Context, imgs []*Image) []*Image {
 		if p == nil || !strings.EqualFold(p.OS, "windows") || strings.Count(p.OSVersion, ".") < 3 {
 			continue
 		}
-		build := p.OSVersion[:strings.LastIndex(p.OSVersion, ".")]
-		key := img.repoKey + " " + p.Architecture + " " + build
-		groups[key] = append(groups[key], tagged{img, key, p.OSVersion})
+		repos[img.repoKey] = append(repos[img.repoKey], len(descs))
+		descs = append(descs, v1.Descriptor{Platform: p})
+		owners = append(owners, img)
 	}
 	drop := map[*Image]bool{}
-	for _, g := range groups {
-		var versions []string
-		seen := map[string]bool{}
-		for _, t := range g {
-			if !seen[t.version] {
-				seen[t.version] = true
-				versions = append(versions, t.version)
-			}
+	for _, hits := range repos {
+		kept := map[int]bool{}
+		for _, i := range platform.NewestUBRs(descs, hits, owners[hits[0]].keepUBR) {
+			kept[i] = true
 		}
-		sort.Slice(versions, func(i, j int) bool { return platform.CompareOSVersion(versions[i], versions[j]) > 0 })
-		n := g[0].img.keepUBR
-		if len(versions) <= n {
-			continue
-		}
-		kept := map[string]bool{}
-		for _, v := range versions[:n] {
-			kept[v] = true
-		}
-		for _, t := range g {
-			if !kept[t.version] {
-				drop[t.img] = true
+		for _, i := range hits {
+			if !kept[i] {
+				drop[owners[i]] = true
 			}
 		}
 	}
@@ -79,14 +75,68 @@ func keepUBR(ctx context.Context, imgs []*Image) []*Image {
 	return out
 }
 
+// narrowIndex narrows an index image to the entries of the keepUBR
+// highest update revisions of each build, and plans it again.
+func narrowIndex(ctx context.Context, img *Image) error {
+	raw, err := img.sourceRaw(ctx)
+	if err != nil {
+		return err
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("%s: index %s: %w", img.Source, img.planned.Source.Digest, err)
+	}
+	hits := make([]int, len(idx.Manifests))
+	for i := range hits {
+		hits[i] = i
+	}
+	if len(img.specs) > 0 {
+		if hits, err = platform.Select(idx.Manifests, img.specs); err != nil {
+			return fmt.Errorf("%s: %w", img.Source, err)
+		}
+	}
+	kept := platform.NewestUBRs(idx.Manifests, hits, img.keepUBR)
+	if len(kept) == len(hits) {
+		return nil
+	}
+	// Select exactly the kept entries: by full os.version for Windows
+	// ones, by os/arch/variant for others.
+	var specs []platform.Spec
+	for _, i := range kept {
+		p := idx.Manifests[i].Platform
+		if p == nil {
+			continue
+		}
+		specs = append(specs, platform.Spec{OS: strings.ToLower(p.OS), Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion})
+	}
+	img.specs = specs
+	p, err := transfer.Plan(ctx, img.src, append(img.opts(), transfer.WithRoot(img.planned.Source, raw))...)
+	if err != nil {
+		return err
+	}
+	img.planned = p
+	img.Digest = p.Written.Digest.String()
+	return nil
+}
+
+// sourceRaw is the content of the image's source manifest or index.
+func (img *Image) sourceRaw(ctx context.Context) ([]byte, error) {
+	if img.planned.SourceRaw != nil {
+		return img.planned.SourceRaw, nil
+	}
+	raw, err := img.src.FetchManifest(ctx, img.planned.Source)
+	if err != nil {
+		return nil, err
+	}
+	img.planned.SourceRaw = raw
+	return raw, nil
+}
+
 // imagePlatform reads the platform of a single image from its config.
 func imagePlatform(ctx context.Context, img *Image) (*v1.Platform, error) {
-	raw := img.planned.SourceRaw
-	if raw == nil {
-		var err error
-		if raw, err = img.src.FetchManifest(ctx, img.planned.Source); err != nil {
-			return nil, err
-		}
+	raw, err := img.sourceRaw(ctx)
+	if err != nil {
+		return nil, err
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
