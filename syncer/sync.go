@@ -50,14 +50,15 @@ type Image struct {
 	// Copy is the copy's summary (nil unless copied).
 	Copy *transfer.Result `json:"copy,omitempty"`
 
-	ref     name.Reference
-	src     store.Source
-	planned *transfer.Planned
-	base    []transfer.Option // copy options but the platforms
-	specs   []platform.Spec   // the platforms selected
-	keepUBR int
-	repoKey string
-	op      *opener.Opener // with the source registry's access
+	ref       name.Reference
+	src       store.Source
+	planned   *transfer.Planned
+	base      []transfer.Option // copy options but the platforms
+	specs     []platform.Spec   // the platforms selected
+	keepUBR   int
+	repoKey   string
+	referrers bool
+	op        *opener.Opener // with the source registry's access
 }
 
 // Totals sum a run.
@@ -96,6 +97,10 @@ type Options struct {
 	// blob jobs); not WithForeign nor WithPlatforms, which come from the
 	// fields above and the file.
 	Copy []transfer.Option
+	// Referrers copies the referrers of every image copied (and of those
+	// up to date), unless the file says otherwise; see
+	// transfer.WithReferrers.
+	Referrers bool
 	// DryRun plans and writes nothing.
 	DryRun bool
 	// Done is called as each image is done (planned, for a dry run), from
@@ -118,16 +123,6 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 	d, err := parseDestination(dest, o.Opener.Network().Insecure)
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range cfg.Registries {
-		if r.Settings.Referrers != nil && *r.Settings.Referrers {
-			return nil, fmt.Errorf("%s: referrers: copying referrers is not supported by sync yet", r.Name)
-		}
-		for _, repo := range r.Repos {
-			if repo.Settings.Referrers != nil && *repo.Settings.Referrers {
-				return nil, fmt.Errorf("%s/%s: referrers: copying referrers is not supported by sync yet", r.Name, repo.Name)
-			}
-		}
 	}
 	rep := &Report{DryRun: o.DryRun}
 	rep.Images = plan(ctx, cfg, d, o)
@@ -195,7 +190,7 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 				continue
 			}
 			for _, tag := range tags {
-				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, base: copyOptions(o, set, d), specs: platformsOf(o, set), keepUBR: set.KeepUBR, repoKey: full, op: op})
+				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, base: copyOptions(o, set, d), specs: platformsOf(o, set), referrers: referrersOf(o, set), keepUBR: set.KeepUBR, repoKey: full, op: op})
 			}
 		}
 	}
@@ -222,10 +217,10 @@ func sepFor(tag string) string {
 	return ":"
 }
 
-// copyOptions are the copy options of an image but its platforms: the
-// run's, then the foreign policy the file sets (for its repository, else
-// its registry), else the run's, else keep for a registry destination and
-// include for a file or layout, as copy does.
+// copyOptions are the copy options of an image but its platforms and
+// referrers: the run's, then the foreign policy the file sets (for its
+// repository, else its registry), else the run's, else keep for a
+// registry destination and include for a file or layout, as copy does.
 func copyOptions(o Options, set Settings, d *destination) []transfer.Option {
 	pol := transfer.Keep
 	if d.Local() {
@@ -238,6 +233,15 @@ func copyOptions(o Options, set Settings, d *destination) []transfer.Option {
 		pol = *set.Foreign
 	}
 	return append(append([]transfer.Option(nil), o.Copy...), transfer.WithForeign(pol))
+}
+
+// referrersOf says whether an image's referrers are copied: as the file
+// says, else as the run says.
+func referrersOf(o Options, set Settings) bool {
+	if set.Referrers != nil {
+		return *set.Referrers
+	}
+	return o.Referrers
 }
 
 // platformsOf are the platforms an image's indexes are narrowed to: the
@@ -254,6 +258,9 @@ func (img *Image) opts() []transfer.Option {
 	out := append([]transfer.Option(nil), img.base...)
 	if len(img.specs) > 0 {
 		out = append(out, transfer.WithPlatforms(img.specs...))
+	}
+	if img.referrers {
+		out = append(out, transfer.WithReferrers())
 	}
 	return out
 }
@@ -357,6 +364,14 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 		mu.Unlock()
 		if now.Digest == img.planned.Written.Digest {
 			img.Status, img.Reason = Skipped, "the destination already has "+now.Digest.String()
+			if img.referrers && !o.DryRun {
+				// New signatures of an image otherwise up to date.
+				res, err := transfer.CopyReferrers(ctx, img.src, t, img.planned.Source, append(img.opts(), transfer.WithLedger(ledger))...)
+				if err != nil {
+					img.Status, img.Error = Failed, err.Error()
+				}
+				img.Copy = res
+			}
 			report(img)
 			return
 		}

@@ -55,6 +55,8 @@ type Result struct {
 	Bytes int64 `json:"bytes"`
 	// Manifests is the number of manifests and indexes written.
 	Manifests int `json:"manifests"`
+	// Referrers is the number of referrers copied (WithReferrers).
+	Referrers int `json:"referrers,omitempty"`
 	// Seconds is the wall time of the copy.
 	Seconds float64 `json:"seconds"`
 	// Rewritten lists every digest that changed, in write order.
@@ -114,6 +116,11 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 	}
 	if err := c.writeManifests(ctx, root, true); err != nil {
 		return nil, err
+	}
+	if o.referrers {
+		if err := c.copyReferrers(ctx, root); err != nil {
+			return nil, err
+		}
 	}
 	c.res.Written = root.out
 	c.res.Seconds = time.Since(start).Seconds()

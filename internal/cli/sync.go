@@ -27,7 +27,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 		Long: `Mirror every image CONFIG lists — skopeo sync's YAML: a key per source
 registry with images (a tag list, or [] for every tag),
 images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir;
-plus ferry's keys platforms, foreign and keep-ubr, per registry or under
+plus ferry's keys platforms, foreign, referrers and keep-ubr, per registry or under
 repositories: NAME: — to DEST:
 
   HOST[/PREFIX]      each image under its full repository path
@@ -58,7 +58,7 @@ is named at the end and the exit code is 1.`,
 			for _, w := range cfg.Warnings {
 				fmt.Fprintf(g.stderr, "ferry: warning: %s\n", w)
 			}
-			opts := syncer.Options{Opener: g.open, Jobs: f.jobs, DryRun: dryRun}
+			opts := syncer.Options{Opener: g.open, Jobs: f.jobs, DryRun: dryRun, Referrers: f.referrers}
 			if f.jobs < 1 {
 				return usageErr(fmt.Errorf("--jobs must be at least 1, got %d", f.jobs))
 			}
@@ -79,7 +79,7 @@ is named at the end and the exit code is 1.`,
 			// The copy options but the policy and platforms, which the
 			// file may set per registry and repository.
 			rest := f
-			rest.platforms = nil
+			rest.platforms, rest.referrers = nil, false
 			if opts.Copy, err = rest.options(g, false); err != nil {
 				return err
 			}
@@ -117,6 +117,7 @@ is named at the end and the exit code is 1.`,
 		},
 	}
 	f.register(cmd, "")
+	f.registerReferrers(cmd)
 	cmd.Flags().Lookup("jobs").Usage = "images copied in parallel (each moves up to 4 blobs at once)"
 	cmd.Flags().Lookup("platform").Usage = "copy only these platforms of each index, unless the file says otherwise: " + strings.TrimPrefix(cmd.Flags().Lookup("platform").Usage, "copy only these platforms of an index: ")
 	cmd.Flags().Lookup("json").Usage = "print a JSON report on stdout: per image source, destination, digest, status, bytes; and totals"
