@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -116,5 +117,25 @@ func TestParseErrorsHaveLineAndColumn(t *testing.T) {
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
 		}
+	}
+}
+
+// TestParseDocsExample keeps docs/sync.md's nightly mirror file valid.
+func TestParseDocsExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/sync.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n# windows.yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/sync.md has no windows.yaml example")
+	}
+	cfg, err := Parse("docs/sync.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) > 0 || len(cfg.Registries) != 2 || cfg.Registries[0].Repos[1].Settings.KeepUBR != 1 {
+		t.Errorf("warnings %v, registries %+v", cfg.Warnings, cfg.Registries)
 	}
 }
