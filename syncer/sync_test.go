@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -352,6 +356,48 @@ func TestSyncToLayoutWithPlatformsRerunSkips(t *testing.T) {
 	for ref, s := range statuses(rep) {
 		if s != syncer.Skipped {
 			t.Errorf("rerun into the layout: %s %s, want skipped", ref, s)
+		}
+	}
+}
+
+// TestSyncDeclinedMountsCopyWithinTheDestination checks that when the
+// destination declines cross-repository mounts, a blob shared by several
+// repositories is still fetched from the source once: the later
+// repositories get it from the destination repository that holds it.
+func TestSyncDeclinedMountsCopyWithinTheDestination(t *testing.T) {
+	w := newWorld(t)
+	target, err := url.Parse(w.dst.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	declining := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Has("mount") {
+			q.Del("mount")
+			q.Del("from")
+			r.URL.RawQuery = q.Encode()
+		}
+		rp.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(declining.Close)
+	host := strings.TrimPrefix(declining.URL, "http://")
+	rep, err := w.run(t, w.config(t, selection), host+"/mirror")
+	if err != nil {
+		t.Fatalf("sync: %v (%+v)", err, rep)
+	}
+	_, ordinary := fixture.Layers(t, w.base)
+	for _, l := range ordinary {
+		if n := w.src.Count("GET", "/blobs/"+l.Digest.String()); n != 1 {
+			t.Errorf("shared layer %s fetched %d times from the source, want 1", l.Digest, n)
+		}
+		if n := w.dst.Count("GET", "/blobs/"+l.Digest.String()); n == 0 {
+			t.Errorf("shared layer %s was never read back from the destination: mounts were not declined?", l.Digest)
+		}
+		for _, repo := range []string{"windows/servercore", "app/api", "app/web"} {
+			if !w.dst.BlobDigestOK(t, "mirror/"+repo, l.Digest) {
+				t.Errorf("mirror/%s lacks %s", repo, l.Digest)
+			}
 		}
 	}
 }

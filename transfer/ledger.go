@@ -101,11 +101,12 @@ func (c *copier) sharedBlob(ctx context.Context, d v1.Descriptor, move func(cont
 		if e.err != nil {
 			continue // the owner failed: try again, perhaps as the owner
 		}
-		ok, err := c.reuse(ctx, d, l.holders(e))
+		holders := l.holders(e)
+		ok, err := c.reuse(ctx, d, holders)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !ok && !c.copyFromHolder(ctx, d, holders) {
 			if err := move(ctx, d); err != nil {
 				return err
 			}
@@ -146,4 +147,30 @@ func (c *copier) reuse(ctx context.Context, d v1.Descriptor, holders []store.Tar
 		}
 	}
 	return false, nil
+}
+
+// copyFromHolder copies d from a destination that received it earlier in
+// the run, when that destination can be read (a registry that declined
+// the mount: token scopes, another project): the bytes then cross the
+// destination's network, not the source's, again. It reports whether it
+// succeeded; on failure the caller moves the blob from the source.
+func (c *copier) copyFromHolder(ctx context.Context, d v1.Descriptor, holders []store.Target) bool {
+	for _, h := range holders {
+		src, ok := h.(store.Source)
+		if !ok || h == c.dst {
+			continue
+		}
+		sub := &copier{o: c.o, src: src, dst: c.dst, res: &Result{}}
+		if err := sub.move(ctx, d); err != nil {
+			continue
+		}
+		c.count(func(r *Result) {
+			r.BlobsCopied += sub.res.BlobsCopied
+			r.BlobsSkipped += sub.res.BlobsSkipped
+			r.BlobsMounted += sub.res.BlobsMounted
+			r.Bytes += sub.res.Bytes
+		})
+		return true
+	}
+	return false
 }
