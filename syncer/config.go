@@ -215,28 +215,14 @@ func (p *parser) registry(key, n *yaml.Node) (Registry, error) {
 				return add(ik, Repo{Name: ik.Value, Tags: tags, All: len(tags) == 0})
 			})
 		case "images-by-tag-regex":
-			return p.mapping(v, k.Value, func(ik, iv *yaml.Node) error {
-				var s string
-				if err := p.decode(ik, iv, &s); err != nil {
-					return err
-				}
+			return p.selectors(v, k.Value, add, func(s string) (Repo, error) {
 				re, err := regexp.Compile(s)
-				if err != nil {
-					return p.errorf(iv, "%s: %v", ik.Value, err)
-				}
-				return add(ik, Repo{Name: ik.Value, Regex: re})
+				return Repo{Regex: re}, err
 			})
 		case "images-by-semver":
-			return p.mapping(v, k.Value, func(ik, iv *yaml.Node) error {
-				var s string
-				if err := p.decode(ik, iv, &s); err != nil {
-					return err
-				}
+			return p.selectors(v, k.Value, add, func(s string) (Repo, error) {
 				c, err := semver.NewConstraint(s)
-				if err != nil {
-					return p.errorf(iv, "%s: %v", ik.Value, err)
-				}
-				return add(ik, Repo{Name: ik.Value, Semver: c})
+				return Repo{Semver: c}, err
 			})
 		case "credentials":
 			var c struct {
@@ -281,6 +267,24 @@ func (p *parser) registry(key, n *yaml.Node) (Registry, error) {
 		r.Repos[i].Settings = pr.o
 	}
 	return r, nil
+}
+
+// selectors reads a mapping of image names to one string each (a regular
+// expression, a version range), which parse turns into the repository's
+// selection.
+func (p *parser) selectors(n *yaml.Node, what string, add func(*yaml.Node, Repo) error, parse func(string) (Repo, error)) error {
+	return p.mapping(n, what, func(ik, iv *yaml.Node) error {
+		var s string
+		if err := p.decode(ik, iv, &s); err != nil {
+			return err
+		}
+		repo, err := parse(s)
+		if err != nil {
+			return p.errorf(iv, "%s: %v", ik.Value, err)
+		}
+		repo.Name = ik.Value
+		return add(ik, repo)
+	})
 }
 
 // isOption says whether key is one of ferry's own keys.

@@ -99,14 +99,9 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 		return nil, err
 	}
 	c.res.Source = rootDesc
-	root, err := c.load(ctx, rootDesc, 0)
+	root, err := c.tree(ctx, rootDesc)
 	if err != nil {
 		return nil, err
-	}
-	if len(o.platforms) > 0 {
-		if root, err = c.selectPlatforms(ctx, root); err != nil {
-			return nil, err
-		}
 	}
 	if _, ok := dst.(store.ImageOnly); ok && root.desc.MediaType.IsIndex() {
 		return nil, c.indexRefused(root)
@@ -139,6 +134,16 @@ func (c *copier) indexRefused(root *node) error {
 		}
 	}
 	return fmt.Errorf("%s holds single-platform images and %s is an index (%s): select one with --platform", store.NameOf(c.dst), store.NameOf(c.src), strings.Join(plats, ", "))
+}
+
+// tree loads the manifest or index root and what it lists, narrowed to
+// the selected platforms.
+func (c *copier) tree(ctx context.Context, root v1.Descriptor) (*node, error) {
+	n, err := c.load(ctx, root, 0)
+	if err != nil || len(c.o.platforms) == 0 {
+		return n, err
+	}
+	return c.selectPlatforms(ctx, n)
 }
 
 // load fetches a manifest or index and, for an index, its entries.

@@ -115,14 +115,9 @@ func CopyReferrers(ctx context.Context, src store.Source, dst store.Target, root
 		return nil, err
 	}
 	c := &copier{o: o, src: src, dst: dst, res: &Result{Source: root, Written: root}, dry: true}
-	n, err := c.load(ctx, root, 0)
+	n, err := c.tree(ctx, root)
 	if err != nil {
 		return nil, err
-	}
-	if len(o.platforms) > 0 {
-		if n, err = c.selectPlatforms(ctx, n); err != nil {
-			return nil, err
-		}
 	}
 	if err := c.writeManifests(ctx, n, true); err != nil { // dry: works out n.out
 		return nil, err

@@ -103,6 +103,22 @@ func artifactTypes(ds []v1.Descriptor) []string {
 	return out
 }
 
+// copyReferrers copies app:v1 with --referrers from src to dst and checks
+// that dst's referrers API lists the signature and SBOM of the image and
+// the attestation of the SBOM.
+func copyReferrers(t *testing.T, what string, src, dst *fixture.Registry, image, sbom v1.Hash) {
+	t.Helper()
+	if _, stderr, code := run(t, "copy", "--referrers", src.Ref("app", "v1"), dst.Ref("app", "v1")); code != 0 {
+		t.Fatalf("%s: copy --referrers: exit %d: %s", what, code, stderr)
+	}
+	if got := listedReferrers(t, dst, "app", image); strings.Join(got, " ") != sbomType+" "+sigType {
+		t.Errorf("%s: destination lists %v as referrers of the image", what, got)
+	}
+	if got := listedReferrers(t, dst, "app", sbom); strings.Join(got, " ") != attType {
+		t.Errorf("%s: destination lists %v as referrers of the sbom", what, got)
+	}
+}
+
 const (
 	sigType  = "application/vnd.dev.cosign.artifact.sig.v1+json"
 	sbomType = "application/spdx+json"
@@ -123,15 +139,7 @@ func TestCopyReferrers(t *testing.T) {
 
 	// To a registry with the referrers API: listed there, recursively.
 	dst := fixture.NewRegistry(t)
-	if _, stderr, code := run(t, "copy", "--referrers", src.Ref("app", "v1"), dst.Ref("app", "v1")); code != 0 {
-		t.Fatalf("copy --referrers: exit %d: %s", code, stderr)
-	}
-	if got := listedReferrers(t, dst, "app", id); strings.Join(got, " ") != sbomType+" "+sigType {
-		t.Errorf("destination lists %v as referrers of the image", got)
-	}
-	if got := listedReferrers(t, dst, "app", sbom.Digest); strings.Join(got, " ") != attType {
-		t.Errorf("destination lists %v as referrers of the sbom", got)
-	}
+	copyReferrers(t, "to a registry with the API", src, dst, id, sbom.Digest)
 
 	// To a registry without the API: under the tag schema.
 	old := fixture.NewRegistry(t)
@@ -149,16 +157,7 @@ func TestCopyReferrers(t *testing.T) {
 	}
 
 	// From that registry (tag schema only) back to one with the API.
-	back := fixture.NewRegistry(t)
-	if _, stderr, code := run(t, "copy", "--referrers", old.Ref("app", "v1"), back.Ref("app", "v1")); code != 0 {
-		t.Fatalf("copy --referrers from the tag schema: exit %d: %s", code, stderr)
-	}
-	if got := listedReferrers(t, back, "app", id); strings.Join(got, " ") != sbomType+" "+sigType {
-		t.Errorf("from the tag schema: destination lists %v", got)
-	}
-	if got := listedReferrers(t, back, "app", sbom.Digest); strings.Join(got, " ") != attType {
-		t.Errorf("from the tag schema: destination lists %v for the sbom", got)
-	}
+	copyReferrers(t, "from the tag schema", old, fixture.NewRegistry(t), id, sbom.Digest)
 
 	// Without --referrers nothing but the image moves.
 	none := fixture.NewRegistry(t)
