@@ -169,11 +169,8 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 // with what its copy would write.
 func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image {
 	var imgs []*Image
-	var mu sync.Mutex
 	failed := func(src, reason string) {
-		mu.Lock()
 		imgs = append(imgs, &Image{Source: src, Status: Failed, Error: reason})
-		mu.Unlock()
 	}
 	for _, r := range cfg.Registries {
 		op, err := o.Opener.WithAccess(opener.Access{Username: r.Username, Password: r.Password, Insecure: !r.TLSVerify, CertDir: r.CertDir})
@@ -201,10 +198,19 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 		resolve(ctx, img)
 	})
 	imgs = keepUBR(ctx, imgs)
+	// Two registries' repositories of the same path land at one
+	// destination: the later one is refused rather than overwrite.
+	first := map[string]string{}
 	for _, img := range imgs {
-		if img.ref != nil {
-			img.Destination = d.name(img.ref)
+		if img.ref == nil {
+			continue
 		}
+		img.Destination = d.name(img.ref)
+		if other, ok := first[img.Destination]; ok && img.Status != Failed {
+			img.Status, img.Error = Failed, fmt.Sprintf("%s also lands at %s (ferry keeps repository paths without the registry host: give one registry its own DEST prefix)", other, img.Destination)
+			continue
+		}
+		first[img.Destination] = img.Source
 	}
 	return imgs
 }

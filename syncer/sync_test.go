@@ -401,3 +401,21 @@ func TestSyncDeclinedMountsCopyWithinTheDestination(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncRefusesTwoSourcesAtOneDestination(t *testing.T) {
+	w := newWorld(t)
+	other := fixture.NewRegistry(t)
+	other.Push(t, "app/web", "v1.0.0", w.app(t, "another registry's web"))
+	cfg, err := syncer.Parse("sync.yaml", []byte(w.src.Host+":\n  images:\n    app/web: [v1.0.0]\n"+other.Host+":\n  images:\n    app/web: [v1.0.0]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.run(t, cfg, w.dst.Host)
+	if !errors.Is(err, syncer.ErrImagesFailed) || rep.Totals.Copied != 1 || rep.Totals.Failed != 1 ||
+		!strings.Contains(rep.Images[1].Error, w.src.Host+"/app/web:v1.0.0 also lands at "+w.dst.Host+"/app/web:v1.0.0") {
+		t.Fatalf("%v %+v %q", err, rep.Totals, rep.Images[1].Error)
+	}
+	if _, _, d := w.dst.Manifest(t, "app/web", "v1.0.0"); d != w.digests["app/web:v1.0.0"] {
+		t.Errorf("the destination holds %s, want the first registry's %s", d, w.digests["app/web:v1.0.0"])
+	}
+}
