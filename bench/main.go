@@ -1,7 +1,9 @@
 // Command bench measures ferry against crane, regctl and skopeo on the same
 // machine in the same run: registry-to-registry copy, pull into an OCI
 // layout, push from one, and a foreign-layer copy with include from a
-// bandwidth-capped URL server (as a CDN caps each connection).
+// bandwidth-capped URL server (as a CDN caps each connection); and, with
+// -scenarios sync -tools ferry,skopeo,regsync,crane, a sync of 10 images
+// sharing the base across 3 repositories, first run and no-op rerun.
 //
 //	go run ./bench                      # 1 GiB base + 256 MiB delta, 3 runs
 //	go run ./bench -base-mib 64 -delta-mib 16 -runs 1   # a quick look

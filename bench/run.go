@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,10 +67,19 @@ func run(c config) error {
 		return err
 	}
 
+	if slices.Contains(c.scenarios, "sync") {
+		if err := seedSync(ferryBin, src.host, c.work, t.env); err != nil {
+			return err
+		}
+		c.scenarios = append(c.scenarios, "sync-rerun") // reported, run by sync
+	}
 	limits := measureLimits(c.work)
 	res := results{}
 	for r := 0; r < c.runs; r++ {
 		for _, scenario := range c.scenarios {
+			if scenario == "sync-rerun" {
+				continue
+			}
 			if res[scenario] == nil {
 				res[scenario] = map[string][]measurement{}
 			}
@@ -82,6 +92,24 @@ func run(c config) error {
 			for _, tool := range order {
 				if pseudoTool(tool) && scenario == "foreign" {
 					continue // the minimal client does not fetch URLs
+				}
+				if scenario == "sync" && !syncTools[tool] || scenario != "sync" && tool == "regsync" {
+					continue // regsync only syncs; sync compares the sync tools
+				}
+				if scenario == "sync" {
+					first, rerun := runSync(t, tool, r, src.host, dst.host, c.work)
+					for name, m := range map[string]measurement{"sync": first, "sync-rerun": rerun} {
+						if res[name] == nil {
+							res[name] = map[string][]measurement{}
+						}
+						res[name][tool] = append(res[name][tool], m)
+						if m.err != nil {
+							fmt.Fprintf(os.Stderr, "%s %s run %d: %v\n", tool, name, r+1, m.err)
+						} else {
+							fmt.Fprintf(os.Stderr, "%-7s %-10s run %d: %6.2fs %5.1f MiB\n", tool, name, r+1, m.seconds, float64(m.rss)/(1<<20))
+						}
+					}
+					continue
 				}
 				m := runOne(t, tool, scenario, r, src.host, dst.host, img, c.work)
 				if m.err != nil {

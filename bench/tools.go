@@ -151,6 +151,7 @@ func install(work string, names []string, ferryBin string) (*tools, error) {
 	pkgs := map[string]string{
 		"crane":    "github.com/google/go-containerregistry/cmd/crane@" + craneVersion,
 		"regctl":   "github.com/regclient/regclient/cmd/regctl@" + regctlVersion,
+		"regsync":  "github.com/regclient/regclient/cmd/regsync@" + regctlVersion,
 		"registry": "github.com/distribution/distribution/v3/cmd/registry@" + registryVersion,
 	}
 	for _, n := range append(names, "registry") {

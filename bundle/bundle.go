@@ -74,6 +74,34 @@ func (t tagAs) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
 // Close is a no-op: the archive is closed once, by Create.
 func (t tagAs) Close() error { return nil }
 
+// Writer writes images into a new bundle, each through the target Target
+// returns, several at once if need be; the file appears at Close.
+type Writer struct {
+	t *ociarchive.Target
+}
+
+// NewWriter starts a bundle that becomes the file p at Close.
+func NewWriter(p string) (*Writer, error) {
+	t, err := ociarchive.Create(p, "")
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{t: t}, nil
+}
+
+// Target is where the image ref is copied: its root is recorded under
+// ref. Closing it does nothing; blobs written through any target of w are
+// stored once and found (HasBlob) by every other.
+func (w *Writer) Target(ref name.Reference) store.Target {
+	return tagAs{w.t, refAnnotations(ref)}
+}
+
+// Close writes the bundle's index and renames the file into place.
+func (w *Writer) Close() error { return w.t.Close() }
+
+// Abort discards the bundle: nothing is left at its path.
+func (w *Writer) Abort() { w.t.Abort() }
+
 // Create writes images into a new bundle at p with the copy options opts
 // (foreign policy, platforms, events). The file appears only when every
 // image was written; on any error nothing is left at p.
@@ -88,20 +116,20 @@ func Create(ctx context.Context, p string, images []Image, opts ...transfer.Opti
 		}
 		seen[img.Ref.Name()] = true
 	}
-	t, err := ociarchive.Create(p, "")
+	w, err := NewWriter(p)
 	if err != nil {
 		return nil, err
 	}
 	var results []Result
 	for _, img := range images {
-		res, err := transfer.Copy(ctx, img.Source, tagAs{t, refAnnotations(img.Ref)}, opts...)
+		res, err := transfer.Copy(ctx, img.Source, w.Target(img.Ref), opts...)
 		if err != nil {
-			t.Abort()
+			w.Abort()
 			return nil, fmt.Errorf("bundle %s: %s: %w", p, img.Ref.Name(), err)
 		}
 		results = append(results, Result{Ref: img.Ref.Name(), Result: res})
 	}
-	if err := t.Close(); err != nil {
+	if err := w.Close(); err != nil {
 		return nil, err
 	}
 	return results, nil

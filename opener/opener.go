@@ -96,6 +96,7 @@ func (n Network) Parse(s string) (location.Location, error) {
 // Resolver opened and the storage roots it opened.
 type Opener struct {
 	net    Network
+	extra  []registry.Option // WithAccess's
 	closer []io.Closer
 }
 
@@ -136,7 +137,7 @@ func unsupported(loc location.Location) error {
 func (o *Opener) Source(ctx context.Context, loc location.Location) (store.Source, error) {
 	switch loc.Kind {
 	case location.Registry:
-		return registry.Open(ctx, loc.Ref, o.net.RegistryOptions()...)
+		return registry.Open(ctx, loc.Ref, o.registryOptions()...)
 	case location.OCILayout:
 		return ocilayout.Open(loc.Path, loc.Tag, loc.Digest), nil
 	case location.OCIArchive:
@@ -157,7 +158,7 @@ func (o *Opener) Source(ctx context.Context, loc location.Location) (store.Sourc
 func (o *Opener) Target(ctx context.Context, loc location.Location, from store.Source) (store.Target, error) {
 	switch loc.Kind {
 	case location.Registry:
-		opts := append(o.net.RegistryOptions(), registry.WithPush())
+		opts := append(o.registryOptions(), registry.WithPush())
 		if repo, ok := MountSource(loc, from); ok {
 			opts = append(opts, registry.WithMountFrom(repo))
 		}
@@ -235,7 +236,7 @@ func (o *Opener) Repository(ctx context.Context, loc location.Location, push boo
 	if loc.Kind != location.Registry {
 		return nil, &invalidError{fmt.Sprintf("%s: this command needs a registry reference, not a %s location", loc.Raw, loc.Kind)}
 	}
-	opts := o.net.RegistryOptions()
+	opts := o.registryOptions()
 	if push {
 		opts = append(opts, registry.WithPush(), registry.WithDelete(loc.Ref.Context()))
 	}

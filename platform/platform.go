@@ -26,6 +26,7 @@ package platform
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -287,8 +288,17 @@ func Select(descs []v1.Descriptor, specs []Spec) ([]int, error) {
 
 // newestUBR keeps the hits whose os.version is the highest of their group,
 // a group being one os/arch/variant and build.
-func newestUBR(descs []v1.Descriptor, hits []int) []int {
+func newestUBR(descs []v1.Descriptor, hits []int) []int { return NewestUBRs(descs, hits, 1) }
+
+// NewestUBRs keeps, of the entries of descs that hits lists, those whose
+// os.version is among the n highest of their group — one os/arch/variant
+// and build (the first three os.version fields) — compared numerically,
+// in hits' order. Entries without a platform form a group of their own.
+func NewestUBRs(descs []v1.Descriptor, hits []int, n int) []int {
 	group := func(i int) string {
+		if descs[i].Platform == nil {
+			return ""
+		}
 		p := *descs[i].Platform
 		fs := strings.Split(p.OSVersion, ".")
 		if len(fs) > 3 {
@@ -303,16 +313,27 @@ func newestUBR(descs []v1.Descriptor, hits []int) []int {
 		}
 		return strings.ToLower(p.OS) + "/" + a + "/" + v + ":" + strings.Join(fs, ".")
 	}
-	best := map[string]string{}
-	for _, i := range hits {
-		g, v := group(i), descs[i].Platform.OSVersion
-		if b, ok := best[g]; !ok || CompareOSVersion(v, b) > 0 {
-			best[g] = v
+	version := func(i int) string {
+		if descs[i].Platform == nil {
+			return ""
 		}
+		return descs[i].Platform.OSVersion
+	}
+	versions := map[string][]string{} // group -> distinct versions, highest first
+	for _, i := range hits {
+		g, v := group(i), version(i)
+		if !slices.ContainsFunc(versions[g], func(w string) bool { return CompareOSVersion(v, w) == 0 }) {
+			versions[g] = append(versions[g], v)
+		}
+	}
+	for g, vs := range versions {
+		slices.SortFunc(vs, func(a, b string) int { return CompareOSVersion(b, a) })
+		versions[g] = vs[:min(n, len(vs))]
 	}
 	var out []int
 	for _, i := range hits {
-		if CompareOSVersion(descs[i].Platform.OSVersion, best[group(i)]) == 0 {
+		v := version(i)
+		if slices.ContainsFunc(versions[group(i)], func(w string) bool { return CompareOSVersion(v, w) == 0 }) {
 			out = append(out, i)
 		}
 	}

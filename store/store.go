@@ -82,6 +82,16 @@ type Lister interface {
 	Tags(ctx context.Context) ([]string, error)
 }
 
+// Referrers is a store that lists and records the referrers of a
+// manifest (OCI distribution-spec 1.1: manifests whose subject is it).
+type Referrers interface {
+	// Referrers lists the manifests whose subject is subject.
+	Referrers(ctx context.Context, subject v1.Descriptor) ([]v1.Descriptor, error)
+	// AddReferrer records referrer, already stored by digest, as a
+	// referrer of subject where the store does not find it by itself.
+	AddReferrer(ctx context.Context, subject, referrer v1.Descriptor) error
+}
+
 // Deleter deletes what a location names.
 type Deleter interface {
 	// Delete removes what the location names: in a registry, a tag alone

@@ -55,6 +55,8 @@ type Result struct {
 	Bytes int64 `json:"bytes"`
 	// Manifests is the number of manifests and indexes written.
 	Manifests int `json:"manifests"`
+	// Referrers is the number of referrers copied (WithReferrers).
+	Referrers int `json:"referrers,omitempty"`
 	// Seconds is the wall time of the copy.
 	Seconds float64 `json:"seconds"`
 	// Rewritten lists every digest that changed, in write order.
@@ -79,6 +81,7 @@ type copier struct {
 
 	mu  sync.Mutex
 	res *Result
+	dry bool // Plan: compute what would be written, write nothing
 }
 
 // Copy copies the image or index src names to dst.
@@ -96,14 +99,9 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 		return nil, err
 	}
 	c.res.Source = rootDesc
-	root, err := c.load(ctx, rootDesc, 0)
+	root, err := c.tree(ctx, rootDesc)
 	if err != nil {
 		return nil, err
-	}
-	if len(o.platforms) > 0 {
-		if root, err = c.selectPlatforms(ctx, root); err != nil {
-			return nil, err
-		}
 	}
 	if _, ok := dst.(store.ImageOnly); ok && root.desc.MediaType.IsIndex() {
 		return nil, c.indexRefused(root)
@@ -113,6 +111,11 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 	}
 	if err := c.writeManifests(ctx, root, true); err != nil {
 		return nil, err
+	}
+	if o.referrers {
+		if err := c.copyReferrers(ctx, root); err != nil {
+			return nil, err
+		}
 	}
 	c.res.Written = root.out
 	c.res.Seconds = time.Since(start).Seconds()
@@ -131,6 +134,16 @@ func (c *copier) indexRefused(root *node) error {
 		}
 	}
 	return fmt.Errorf("%s holds single-platform images and %s is an index (%s): select one with --platform", store.NameOf(c.dst), store.NameOf(c.src), strings.Join(plats, ", "))
+}
+
+// tree loads the manifest or index root and what it lists, narrowed to
+// the selected platforms.
+func (c *copier) tree(ctx context.Context, root v1.Descriptor) (*node, error) {
+	n, err := c.load(ctx, root, 0)
+	if err != nil || len(c.o.platforms) == 0 {
+		return n, err
+	}
+	return c.selectPlatforms(ctx, n)
 }
 
 // load fetches a manifest or index and, for an index, its entries.
@@ -282,6 +295,19 @@ func (c *copier) blob(ctx context.Context, d v1.Descriptor) error {
 		emit(BlobForeignKept)
 		return nil
 	}
+	if c.o.ledger != nil {
+		return c.sharedBlob(ctx, d, c.move)
+	}
+	return c.move(ctx, d)
+}
+
+// move brings one blob to the destination: skipped when already there,
+// mounted from the source repository when it can be, else copied, with
+// retries.
+func (c *copier) move(ctx context.Context, d v1.Descriptor) error {
+	ev := Event{Digest: d.Digest, MediaType: string(d.MediaType), Size: d.Size}
+	emit := func(k EventKind) { e := ev; e.Kind = k; c.o.events(e) }
+	isForeign := mediatype.IsForeign(string(d.MediaType))
 	has, err := c.dst.HasBlob(ctx, d)
 	if err != nil {
 		return err
@@ -450,6 +476,11 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 	if changed {
 		n.out = blob.DescriptorOf(n.outRaw, n.desc.MediaType)
 		n.out.Platform, n.out.Annotations = n.desc.Platform, n.desc.Annotations
+	}
+	if c.dry {
+		return nil
+	}
+	if changed {
 		c.count(func(r *Result) { r.Rewritten = append(r.Rewritten, Rewritten{Old: n.desc.Digest, New: n.out.Digest}) })
 		c.o.events(Event{Kind: DigestRewritten, Old: n.desc.Digest, Digest: n.out.Digest, MediaType: string(n.desc.MediaType)})
 	}

@@ -69,6 +69,8 @@ type options struct {
 	backoff   wait.Backoff
 	root      *v1.Descriptor // the caller's resolution of the source
 	rootRaw   []byte         // and its content, if the caller fetched it
+	ledger    *Ledger        // blob transfers shared with other copies
+	referrers bool           // copy referrers too
 }
 
 // Option configures Copy.

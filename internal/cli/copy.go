@@ -24,6 +24,7 @@ type copyFlags struct {
 	jobs         int
 	connections  int
 	json         bool
+	referrers    bool // copy and sync only (registerReferrers)
 }
 
 func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
@@ -35,6 +36,12 @@ func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 	fl.IntVar(&f.jobs, "jobs", 4, "blobs transferred in parallel")
 	fl.IntVar(&f.connections, "foreign-connections", 4, "connections fetching one large foreign blob from its url at once, in ranges spooled to temporary files (1: one connection, no spool)")
 	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout instead of the reference")
+}
+
+// registerReferrers adds --referrers, for the commands that copy between
+// registries.
+func (f *copyFlags) registerReferrers(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.referrers, "referrers", false, "also copy the referrers (signatures, SBOMs, attestations) of every manifest copied, recursively: through the referrers API or the sha256-<hex> tag schema")
 }
 
 // options turns the flags, and the global --stall-timeout and
@@ -76,6 +83,9 @@ func (f *copyFlags) options(g *globals, local bool) ([]transfer.Option, error) {
 	if f.jobs < 1 {
 		return nil, usageErr(fmt.Errorf("--jobs must be at least 1, got %d", f.jobs))
 	}
+	if f.referrers {
+		opts = append(opts, transfer.WithReferrers())
+	}
 	return opts, nil
 }
 
@@ -102,6 +112,7 @@ leaves no tag at DST. The last line on stdout is DST@sha256:<digest>.`,
 		},
 	}
 	f.register(cmd, "")
+	f.registerReferrers(cmd)
 	return cmd
 }
 

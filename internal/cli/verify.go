@@ -15,6 +15,7 @@ import (
 func newVerifyCmd(g *globals) *cobra.Command {
 	var (
 		deep, asJSON, repair bool
+		airgap               bool
 		from                 string
 		f                    copyFlags
 	)
@@ -33,7 +34,12 @@ config's os/architecture against the index entry.
 
 Problems are printed as a table and the exit code is 1; otherwise one
 summary line and exit 0. --repair --from SRC copies what is missing from
-SRC, then verifies again.`,
+SRC, then verifies again.
+
+--airgap also fails on every descriptor that still has urls or a foreign
+media type (not-airgapped), naming each: containerd fetches urls before
+the registry and gives up on a connection error, so a mirror behind an
+air gap must be localized (copy or sync --foreign localize).`,
 		Example: `  ferry verify --deep registry.internal:5000/windows/servercore:ltsc2022
   ferry verify --repair --from mcr.microsoft.com/windows/servercore:ltsc2022 registry.internal:5000/windows/servercore:ltsc2022`,
 		Args: exactArgs(1),
@@ -62,6 +68,11 @@ SRC, then verifies again.`,
 					return err
 				}
 			}
+			if airgap {
+				if err := g.checkAirgap(cmd, loc, rep); err != nil {
+					return err
+				}
+			}
 			return g.printVerify(loc, rep, asJSON)
 		},
 	}
@@ -70,6 +81,7 @@ SRC, then verifies again.`,
 	fl.BoolVar(&asJSON, "json", false, "print every finding as JSON")
 	fl.BoolVar(&repair, "repair", false, "copy what is missing from --from, then verify again")
 	fl.StringVar(&from, "from", "", "the source --repair copies from")
+	fl.BoolVar(&airgap, "airgap", false, "also fail on every descriptor that still has urls or a foreign media type (containerd would fetch it from outside)")
 	fl.StringVar(&f.foreign, "foreign", "", "foreign-layer policy for --repair, as in copy")
 	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
 	return cmd
@@ -82,6 +94,17 @@ func (g *globals) verify(cmd *cobra.Command, loc location.Location, opts []verif
 	}
 	defer src.Close()
 	return verify.Verify(cmd.Context(), src, opts...)
+}
+
+// checkAirgap adds the descriptors of loc that would reach outside an air
+// gap to rep.
+func (g *globals) checkAirgap(cmd *cobra.Command, loc location.Location, rep *verify.Report) error {
+	src, err := g.open.Source(cmd.Context(), loc)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return verify.CheckAirgap(cmd.Context(), src, rep)
 }
 
 // repair copies from into loc; the copy skips what loc already holds.

@@ -1,0 +1,417 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/ferry-dev/ferry/location"
+	"github.com/ferry-dev/ferry/opener"
+	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/transfer"
+)
+
+// Status is what a run did (or, dry, would do) with one image.
+type Status string
+
+// The statuses of an image.
+const (
+	// Copied: the image was copied (Plan: would be).
+	Copied Status = "copied"
+	// Skipped: the destination already has the digest the copy would write.
+	Skipped Status = "skipped"
+	// Failed: planning or copying the image failed; Error says why.
+	Failed Status = "failed"
+)
+
+// Image is one image of a run: planned, then copied or skipped, or
+// failed.
+type Image struct {
+	// Source is the full source reference, Destination where it lands.
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	// Digest is the manifest or index written (or, skipped, already
+	// there; planned, to be written).
+	Digest string `json:"digest,omitempty"`
+	Status Status `json:"status"`
+	// Reason says why an image is skipped, Error why it failed.
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Bytes are the blob bytes this image's copy transferred (blobs it
+	// shared with another image of the run count once, with the first).
+	Bytes int64 `json:"bytes"`
+	// Copy is the copy's summary (nil unless copied).
+	Copy *transfer.Result `json:"copy,omitempty"`
+
+	ref       name.Reference
+	src       store.Source
+	planned   *transfer.Planned
+	base      []transfer.Option // copy options but the platforms
+	specs     []platform.Spec   // the platforms selected
+	keepUBR   int
+	repoKey   string
+	referrers bool
+	op        *opener.Opener // with the source registry's access
+}
+
+// Totals sum a run.
+type Totals struct {
+	Images  int     `json:"images"`
+	Copied  int     `json:"copied"`
+	Skipped int     `json:"skipped"`
+	Failed  int     `json:"failed"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Report is a run's outcome: every image in plan order, and totals.
+type Report struct {
+	DryRun bool     `json:"dryRun,omitempty"`
+	Images []*Image `json:"images"`
+	Totals Totals   `json:"totals"`
+}
+
+// ErrImagesFailed is returned (wrapped) when some images failed and the
+// others were synced.
+var ErrImagesFailed = errors.New("some images failed")
+
+// Options configure Run.
+type Options struct {
+	// Opener opens the stores; required.
+	Opener *opener.Opener
+	// Jobs is how many images are planned and copied at once (default 4).
+	Jobs int
+	// Foreign is the foreign-layer policy unless the file sets one; nil:
+	// keep for a registry destination, include for a file or layout.
+	Foreign *transfer.ForeignPolicy
+	// Platforms select index entries unless the file selects some.
+	Platforms []platform.Spec
+	// Copy are further copy options for every image (fetcher, retries,
+	// blob jobs); not WithForeign nor WithPlatforms, which come from the
+	// fields above and the file.
+	Copy []transfer.Option
+	// Referrers copies the referrers of every image copied (and of those
+	// up to date), unless the file says otherwise; see
+	// transfer.WithReferrers.
+	Referrers bool
+	// DryRun plans and writes nothing.
+	DryRun bool
+	// Done is called as each image is done (planned, for a dry run), from
+	// several goroutines one at a time.
+	Done func(*Image)
+}
+
+// Run mirrors what cfg lists to dest (HOST[/PREFIX], oci-archive:FILE or
+// oci:DIR). It returns the report and, when some images failed, an error
+// wrapping ErrImagesFailed; other errors (a bad destination) come before
+// anything is done.
+func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, error) {
+	start := time.Now()
+	if o.Jobs < 1 {
+		o.Jobs = 4
+	}
+	if o.Done == nil {
+		o.Done = func(*Image) {}
+	}
+	d, err := parseDestination(dest, o.Opener.Network().Insecure)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{DryRun: o.DryRun}
+	rep.Images = plan(ctx, cfg, d, o)
+	defer func() {
+		for _, img := range rep.Images {
+			if img.src != nil {
+				img.src.Close()
+			}
+		}
+	}()
+	if !o.DryRun {
+		if err := d.open(); err != nil {
+			return nil, err
+		}
+	}
+	execute(ctx, rep.Images, d, o)
+	anyWritten := false
+	for _, img := range rep.Images {
+		rep.Totals.Images++
+		switch img.Status {
+		case Copied:
+			rep.Totals.Copied++
+			anyWritten = true
+		case Skipped:
+			rep.Totals.Skipped++
+		case Failed:
+			rep.Totals.Failed++
+		}
+		rep.Totals.Bytes += img.Bytes
+	}
+	if !o.DryRun {
+		if err := d.finish(anyWritten); err != nil {
+			return rep, err
+		}
+	}
+	rep.Totals.Seconds = time.Since(start).Seconds()
+	if rep.Totals.Failed > 0 {
+		return rep, fmt.Errorf("%w: %d of %d", ErrImagesFailed, rep.Totals.Failed, rep.Totals.Images)
+	}
+	return rep, nil
+}
+
+// plan lists the images of cfg in file order, each resolved and filtered,
+// with what its copy would write.
+func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image {
+	var imgs []*Image
+	failed := func(src, reason string) {
+		imgs = append(imgs, &Image{Source: src, Status: Failed, Error: reason})
+	}
+	for _, r := range cfg.Registries {
+		op, err := o.Opener.WithAccess(opener.Access{Username: r.Username, Password: r.Password, Insecure: !r.TLSVerify, CertDir: r.CertDir})
+		if err != nil {
+			failed(r.Name, err.Error())
+			continue
+		}
+		for _, repo := range r.Repos {
+			full := r.Name + "/" + repo.Name
+			set := r.Settings.over(repo.Settings)
+			tags, err := selectTags(ctx, op, full, repo)
+			if err != nil {
+				failed(full, err.Error())
+				continue
+			}
+			for _, tag := range tags {
+				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, base: copyOptions(o, set, d), specs: platformsOf(o, set), referrers: referrersOf(o, set), keepUBR: set.KeepUBR, repoKey: full, op: op})
+			}
+		}
+	}
+	parallel(ctx, imgs, o.Jobs, func(ctx context.Context, img *Image) {
+		if img.Status == Failed {
+			return
+		}
+		resolve(ctx, img)
+	})
+	imgs = keepUBR(ctx, imgs)
+	// Two registries' repositories of the same path land at one
+	// destination: the later one is refused rather than overwrite.
+	first := map[string]string{}
+	for _, img := range imgs {
+		if img.ref == nil {
+			continue
+		}
+		img.Destination = d.name(img.ref)
+		if other, ok := first[img.Destination]; ok && img.Status != Failed {
+			img.Status, img.Error = Failed, fmt.Sprintf("%s also lands at %s (ferry keeps repository paths without the registry host: give one registry its own DEST prefix)", other, img.Destination)
+			continue
+		}
+		first[img.Destination] = img.Source
+	}
+	return imgs
+}
+
+// sepFor is "@" before a digest, ":" before a tag.
+func sepFor(tag string) string {
+	if strings.Contains(tag, ":") {
+		return "@"
+	}
+	return ":"
+}
+
+// copyOptions are the copy options of an image but its platforms and
+// referrers: the run's, then the foreign policy the file sets (for its
+// repository, else its registry), else the run's, else keep for a
+// registry destination and include for a file or layout, as copy does.
+func copyOptions(o Options, set Settings, d *destination) []transfer.Option {
+	pol := transfer.Keep
+	if d.Local() {
+		pol = transfer.Include
+	}
+	if o.Foreign != nil {
+		pol = *o.Foreign
+	}
+	if set.Foreign != nil {
+		pol = *set.Foreign
+	}
+	return append(append([]transfer.Option(nil), o.Copy...), transfer.WithForeign(pol))
+}
+
+// referrersOf says whether an image's referrers are copied: as the file
+// says, else as the run says.
+func referrersOf(o Options, set Settings) bool {
+	if set.Referrers != nil {
+		return *set.Referrers
+	}
+	return o.Referrers
+}
+
+// platformsOf are the platforms an image's indexes are narrowed to: the
+// file's, else the run's.
+func platformsOf(o Options, set Settings) []platform.Spec {
+	if len(set.Platforms) > 0 {
+		return set.Platforms
+	}
+	return o.Platforms
+}
+
+// opts are the image's copy options.
+func (img *Image) opts() []transfer.Option {
+	out := append([]transfer.Option(nil), img.base...)
+	if len(img.specs) > 0 {
+		out = append(out, transfer.WithPlatforms(img.specs...))
+	}
+	if img.referrers {
+		out = append(out, transfer.WithReferrers())
+	}
+	return out
+}
+
+// selectTags lists the tags (or digests) of repository full that repo
+// selects, sorted as the registry lists them.
+func selectTags(ctx context.Context, op *opener.Opener, full string, repo Repo) ([]string, error) {
+	if !repo.All && repo.Regex == nil && repo.Semver == nil {
+		return repo.Tags, nil
+	}
+	loc, err := op.Network().Parse(full)
+	if err != nil {
+		return nil, err
+	}
+	r, err := op.Repository(ctx, loc, false)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	all, err := r.Tags(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", full, err)
+	}
+	var out []string
+	for _, t := range all {
+		switch {
+		case repo.All:
+		case repo.Regex != nil && repo.Regex.MatchString(t):
+		case repo.Semver != nil && semverMatch(repo.Semver, t):
+		default:
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// semverMatch says whether tag is a version within c, as skopeo decides
+// it (tags that are no version never match).
+func semverMatch(c *semver.Constraints, tag string) bool {
+	v, err := semver.NewVersion(tag)
+	return err == nil && c.Check(v)
+}
+
+// resolve opens the image's source and plans its copy; failures mark it
+// Failed with the reason.
+func resolve(ctx context.Context, img *Image) {
+	fail := func(err error) { img.Status, img.Error = Failed, err.Error() }
+	loc, err := img.op.Network().Parse(img.Source)
+	if err != nil {
+		fail(err)
+		return
+	}
+	img.ref = loc.Ref
+	src, err := img.op.Source(ctx, loc)
+	if err != nil {
+		fail(err)
+		return
+	}
+	img.src = src
+	p, err := transfer.Plan(ctx, src, img.opts()...)
+	if err != nil {
+		fail(err)
+		return
+	}
+	img.planned = p
+	img.Digest = p.Written.Digest.String()
+	img.Status = Copied
+}
+
+// execute copies the planned images, jobs at a time, skipping those the
+// destination already has; one failure does not stop the others.
+func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
+	ledger := transfer.NewLedger()
+	var mu sync.Mutex
+	var targets []store.Target
+	defer func() {
+		for _, t := range targets {
+			t.Close()
+		}
+	}()
+	var done sync.Mutex
+	report := func(img *Image) { done.Lock(); o.Done(img); done.Unlock() }
+	parallel(ctx, imgs, o.Jobs, func(ctx context.Context, img *Image) {
+		if img.Status == Failed {
+			report(img)
+			return
+		}
+		if o.DryRun && d.kind == location.OCIArchive {
+			report(img) // a new file: everything is copied
+			return
+		}
+		t, now, err := d.target(ctx, o.Opener, img.ref, img.src)
+		if err != nil {
+			img.Status, img.Error = Failed, err.Error()
+			report(img)
+			return
+		}
+		mu.Lock()
+		targets = append(targets, t)
+		mu.Unlock()
+		if now.Digest == img.planned.Written.Digest {
+			img.Status, img.Reason = Skipped, "the destination already has "+now.Digest.String()
+			if img.referrers && !o.DryRun {
+				// New signatures of an image otherwise up to date.
+				res, err := transfer.CopyReferrers(ctx, img.src, t, img.planned.Source, append(img.opts(), transfer.WithLedger(ledger))...)
+				if err != nil {
+					img.Status, img.Error = Failed, err.Error()
+				}
+				img.Copy = res
+			}
+			report(img)
+			return
+		}
+		if o.DryRun {
+			if now.Digest.Hex != "" {
+				img.Reason = "the destination has " + now.Digest.String()
+			}
+			report(img)
+			return
+		}
+		opts := append(img.opts(), transfer.WithRoot(img.planned.Source, img.planned.SourceRaw), transfer.WithLedger(ledger))
+		res, err := transfer.Copy(ctx, img.src, t, opts...)
+		if err != nil {
+			img.Status, img.Error = Failed, err.Error()
+			report(img)
+			return
+		}
+		img.Copy, img.Bytes, img.Digest = res, res.Bytes, res.Written.Digest.String()
+		report(img)
+	})
+}
+
+// parallel runs fn for each image, jobs at a time, and waits.
+func parallel(ctx context.Context, imgs []*Image, jobs int, fn func(context.Context, *Image)) {
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	for _, img := range imgs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(ctx, img)
+		}()
+	}
+	wg.Wait()
+}
