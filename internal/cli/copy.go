@@ -29,7 +29,7 @@ type copyFlags struct {
 func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.foreign, "foreign", defaultForeign, "foreign-layer policy: keep (leave them at their urls), include (copy their bytes), localize (copy and make them ordinary layers); default keep for registries, include for local files")
-	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
+	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression matched against a foreign-layer URL's SCHEME://HOST[:PORT]/PATH, allowing it although it points at a loopback or private address; only a pattern containing '@' allows a URL with a user part (repeatable)")
 	fl.StringArrayVar(&f.rewrites, "foreign-rewrite-urls", nil, "FROM=TO: rewrite foreign-layer url prefixes, e.g. to an internal mirror (repeatable; with --foreign keep)")
 	fl.StringArrayVar(&f.platforms, "platform", nil, "copy only these platforms of an index: os/arch[/variant][:os.version|ltsc2019|ltsc2022|ltsc2025][:latest-ubr], or all (repeatable)")
 	fl.IntVar(&f.jobs, "jobs", 4, "blobs transferred in parallel")

@@ -71,7 +71,7 @@ SRC, then verifies again.`,
 	fl.BoolVar(&repair, "repair", false, "copy what is missing from --from, then verify again")
 	fl.StringVar(&from, "from", "", "the source --repair copies from")
 	fl.StringVar(&f.foreign, "foreign", "", "foreign-layer policy for --repair, as in copy")
-	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
+	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression matched against a foreign-layer URL's SCHEME://HOST[:PORT]/PATH, allowing it although it points at a loopback or private address; only a pattern containing '@' allows a URL with a user part (repeatable)")
 	return cmd
 }
 
