@@ -206,3 +206,28 @@ func writeEvilTar(t *testing.T, p, other, evil string) {
 		t.Fatal(err)
 	}
 }
+
+// TestFailedPullLeavesNoLayout: a pull into a layout directory it created
+// that fails (here a foreign layer whose URL answers 404) removes that
+// directory again, rather than leaving blobs without index.json, which
+// push then calls "not an OCI layout" (issue 18 item 12). A directory that
+// was there before keeps what it held.
+func TestFailedPullLeavesNoLayout(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	e.URLs.Fail("/", 404, -1, "")
+	src := e.Reg.Ref(fixture.Repo, fixture.SingleTag)
+	fresh := filepath.Join(t.TempDir(), "new-layout")
+	if _, stderr, code := run(t, "pull", "--foreign", "include", "--foreign-allow", allowLoopback, "--format", "oci", src, fresh); code != 1 {
+		t.Fatalf("pull: exit %d, want 1: %s", code, stderr)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		entries, _ := filepath.Glob(filepath.Join(fresh, "*", "*", "*"))
+		t.Errorf("the failed pull left %s (%v): %v", fresh, err, entries)
+	}
+	existing := t.TempDir()
+	os.WriteFile(filepath.Join(existing, "notes.txt"), []byte("mine"), 0o644)
+	run(t, "pull", "--foreign", "include", "--foreign-allow", allowLoopback, "--format", "oci", src, existing)
+	if _, err := os.Stat(filepath.Join(existing, "notes.txt")); err != nil {
+		t.Errorf("a failed pull into an existing directory removed its files: %v", err)
+	}
+}

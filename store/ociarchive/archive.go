@@ -259,7 +259,9 @@ func Create(p, tag string) (*Target, error) {
 // formats built on an oci-archive (docker-archive).
 func CreateAs(prefix, p, tag string) (*Target, error) {
 	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
+	// A killed earlier write of this archive left its temporary file.
+	atomicfile.RemoveStale(dir, "."+filepath.Base(p)+".tmp-")
+	f, err := atomicfile.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("%s:%s: %w", prefix, p, err)
 	}
