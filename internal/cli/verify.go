@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/location"
@@ -16,6 +17,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	var (
 		deep, asJSON, repair bool
 		from                 string
+		maxExpansion         int
 		f                    copyFlags
 	)
 	cmd := &cobra.Command{
@@ -49,13 +51,16 @@ SRC, then verifies again.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			opts := []verify.Option{verify.WithDeep(deep), verify.WithFetcher(fetcher)}
+			if maxExpansion < 0 {
+				return usageErr(fmt.Errorf("--max-expansion %d: must not be negative", maxExpansion))
+			}
+			opts := []verify.Option{verify.WithDeep(deep), verify.WithFetcher(fetcher), verify.WithMaxExpansion(maxExpansion)}
 			rep, err := g.verify(cmd, loc, opts)
 			if err != nil {
 				return err
 			}
 			if repair && len(rep.Problems()) > 0 {
-				if err := g.repair(cmd, from, loc, &f); err != nil {
+				if err := g.repair(cmd, from, loc, rep.Damaged(), &f); err != nil {
 					return err
 				}
 				if rep, err = g.verify(cmd, loc, opts); err != nil {
@@ -68,6 +73,7 @@ SRC, then verifies again.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&deep, "deep", false, "re-hash every blob, fetch foreign blobs through their urls, check diff_ids and platforms")
 	fl.BoolVar(&asJSON, "json", false, "print every finding as JSON")
+	fl.IntVar(&maxExpansion, "max-expansion", verify.DefaultMaxExpansion, "with --deep, report a layer that decompresses to more than this many times its compressed size (at least 64 MiB) as too-large, as a decompression bomb does; 0: no limit")
 	fl.BoolVar(&repair, "repair", false, "copy what is missing from --from, then verify again")
 	fl.StringVar(&from, "from", "", "the source --repair copies from")
 	fl.StringVar(&f.foreign, "foreign", "", "foreign-layer policy for --repair, as in copy")
@@ -84,8 +90,9 @@ func (g *globals) verify(cmd *cobra.Command, loc location.Location, opts []verif
 	return verify.Verify(cmd.Context(), src, opts...)
 }
 
-// repair copies from into loc; the copy skips what loc already holds.
-func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location, f *copyFlags) error {
+// repair copies from into loc; the copy skips what loc already holds
+// intact, and writes again the damaged blobs verify found, by digest.
+func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location, damaged map[v1.Hash]bool, f *copyFlags) error {
 	srcLoc, err := g.parseLocation(from)
 	if err != nil {
 		return err
@@ -104,7 +111,7 @@ func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location,
 	if err != nil {
 		return err
 	}
-	res, err := transfer.Copy(cmd.Context(), src, dst, opts...)
+	res, err := transfer.Copy(cmd.Context(), src, verify.ForRepair(dst, damaged), opts...)
 	if err != nil {
 		dst.Close()
 		return fmt.Errorf("repair from %s: %w", from, err)
@@ -136,6 +143,9 @@ func (g *globals) printVerify(loc location.Location, rep *verify.Report, asJSON 
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Manifest, p.Platform, p.Kind, p.Descriptor.Digest, p.Status, p.Detail)
 		}
 		tw.Flush()
+		if rep.Count(verify.TooLarge) > 0 {
+			fmt.Fprintln(g.stderr, "ferry: hint: a too-large layer decompresses to more than --max-expansion times its size; raise it (0: no limit) if the layer is genuine")
+		}
 	}
 	if len(problems) > 0 {
 		return &ExitError{Code: 1, Err: fmt.Errorf("verify %s: %d problems", loc.Raw, len(problems))}
