@@ -103,7 +103,9 @@ type Finding struct {
 type Report struct {
 	// Root is the manifest or index the location names.
 	Root v1.Descriptor `json:"root"`
-	// Manifests counts the image manifests checked.
+	// Manifests counts the manifests and indexes checked, as
+	// transfer.Result.Manifests counts those a copy writes: an index of
+	// two platforms is 3.
 	Manifests int `json:"manifests"`
 	// Findings has one entry per descriptor checked.
 	Findings []Finding `json:"findings"`
@@ -195,6 +197,9 @@ func Verify(ctx context.Context, src store.Source, opts ...Option) (*Report, err
 		return nil, err
 	}
 	r := &Report{Root: img.Descriptor, Manifests: len(img.Manifests), Deep: o.deep}
+	if img.Descriptor.MediaType.IsIndex() {
+		r.Manifests++
+	}
 	seen := map[v1.Hash]Finding{}
 	for _, m := range img.Manifests {
 		check := func(kind string, d v1.Descriptor, diffID *v1.Hash) {

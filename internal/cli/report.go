@@ -60,3 +60,12 @@ func (r referenced) MarshalJSON() ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// plural is "1 problem", "2 problems": n and the noun, with an s unless
+// n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -119,7 +119,7 @@ func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location,
 	if err := dst.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stderr, "repaired from %s: copied %d blobs, %d already there\n", from, res.BlobsCopied, res.BlobsSkipped)
+	fmt.Fprintf(g.stderr, "repaired from %s: copied %s, %d already there\n", from, plural(res.BlobsCopied, "blob"), res.BlobsSkipped)
 	return nil
 }
 
@@ -134,10 +134,10 @@ func (g *globals) printVerify(loc location.Location, rep *verify.Report, asJSON 
 		if rep.Deep {
 			how = "present and re-hashed, diff_ids checked"
 		}
-		fmt.Fprintf(g.stdout, "%s@%s: %d manifests; %d blobs %s; foreign layers: %d not hosted, %d hosted\n",
-			loc.Raw, rep.Root.Digest, rep.Manifests, rep.Count(verify.Present), how, rep.Count(verify.ForeignNotHosted), rep.Count(verify.ForeignHosted))
+		fmt.Fprintf(g.stdout, "%s@%s: %s; %s %s; foreign layers: %d not hosted, %d hosted\n",
+			loc.Raw, rep.Root.Digest, plural(rep.Manifests, "manifest"), plural(rep.Count(verify.Present), "blob"), how, rep.Count(verify.ForeignNotHosted), rep.Count(verify.ForeignHosted))
 	} else {
-		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		tw := tabwriter.NewWriter(trimmed{g.stdout}, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "MANIFEST\tPLATFORM\tKIND\tDIGEST\tPROBLEM\tDETAIL")
 		for _, p := range problems {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Manifest, p.Platform, p.Kind, p.Descriptor.Digest, p.Status, p.Detail)
@@ -148,7 +148,7 @@ func (g *globals) printVerify(loc location.Location, rep *verify.Report, asJSON 
 		}
 	}
 	if len(problems) > 0 {
-		return &ExitError{Code: 1, Err: fmt.Errorf("verify %s: %d problems", loc.Raw, len(problems))}
+		return &ExitError{Code: 1, Err: fmt.Errorf("verify %s: %s", loc.Raw, plural(len(problems), "problem"))}
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 		t.Errorf("deleted blob: exit %d, %q %s", code, out, stderr)
 	}
 	out, stderr, code = run(t, "verify", "--repair", "--from", src, "--foreign", "localize", "--foreign-allow", allowLoopback, dst)
-	if code != 0 || !strings.Contains(stderr, "copied 1 blobs") {
+	if code != 0 || !strings.Contains(stderr, "copied 1 blob,") {
 		t.Errorf("repair: exit %d, %q %s", code, out, stderr)
 	}
 
@@ -217,7 +217,7 @@ func TestVerifyRepairsWrongBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, stderr, code := run(t, "verify", "--deep", "--repair", "--from", src, "--foreign-allow", allowLoopback, layout)
-	if code != 0 || !strings.Contains(stderr, "copied 1 blobs") {
+	if code != 0 || !strings.Contains(stderr, "copied 1 blob,") {
 		t.Errorf("repair: exit %d, %q %s", code, out, stderr)
 	}
 	if b, _ := os.ReadFile(blobFile); !bytes.Equal(b, good) {
