@@ -102,22 +102,30 @@ func TestCheckURL(t *testing.T) {
 		{"http://169.254.169.254/latest/meta-data", strict, "link-local"},
 		{"http://user:secret@10.0.0.9/x", strict, "user part"},
 	} {
-		u, err := url.Parse(tc.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = tc.policy.CheckURL(u)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s refused: %v", tc.url, err)
-		case tc.want != "" && (!errors.Is(err, ErrURLRefused) || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: got %v, want a refusal naming %q", tc.url, err, tc.want)
-		case err != nil && strings.Contains(err.Error(), "secret"):
-			t.Errorf("%s: the error shows the password: %v", tc.url, err)
-		case tc.want != "" && !strings.Contains(err.Error(), u.Redacted()):
-			t.Errorf("%s: the error does not name the URL: %v", tc.url, err)
-		}
+		checkURLCase(t, tc.url, tc.policy, tc.want)
 	}
+}
+
+// checkURLCase checks policy's verdict on rawURL: allowed when want is
+// "", else refused naming want and the URL, never its password.
+func checkURLCase(t *testing.T, rawURL string, policy *Policy, want string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = policy.CheckURL(u)
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s refused: %v", rawURL, err)
+	case want != "" && (!errors.Is(err, ErrURLRefused) || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: got %v, want a refusal naming %q", rawURL, err, want)
+	case err != nil && strings.Contains(err.Error(), "secret"):
+		t.Errorf("%s: the error shows the password: %v", rawURL, err)
+	case want != "" && !strings.Contains(err.Error(), u.Redacted()):
+		t.Errorf("%s: the error does not name the URL: %v", rawURL, err)
+	}
+	return u
 }
 
 func TestNewPolicyBadPattern(t *testing.T) {
@@ -158,19 +166,7 @@ func TestAllowIgnoresUserPart(t *testing.T) {
 		{"http://svc:secret@10.0.0.5/x", withUser, ""},
 		{"http://other:secret@10.0.0.5/x", withUser, "user part"},
 	} {
-		u, err := url.Parse(tc.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = tc.policy.CheckURL(u)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s refused: %v", tc.url, err)
-		case tc.want != "" && (!errors.Is(err, ErrURLRefused) || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: got %v, want a refusal naming %q", tc.url, err, tc.want)
-		case err != nil && strings.Contains(err.Error(), "secret"):
-			t.Errorf("%s: the error shows the password: %v", tc.url, err)
-		}
+		u := checkURLCase(t, tc.url, tc.policy, tc.want)
 		// The dial-time allowance follows the same rule.
 		if tc.want != "" && tc.policy.CheckAddr(tc.policy.WithURL(context.Background(), u), "127.0.0.1:80") == nil {
 			t.Errorf("%s: dialing loopback allowed", tc.url)

@@ -35,7 +35,13 @@ config's os/architecture against the index entry.
 
 Problems are printed as a table and the exit code is 1; otherwise one
 summary line and exit 0. --repair --from SRC copies what is missing from
-SRC, then verifies again.`,
+SRC and writes again, by digest, the blobs found damaged (wrong size or
+bytes), then verifies again. A registry keeps the bytes it already holds for
+a digest (distribution does), so damage there outlives a repair.
+
+--deep reports a layer that decompresses to more than --max-expansion times
+its compressed size (at least 64 MiB) as too-large, without decompressing
+the rest: a decompression bomb runs no longer than that.`,
 		Example: `  ferry verify --deep registry.internal:5000/windows/servercore:ltsc2022
   ferry verify --repair --from mcr.microsoft.com/windows/servercore:ltsc2022 registry.internal:5000/windows/servercore:ltsc2022`,
 		Args: exactArgs(1),
@@ -74,7 +80,7 @@ SRC, then verifies again.`,
 	fl.BoolVar(&deep, "deep", false, "re-hash every blob, fetch foreign blobs through their urls, check diff_ids and platforms")
 	fl.BoolVar(&asJSON, "json", false, "print every finding as JSON")
 	fl.IntVar(&maxExpansion, "max-expansion", verify.DefaultMaxExpansion, "with --deep, report a layer that decompresses to more than this many times its compressed size (at least 64 MiB) as too-large, as a decompression bomb does; 0: no limit")
-	fl.BoolVar(&repair, "repair", false, "copy what is missing from --from, then verify again")
+	fl.BoolVar(&repair, "repair", false, "copy what is missing or damaged from --from, then verify again")
 	fl.StringVar(&from, "from", "", "the source --repair copies from")
 	fl.StringVar(&f.foreign, "foreign", "", "foreign-layer policy for --repair, as in copy")
 	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression matched against a foreign-layer URL's SCHEME://HOST[:PORT]/PATH, allowing it although it points at a loopback or private address; only a pattern containing '@' allows a URL with a user part (repeatable)")
