@@ -84,9 +84,14 @@ func TestLoginThenCopy(t *testing.T) {
 // TestUnknownCommandIsUsage: a mistyped command is bad input, exit 2 as the
 // README promises, with cobra's suggestion.
 func TestUnknownCommandIsUsage(t *testing.T) {
-	_, stderr, code := run(t, "cpoy", "a", "b")
-	if code != 2 || !strings.Contains(stderr, "unknown command") || !strings.Contains(stderr, "copy") {
-		t.Errorf("exit %d, want 2: %s", code, stderr)
+	for _, args := range [][]string{{"cpoy", "a", "b"}, {"bundle", "craete", "x"}} {
+		_, stderr, code := run(t, args...)
+		if code != 2 || !strings.Contains(stderr, "unknown command") || !strings.Contains(strings.ToLower(stderr), "did you mean") {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
+		}
+	}
+	if out, _, code := run(t, "bundle"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("bundle alone: exit %d, want its help: %s", code, out)
 	}
 }
 

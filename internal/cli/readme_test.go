@@ -178,8 +178,8 @@ func checkForm(root *cobra.Command, prev []string, form string) ([]*cobra.Comman
 				}
 			}
 		}
-		if !cmd.Runnable() {
-			return cmds, path, fmt.Errorf("%q: %s is not a command that runs", form, cmd.CommandPath())
+		if !cmd.Runnable() || cmd.HasSubCommands() {
+			return cmds, path, fmt.Errorf("%q: %s is a group of commands, not one", form, cmd.CommandPath())
 		}
 	}
 	return cmds, path, nil
@@ -216,7 +216,7 @@ func TestReadmeCommandTable(t *testing.T) {
 			if sub.Hidden || sub.Name() == "help" || sub.Name() == "completion" {
 				continue
 			}
-			if sub.Runnable() && !documented[sub] {
+			if sub.Runnable() && !sub.HasSubCommands() && !documented[sub] {
 				missing = append(missing, sub.CommandPath())
 			}
 			walk(sub)
