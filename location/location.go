@@ -379,7 +379,7 @@ func parseRegistry(raw, s string, o options) (Location, error) {
 		}
 	}
 	if host, ok := hostOnly(s); ok {
-		return Location{}, invalid(raw, fmt.Sprintf("%q has no repository: a registry reference is HOST/REPO[:TAG|@DIGEST] (and a local file, which this is not here, takes a prefix: oci:, oci-archive:, docker-archive:)", host))
+		return Location{}, invalid(raw, fmt.Sprintf("%q has no repository: a registry reference is HOST/REPO[:TAG|@DIGEST] (a local file takes a prefix, oci:, oci-archive: or docker-archive:, and there is no file of that name here)", host))
 	}
 	var nopts []name.Option
 	if o.insecure {
@@ -420,7 +420,11 @@ func localHint(s string) string {
 	if loc, err := Local(s); err == nil {
 		mean = loc.Kind.String() + ":" + s
 	}
-	return fmt.Sprintf("%q is a file or directory here, not an image reference: did you mean %s? (write docker://%s for the registry image)", s, mean, s)
+	msg := fmt.Sprintf("%q is a file or directory here, not an image reference: did you mean %s?", s, mean)
+	if _, hostLike := hostOnly(s); !hostLike {
+		msg += fmt.Sprintf(" (write docker://%s for the registry image)", s)
+	}
+	return msg
 }
 
 // hostOnly reports whether the reference s is only a registry host, with
