@@ -77,7 +77,12 @@ func Login(ctx context.Context, host, user, password string, opts ...registry.Op
 	return nil
 }
 
-// Logout removes the credentials stored for host.
+// ErrNotLoggedIn means Logout found no credentials stored for the host;
+// docker logout says so and succeeds, and so does ferry logout.
+var ErrNotLoggedIn = errors.New("not logged in to")
+
+// Logout removes the credentials stored for host. When none are stored
+// its error wraps ErrNotLoggedIn.
 func Logout(host string) error {
 	reg, err := registry.NewRegistry(strings.TrimPrefix(host, "docker://"), false)
 	if err != nil {
@@ -90,7 +95,7 @@ func Logout(host string) error {
 	}
 	addr := serverAddress(reg)
 	if _, ok := cf.AuthConfigs[addr]; !ok && cf.CredentialsStore == "" && cf.CredentialHelpers[addr] == "" {
-		return fmt.Errorf("logout: not logged in to %s", addr)
+		return fmt.Errorf("logout: %w %s", ErrNotLoggedIn, addr)
 	}
 	if err := cf.GetCredentialsStore(addr).Erase(addr); err != nil {
 		return fmt.Errorf("logout: erase credentials for %s: %w", addr, err)

@@ -238,7 +238,7 @@ func TestRedirectRefused(t *testing.T) {
 	wantErr(t, err, ErrURLRefused, "http://localhost:"+p, "loopback")
 
 	// A pattern covering only the first hop does not cover the next.
-	_, err = fetch(t, newFetcher(t, WithAllow(`^http://127\.0\.0\.1:\d+/fwlink\?`)), descFor(data, srv.URL+"/fwlink?linkid=1"))
+	_, err = fetch(t, newFetcher(t, WithAllow(`^http://127\.0\.0\.1:\d+/fwlink$`)), descFor(data, srv.URL+"/fwlink?linkid=1"))
 	wantErr(t, err, ErrURLRefused, srv.URL+"/blobs/"+hex)
 
 	if srv.hits.Load() != 0 {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strings"
 	"syscall"
 )
 
@@ -32,19 +33,28 @@ var ErrURLRefused = errors.New("URL refused by policy")
 //     pattern matches the URL;
 //   - applies the address check to the address actually dialed (see
 //     CheckAddr), so that a DNS name cannot smuggle an internal address
-//     in, and to every redirect, each judged by its own URL.
+//     in, and to every redirect, each judged by its own URL;
+//   - matches allow patterns against the URL's scheme, host, port and
+//     path only, never its user part, query or fragment, so that
+//     http://mirror.corp.example@127.0.0.1/ is judged as 127.0.0.1;
+//   - refuses a URL with a user part (user:password@): the fetcher would
+//     send it as an Authorization header. Only a pattern that itself
+//     contains '@' allows one, matched against the whole URL user part
+//     included (`^https://svc@mirror\.corp\.example/`).
 //
 // A Policy is safe for concurrent use. The zero Policy and a nil *Policy
 // allow nothing beyond the defaults.
 type Policy struct {
-	allow []*regexp.Regexp
+	allow     []*regexp.Regexp // matched against matchText
+	allowUser []*regexp.Regexp // patterns with '@': matched against the whole URL
 }
 
 // NewPolicy compiles the allow patterns: Go regular expressions (the
-// --foreign-allow flag), each matched against the whole URL text, scheme
-// included. A pattern is not implicitly anchored: anchor it with ^ so
-// that it cannot match inside a query string, e.g.
-// `^https://mirror\.corp\.example/`.
+// --foreign-allow flag), each matched against SCHEME://HOST[:PORT]/PATH,
+// the URL without its user part, query and fragment. A pattern is not
+// implicitly anchored: anchor it with ^, e.g.
+// `^https://mirror\.corp\.example/`. A pattern containing '@' is for
+// URLs with a user part, and is matched against the whole URL instead.
 func NewPolicy(allow []string) (*Policy, error) {
 	p := &Policy{}
 	for _, s := range allow {
@@ -52,22 +62,37 @@ func NewPolicy(allow []string) (*Policy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--foreign-allow %q is not a valid Go regular expression: %w", s, err)
 		}
-		p.allow = append(p.allow, re)
+		if strings.Contains(s, "@") {
+			p.allowUser = append(p.allowUser, re)
+		} else {
+			p.allow = append(p.allow, re)
+		}
 	}
 	return p, nil
 }
 
-// Allowed reports whether an allow pattern matches the URL text u.
-func (p *Policy) Allowed(u string) bool {
-	if p == nil {
+// Allowed reports whether an allow pattern matches u: for a URL without a
+// user part, a pattern matching its scheme, host, port and path; for one
+// with a user part, only a pattern containing '@' matching the whole URL.
+func (p *Policy) Allowed(u *url.URL) bool {
+	if p == nil || u == nil {
 		return false
 	}
-	for _, re := range p.allow {
-		if re.MatchString(u) {
+	patterns, text := p.allow, matchText(u)
+	if u.User != nil {
+		patterns, text = p.allowUser, u.String()
+	}
+	for _, re := range patterns {
+		if re.MatchString(text) {
 			return true
 		}
 	}
 	return false
+}
+
+// matchText is what allow patterns see of u: SCHEME://HOST[:PORT]/PATH.
+func matchText(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }
 
 // CheckURL checks what can be checked before dialing: the scheme, the
@@ -84,8 +109,11 @@ func (p *Policy) CheckURL(u *url.URL) error {
 	if u.Hostname() == "" {
 		return fmt.Errorf("%w: %s: no host", ErrURLRefused, u.Redacted())
 	}
-	if p.Allowed(u.String()) {
+	if p.Allowed(u) {
 		return nil
+	}
+	if u.User != nil {
+		return fmt.Errorf("%w: %s: the URL has a user part, which would be sent as credentials; allow it explicitly with a --foreign-allow pattern containing '@' (matched against the whole URL)", ErrURLRefused, u.Redacted())
 	}
 	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
 		if class := internal(ip); class != "" {
@@ -95,7 +123,7 @@ func (p *Policy) CheckURL(u *url.URL) error {
 	return nil
 }
 
-const howToAllow = "if it is a trusted mirror, allow it with --foreign-allow REGEX (a Go regular expression matched against the URL)"
+const howToAllow = "if it is a trusted mirror, allow it with --foreign-allow REGEX (a Go regular expression matched against SCHEME://HOST[:PORT]/PATH)"
 
 // target is what a request's context tells the dialer: the URL being
 // fetched (after redirects: each request has its own), whether an allow
@@ -123,7 +151,7 @@ func (p *Policy) WithURL(ctx context.Context, u *url.URL) context.Context {
 }
 
 func (p *Policy) target(u *url.URL) *target {
-	return &target{url: u.Redacted(), allowed: p.Allowed(u.String())}
+	return &target{url: u.Redacted(), allowed: p.Allowed(u)}
 }
 
 // CheckAddr checks an address about to be dialed, "ip:port" or "ip" as a

@@ -100,24 +100,32 @@ func TestCheckURL(t *testing.T) {
 		{"http://10.0.0.5/x", mirror, ""},
 		{"http://10.0.0.6/x", mirror, "private"},
 		{"http://169.254.169.254/latest/meta-data", strict, "link-local"},
-		{"http://user:secret@10.0.0.9/x", strict, "private"},
+		{"http://user:secret@10.0.0.9/x", strict, "user part"},
 	} {
-		u, err := url.Parse(tc.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = tc.policy.CheckURL(u)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s refused: %v", tc.url, err)
-		case tc.want != "" && (!errors.Is(err, ErrURLRefused) || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: got %v, want a refusal naming %q", tc.url, err, tc.want)
-		case err != nil && strings.Contains(err.Error(), "secret"):
-			t.Errorf("%s: the error shows the password: %v", tc.url, err)
-		case tc.want != "" && !strings.Contains(err.Error(), u.Redacted()):
-			t.Errorf("%s: the error does not name the URL: %v", tc.url, err)
-		}
+		checkURLCase(t, tc.url, tc.policy, tc.want)
 	}
+}
+
+// checkURLCase checks policy's verdict on rawURL: allowed when want is
+// "", else refused naming want and the URL, never its password.
+func checkURLCase(t *testing.T, rawURL string, policy *Policy, want string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = policy.CheckURL(u)
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s refused: %v", rawURL, err)
+	case want != "" && (!errors.Is(err, ErrURLRefused) || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: got %v, want a refusal naming %q", rawURL, err, want)
+	case err != nil && strings.Contains(err.Error(), "secret"):
+		t.Errorf("%s: the error shows the password: %v", rawURL, err)
+	case want != "" && !strings.Contains(err.Error(), u.Redacted()):
+		t.Errorf("%s: the error does not name the URL: %v", rawURL, err)
+	}
+	return u
 }
 
 func TestNewPolicyBadPattern(t *testing.T) {
@@ -127,5 +135,41 @@ func TestNewPolicyBadPattern(t *testing.T) {
 	}
 	if _, err := NewFetcher(WithAllow(`[`)); err == nil {
 		t.Error("NewFetcher accepted a bad pattern")
+	}
+}
+
+// TestAllowIgnoresUserPart: patterns see scheme, host, port and path only,
+// so a trusted name written as a user part admits nothing, and a URL with
+// a user part needs a pattern that itself contains '@'.
+func TestAllowIgnoresUserPart(t *testing.T) {
+	mirror, err := NewPolicy([]string{`^http://mirror\.corp\.example`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withUser, err := NewPolicy([]string{`^http://svc:[^@]*@10\.0\.0\.5/`, `^https://public\.example/`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queryOnly, _ := NewPolicy([]string{`mirror\.corp\.example`})
+	for _, tc := range []struct {
+		url    string
+		policy *Policy
+		want   string // "" for no error, else a word of the refusal
+	}{
+		{"http://mirror.corp.example@127.0.0.1/x", mirror, "user part"},
+		{"http://mirror.corp.example:80@127.0.0.1/x", mirror, "user part"},
+		{"http://127.0.0.1/x?h=mirror.corp.example", queryOnly, "loopback"},
+		{"http://127.0.0.1/x#mirror.corp.example", queryOnly, "loopback"},
+		{"http://mirror.corp.example/x", mirror, ""},
+		{"https://u:secret@public.example/x", withUser, "user part"}, // a pattern without '@' never admits credentials
+		{"https://u:secret@cdn.example/x", mirror, "user part"},      // a public address, still refused
+		{"http://svc:secret@10.0.0.5/x", withUser, ""},
+		{"http://other:secret@10.0.0.5/x", withUser, "user part"},
+	} {
+		u := checkURLCase(t, tc.url, tc.policy, tc.want)
+		// The dial-time allowance follows the same rule.
+		if tc.want != "" && tc.policy.CheckAddr(tc.policy.WithURL(context.Background(), u), "127.0.0.1:80") == nil {
+			t.Errorf("%s: dialing loopback allowed", tc.url)
+		}
 	}
 }

@@ -5,9 +5,30 @@
 package foreign
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
+
+// ErrCredentialsInURL means a URL that would be written into a manifest
+// carries a user part (user:password@): a manifest is public to everyone
+// who can pull the image, so ferry refuses rather than publish it.
+var ErrCredentialsInURL = errors.New("a URL written into a manifest must not carry credentials")
+
+// CheckPublishable refuses a URL that is about to be written into a
+// manifest (append --foreign-url, --foreign-rewrite-urls' TO) when it has a
+// user part. The error shows the URL redacted.
+func CheckPublishable(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: the URL does not parse", ErrCredentialsInURL)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%w: %s has a user part; publish a URL without user:password@ (ferry refuses rather than strip it, so that nothing is written that the registry behind it rejects)", ErrCredentialsInURL, u.Redacted())
+	}
+	return nil
+}
 
 // Rewrite replaces the prefix From of a URL with To (the
 // --foreign-rewrite-urls flag), so that a network can serve foreign layers
@@ -32,7 +53,11 @@ func ParseRewrite(s string) (Rewrite, error) {
 	if i <= 0 || i == len(s)-1 {
 		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", s)
 	}
-	return Rewrite{From: s[:i], To: s[i+1:]}, nil
+	rw := Rewrite{From: s[:i], To: s[i+1:]}
+	if err := CheckPublishable(rw.To); err != nil {
+		return Rewrite{}, fmt.Errorf("URL rewrite TO: %w", err)
+	}
+	return rw, nil
 }
 
 // RewriteURLs returns urls with the first matching rule of rules applied

@@ -1,7 +1,9 @@
 package foreign
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +42,24 @@ func TestParseRewrite(t *testing.T) {
 		if _, err := ParseRewrite(in); err == nil {
 			t.Errorf("ParseRewrite(%q): no error", in)
 		}
+	}
+}
+
+func TestCheckPublishable(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://mirror.example/x?linkid=1", true},
+		{"https://u:SECRET@mirror.example/x", false},
+		{"https://token@mirror.example/x", false},
+	} {
+		err := CheckPublishable(tc.url)
+		if tc.ok != (err == nil) || (err != nil && (!errors.Is(err, ErrCredentialsInURL) || strings.Contains(err.Error(), "SECRET"))) {
+			t.Errorf("%s: %v", tc.url, err)
+		}
+	}
+	if _, err := ParseRewrite("https://go.microsoft.com/=https://u:SECRET@mirror.example/"); !errors.Is(err, ErrCredentialsInURL) || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("rewrite to a URL with credentials: %v", err)
 	}
 }

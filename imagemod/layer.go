@@ -257,6 +257,9 @@ func tarDir(ctx context.Context, root string, w io.Writer) error {
 // (URL policy on every request and redirect) to learn its digest, size
 // and diff_id.
 func prepareURL(ctx context.Context, l Layer, fetcher *foreign.Fetcher) (*preparedLayer, error) {
+	if err := foreign.CheckPublishable(l.URL); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("foreign layer %s: %w", l.URL, err)

@@ -22,25 +22,25 @@ const MaxConfigSize = 8 << 20
 
 // Image describes a manifest or an index.
 type Image struct {
-	Descriptor v1.Descriptor
-	Manifests  []Manifest
+	Descriptor v1.Descriptor `json:"descriptor"`
+	Manifests  []Manifest    `json:"manifests"`
 }
 
 // Manifest describes one platform's image manifest.
 type Manifest struct {
-	Descriptor v1.Descriptor
+	Descriptor v1.Descriptor `json:"descriptor"`
 	// Platform is "os/arch[/variant][:os.version]", from the index entry or,
 	// when the entry lacks os.version, from the config.
-	Platform string
-	Config   v1.Descriptor
-	Layers   []Layer
+	Platform string        `json:"platform"`
+	Config   v1.Descriptor `json:"config"`
+	Layers   []Layer       `json:"layers"`
 	platform *v1.Platform
 }
 
 // Layer is one layer descriptor.
 type Layer struct {
-	Descriptor v1.Descriptor
-	Foreign    bool
+	Descriptor v1.Descriptor `json:"descriptor"`
+	Foreign    bool          `json:"foreign"`
 }
 
 // LayerBytes sums the layers' sizes.

@@ -10,7 +10,7 @@
 //
 //	[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]   registry (Docker Hub short forms too)
 //	oci:DIR[:TAG|@DIGEST]                       OCI image layout directory
-//	oci-archive:FILE[:TAG]                      tar of an OCI image layout
+//	oci-archive:FILE[:TAG|@DIGEST]              tar of an OCI image layout
 //	docker-archive:FILE[:REPO[:TAG]]            docker save tarball
 //	dir:DIR                                     skopeo's dir: layout (one image)
 //
@@ -23,10 +23,20 @@
 //     docker://oci:5000/x for a registry whose host is named oci).
 //   - localhost, or WORD followed by a port (digits, then '/' or the end):
 //     a registry reference (localhost:5000/app, myhost:5000/repo).
+//   - docker followed by anything else: an error suggesting docker://.
+//   - a WORD one typo from a transport (ocii, oci-archiv, dri; two typos
+//     for words of five letters or more): ErrUnknownTransport saying
+//     "did you mean oci-archive:", rather than a Docker Hub lookup.
 //   - WORD followed by a valid tag, optionally then @DIGEST: a Docker Hub
 //     short form NAME:TAG (alpine:3.20, docker:27-dind, foo:bar).
-//   - docker followed by anything else: an error suggesting docker://.
 //   - anything else: ErrUnknownTransport (s3:bucket/x, foo:bar/baz).
+//
+// A registry reference (not written with docker://) that names an existing
+// file or directory is refused with a hint at the prefix it needs
+// (amd64.tar: "did you mean docker-archive:amd64.tar"), and so is a
+// registry host without a repository (localhost:5000,
+// registry.example.com), which ggcr would take for a Docker Hub
+// repository: Parse looks at the file system for that, and only for that.
 //
 // A WORD containing '.' or '_' or an upper-case letter never matches, so
 // registry.example.com:443/a/b:v1 is a registry reference. http:// and
@@ -46,14 +56,19 @@
 // # oci: and oci-archive:
 //
 // After the prefix (and any drive), a trailing @sha256:<64 hex> or
-// @sha512:<128 hex> selects by digest (oci: only; oci-archive: refuses a
-// digest). Text after the last '@' that starts with sha256: or sha512: but
-// is not such a digest is an error; any other '@' is part of the path.
-// Then, the text after the last ':' is a tag only if it is a valid
-// tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}); otherwise it stays part of the
-// path, so oci:/data/a:b/c is the directory "/data/a:b/c". When both a tag
-// and a digest are written (oci:DIR:TAG@DIGEST) both are recorded and the
-// digest selects, as with registry references.
+// @sha512:<128 hex> selects by digest. Text after the last '@' that starts
+// with sha256: or sha512: but is not such a digest is an error; any other
+// '@' is part of the path. Then, when the text after a ':' is a full image
+// reference, HOST/REPO:TAG whose host has a '.' or a port or is localhost
+// (what a bundle records as an image's ref.name), the first such ':'
+// separates path and tag, as skopeo reads it:
+// oci-archive:b.tar:localhost:5000/app:multi is the file "b.tar" and the
+// tag "localhost:5000/app:multi". Otherwise the text after the last ':' is
+// a tag only if it is a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127});
+// otherwise it stays part of the path, so oci:/data/a:b/c is the directory
+// "/data/a:b/c". When both a tag and a digest are written
+// (oci:DIR:TAG@DIGEST) both are recorded and the digest selects, as with
+// registry references.
 //
 // # docker-archive:
 //
@@ -76,6 +91,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 
@@ -251,13 +267,78 @@ func route(s string) routed {
 	if (word == "http" || word == "https") && strings.HasPrefix(rest, "//") {
 		return routed{err: invalid(s, "an image reference has no URL scheme; drop "+word+":// (plain HTTP is --insecure, and automatic for loopback hosts)")}
 	}
-	if startsWithPort(rest) || startsWithTag(rest) {
+	if startsWithPort(rest) {
+		return routed{kind: routeRegistry, body: s}
+	}
+	if t := nearTransport(word); t != "" {
+		// ocii:foo or oci-archiv:x.tar would otherwise be a Docker Hub
+		// short form NAME:TAG and end in a lookup of index.docker.io.
+		return routed{err: fmt.Errorf("%w %q in %q: did you mean %s? (known: %s; write docker://%s for a Docker Hub image of that name)", ErrUnknownTransport, word, s, t, knownTransports, s)}
+	}
+	if startsWithTag(rest) {
 		return routed{kind: routeRegistry, body: s}
 	}
 	if word == "docker" {
 		return routed{err: invalid(s, "the registry transport is written docker://")}
 	}
 	return routed{err: fmt.Errorf("%w %q in %q; known: %s", ErrUnknownTransport, word, s, knownTransports)}
+}
+
+// transportWords are the prefixes a mistyped one is compared with.
+var transportWords = []string{"oci", "oci-archive", "docker-archive", "dir", "docker"}
+
+// nearTransport returns the transport prefix ("oci-archive:",
+// "docker://") that word is a likely typo of, or "": one edit away (an
+// insertion, deletion, substitution or swap of neighbours) for short
+// words, two for words of five letters or more. A word that is a
+// transport is not a typo of another.
+func nearTransport(word string) string {
+	best, bestD := "", 3
+	for _, t := range transportWords {
+		if t == word {
+			return ""
+		}
+		limit := 1
+		if len(t) >= 5 {
+			limit = 2
+		}
+		if d := editDistance(word, t); d <= limit && d < bestD {
+			best, bestD = t, d
+		}
+	}
+	switch best {
+	case "":
+		return ""
+	case "docker":
+		return dockerPrefix
+	}
+	return best + ":"
+}
+
+// editDistance is the optimal string alignment distance between a and b
+// (Levenshtein with swaps of neighbours), on bytes.
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
 
 // startsWithPort reports whether rest is "PORT" or "PORT/...".
@@ -290,6 +371,16 @@ func parseRegistry(raw, s string, o options) (Location, error) {
 		// ggcr would take "./x" for the repository x on a registry ".".
 		return Location{}, invalid(raw, "a path is not an image reference; write oci:PATH, oci-archive:FILE or docker-archive:FILE")
 	}
+	if !strings.HasPrefix(raw, dockerPrefix) {
+		// amd64.tar or images/app would otherwise be Docker Hub's
+		// library/amd64.tar and images/app.
+		if hint := localHint(s); hint != "" {
+			return Location{}, invalid(raw, hint)
+		}
+	}
+	if host, ok := hostOnly(s); ok {
+		return Location{}, invalid(raw, fmt.Sprintf("%q has no repository: a registry reference is HOST/REPO[:TAG|@DIGEST] (a local file takes a prefix, oci:, oci-archive: or docker-archive:, and there is no file of that name here)", host))
+	}
 	var nopts []name.Option
 	if o.insecure {
 		nopts = append(nopts, name.Insecure)
@@ -316,6 +407,46 @@ func parseRegistry(raw, s string, o options) (Location, error) {
 		explicit = i >= 0 && !strings.Contains(s[i+1:], "/")
 	}
 	return Location{Kind: Registry, Raw: raw, Ref: ref, ExplicitTag: explicit}, nil
+}
+
+// localHint is the advice for a registry reference s that also names an
+// existing file or directory, or "". What is there decides the prefix
+// suggested (see Local).
+func localHint(s string) string {
+	if _, err := os.Stat(s); err != nil {
+		return ""
+	}
+	mean := "oci:, oci-archive:, docker-archive: or dir: before it"
+	if loc, err := Local(s); err == nil {
+		mean = loc.Kind.String() + ":" + s
+	}
+	msg := fmt.Sprintf("%q is a file or directory here, not an image reference: did you mean %s?", s, mean)
+	if _, hostLike := hostOnly(s); !hostLike {
+		msg += fmt.Sprintf(" (write docker://%s for the registry image)", s)
+	}
+	return msg
+}
+
+// hostOnly reports whether the reference s is only a registry host, with
+// or without a port (localhost:5000, registry.example.com, 10.0.0.5:5000,
+// [::1]:5000), which ggcr would read as a Docker Hub repository with the
+// port for a tag. A name without a dot (myhost:5000) stays a Docker Hub
+// NAME:TAG such as node:20.
+func hostOnly(s string) (string, bool) {
+	if strings.ContainsAny(s, "/@") {
+		return "", false
+	}
+	host := s
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		if port == "" || strings.Trim(port, "0123456789") != "" {
+			return "", false // NAME:TAG
+		}
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") || strings.Contains(host, ".") || net.ParseIP(host) != nil {
+		return s, true
+	}
+	return "", false
 }
 
 func looksLikePath(s string) bool {
@@ -357,16 +488,16 @@ func parseLayout(raw, body string, kind Kind) (Location, error) {
 	drive, rest := splitDrive(body)
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 && looksLikeDigest(rest[i+1:]) {
 		d := rest[i+1:]
-		if kind != OCILayout {
-			return Location{}, invalid(raw, kind.String()+": selects an image by tag, not by digest")
-		}
 		if !digestRe.MatchString(d) {
 			return Location{}, invalid(raw, fmt.Sprintf("%q is not a valid digest (want sha256:<64 lower-case hex> or sha512:<128 lower-case hex>)", d))
 		}
 		loc.Digest = d
 		rest = rest[:i]
 	}
-	if i := strings.LastIndexByte(rest, ':'); i >= 0 && tagRe.MatchString(rest[i+1:]) {
+	if i := fullRefColon(rest); i >= 0 {
+		loc.Tag = rest[i+1:]
+		rest = rest[:i]
+	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 && tagRe.MatchString(rest[i+1:]) {
 		loc.Tag = rest[i+1:]
 		rest = rest[:i]
 	}
@@ -379,6 +510,31 @@ func parseLayout(raw, body string, kind Kind) (Location, error) {
 		return Location{}, invalid(raw, "no "+what+" after "+kind.String()+":")
 	}
 	return loc, nil
+}
+
+// fullRefColon returns the index of the first ':' in rest after which
+// comes a full image reference, HOST/REPO:TAG with a host that has a '.'
+// or a port or is localhost, as bundles and skopeo record an image's
+// org.opencontainers.image.ref.name; -1 when there is none.
+func fullRefColon(rest string) int {
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == ':' && isFullRef(rest[i+1:]) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isFullRef(r string) bool {
+	host, repo, ok := strings.Cut(r, "/")
+	if !ok || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+		return false
+	}
+	if i := strings.LastIndexByte(repo, ':'); i < 0 || strings.Contains(repo[i+1:], "/") {
+		return false // no tag
+	}
+	_, err := name.NewTag(r, name.StrictValidation)
+	return err == nil
 }
 
 func looksLikeDigest(s string) bool {

@@ -16,6 +16,8 @@ func FuzzParse(f *testing.F) {
 		"oci-archive:x", "oci-archive:out.tar:v2",
 		"docker-archive:a.tar:r:t", "docker-archive:out.tar:localhost:5000/app:v1",
 		`docker-archive:D:\out.tar:repo:tag`, "dir:x", "http://x/y",
+		"oci-archive:b.tar:localhost:5000/app:multi", "oci-archive:b.tar@" + dig,
+		"oci:/d/a:b/c:v1", "ocii:foo", "oci-archiv:x.tar", "localhost:5000", "node:20",
 	} {
 		f.Add(s)
 	}

@@ -2,6 +2,7 @@ package location
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -51,8 +52,8 @@ func TestParse(t *testing.T) {
 		{in: "docker://oci:5000/x", ref: "oci:5000/x:latest", str: "docker://oci:5000/x:latest"},
 		{in: "docker://dir:5000/x:t", ref: "dir:5000/x:t", explicit: true, str: "docker://dir:5000/x:t"},
 		{in: "docker:5000/x", ref: "docker:5000/x:latest", str: "docker:5000/x:latest"},
-		// ggcr takes a lone host:port for NAME:TAG on Docker Hub.
-		{in: "localhost:5000", ref: "index.docker.io/library/localhost:5000", explicit: true, str: "index.docker.io/library/localhost:5000"},
+		// A name without a dot and a number: a Docker Hub NAME:TAG.
+		{in: "node:20", ref: "index.docker.io/library/node:20", explicit: true, str: "index.docker.io/library/node:20"},
 
 		// oci: layouts.
 		{in: "oci:/tmp/layout:tag", kind: OCILayout, path: "/tmp/layout", tag: "tag"},
@@ -86,6 +87,13 @@ func TestParse(t *testing.T) {
 		{in: "oci-archive:out.tar", kind: OCIArchive, path: "out.tar"},
 		{in: `oci-archive:D:\archives\out.tar:ltsc2022`, kind: OCIArchive, path: `D:\archives\out.tar`, tag: "ltsc2022"},
 		{in: `oci-archive:D:\archives\out.tar`, kind: OCIArchive, path: `D:\archives\out.tar`},
+		// An image in a bundle, by the reference it records, as skopeo reads it (issue 18).
+		{in: "oci-archive:b.tar:localhost:5000/app:multi", kind: OCIArchive, path: "b.tar", tag: "localhost:5000/app:multi"},
+		{in: "oci-archive:b.tar:mcr.microsoft.com/windows/servercore:ltsc2019", kind: OCIArchive, path: "b.tar", tag: "mcr.microsoft.com/windows/servercore:ltsc2019"},
+		{in: `oci-archive:D:\b.tar:index.docker.io/library/alpine:3`, kind: OCIArchive, path: `D:\b.tar`, tag: "index.docker.io/library/alpine:3"},
+		{in: "oci-archive:b.tar@" + dig, kind: OCIArchive, path: "b.tar", digest: dig},
+		{in: "oci:/data/l:localhost:5000/app:v1", kind: OCILayout, path: "/data/l", tag: "localhost:5000/app:v1"},
+		{in: "oci:/data/a:b/c:v1", kind: OCILayout, path: "/data/a:b/c", tag: "v1"}, // b is no host: the last ':' as before
 
 		// docker-archive:
 		{in: "docker-archive:out.tar", kind: DockerArchive, path: "out.tar"},
@@ -192,7 +200,21 @@ func TestParseErrors(t *testing.T) {
 		{"oci:dir@sha256:abc", ErrInvalid, "not a valid digest"},
 		{"oci:dir@sha256:" + strings.ToUpper(hex64), ErrInvalid, "not a valid digest"},
 		{"oci-archive:", ErrInvalid, "no file"},
-		{"oci-archive:out.tar@" + dig, ErrInvalid, "by tag, not by digest"},
+		// Typos of a transport: not a Docker Hub NAME:TAG (issue 18).
+		{"ocii:foo", ErrUnknownTransport, "did you mean oci:?"},
+		{"oci-archiv:x.tar", ErrUnknownTransport, "did you mean oci-archive:?"},
+		{"oic-archive:x.tar", ErrUnknownTransport, "did you mean oci-archive:?"},
+		{"docker-archiv:x.tar", ErrUnknownTransport, "did you mean docker-archive:?"},
+		{"dri:x", ErrUnknownTransport, "did you mean dir:?"},
+		{"dockr:alpine", ErrUnknownTransport, "did you mean docker://?"},
+		// A registry host without a repository (ggcr: library/HOST:PORT on Docker Hub).
+		{"localhost:5000", ErrInvalid, "no repository"},
+		{"localhost", ErrInvalid, "no repository"},
+		{"docker://localhost:5000", ErrInvalid, "no repository"},
+		{"registry.example.com:443", ErrInvalid, "no repository"},
+		{"10.0.0.5:5000", ErrInvalid, "no repository"},
+		{"[::1]:5000", ErrInvalid, "no repository"},
+		{"missing.tar", ErrInvalid, "no repository"},
 		{"docker-archive:", ErrInvalid, "no file"},
 		{"docker-archive::repo:tag", ErrInvalid, "no file"},
 		{"docker-archive:out.tar:", ErrInvalid, "no image reference"},
@@ -296,6 +318,34 @@ func TestKindString(t *testing.T) {
 	for k, want := range map[Kind]string{Registry: "registry", OCILayout: "oci", OCIArchive: "oci-archive", DockerArchive: "docker-archive", Kind(9): "Kind(9)"} {
 		if got := k.String(); got != want {
 			t.Errorf("%d: %q, want %q", int(k), got, want)
+		}
+	}
+}
+
+// TestParseExistingFile: a registry reference that names a file or
+// directory here gets the prefix it needs rather than a Docker Hub lookup.
+func TestParseExistingFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("amd64.tar", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll("images/app", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("images/app/index.json", []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for in, msg := range map[string]string{
+		"amd64.tar":  "did you mean oci:, oci-archive:, docker-archive: or dir:",
+		"images/app": "did you mean oci:images/app?",
+	} {
+		_, err := Parse(in)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), msg) || strings.Contains(in, ".") == strings.Contains(err.Error(), "docker://"+in) {
+			t.Errorf("Parse(%q) = %v, want a hint %q", in, err, msg)
+		}
+		if _, err := Parse("docker://" + in); err != nil && strings.Contains(err.Error(), "file or directory") {
+			t.Errorf("docker://%s: %v", in, err)
 		}
 	}
 }

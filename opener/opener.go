@@ -141,7 +141,7 @@ func (o *Opener) Source(ctx context.Context, loc location.Location) (store.Sourc
 	case location.OCILayout:
 		return ocilayout.Open(loc.Path, loc.Tag, loc.Digest), nil
 	case location.OCIArchive:
-		return ociarchive.OpenSource(loc.Path, loc.Tag)
+		return ociarchive.OpenSourceAt(loc.Path, loc.Tag, loc.Digest)
 	case location.DockerArchive:
 		return dockerarchive.OpenSource(loc.Path, loc.Tag)
 	case location.Dir:
@@ -169,6 +169,9 @@ func (o *Opener) Target(ctx context.Context, loc location.Location, from store.S
 		}
 		return ocilayout.Open(loc.Path, loc.Tag, ""), nil
 	case location.OCIArchive:
+		if loc.Digest != "" {
+			return nil, &invalidError{fmt.Sprintf("%s: write to an archive by tag, not by digest", loc.Raw)}
+		}
 		return ociarchive.Create(loc.Path, loc.Tag)
 	case location.DockerArchive:
 		return dockerarchive.Create(loc.Path, DefaultRepoTag(loc, from))

@@ -105,11 +105,16 @@ func (r *Reporter) Event(e transfer.Event) {
 		r.total.Add(e.Size)
 		if r.mode == Bars {
 			r.mu.Lock()
+			// Sizes as Human writes them ("164 B", "1.5 MiB"), not mpb's
+			// "164.0 b".
+			start := time.Now()
 			r.bars[e.Digest] = r.p.AddBar(e.Size,
 				mpb.PrependDecorators(decor.Name(short(e.Digest), decor.WC{W: 14, C: decor.DindentRight})),
 				mpb.AppendDecorators(
-					decor.CountersKibiByte("% .1f / % .1f", decor.WC{W: 22}),
-					decor.OnComplete(decor.AverageSpeed(decor.SizeB1024(0), " % .1f", decor.WC{W: 14}), " done"),
+					decor.Any(func(s decor.Statistics) string { return Human(s.Current) + " / " + Human(s.Total) }, decor.WC{W: 22}),
+					decor.OnComplete(decor.Any(func(s decor.Statistics) string {
+						return " " + Human(int64(float64(s.Current)/max(time.Since(start).Seconds(), 0.001))) + "/s"
+					}, decor.WC{W: 14}), " done"),
 				),
 			)
 			r.mu.Unlock()

@@ -45,3 +45,21 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// TestBarUnits: bars write sizes as Human does ("164 B"), not "164.0 b"
+// (issue 18 item 16).
+func TestBarUnits(t *testing.T) {
+	var buf bytes.Buffer
+	r := New(&buf, Bars)
+	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
+	r.Event(transfer.Event{Kind: transfer.BlobStart, Digest: d, Size: 164})
+	r.Event(transfer.Event{Kind: transfer.BlobProgress, Digest: d, Size: 164, Done: 100})
+	time.Sleep(250 * time.Millisecond)
+	r.Event(transfer.Event{Kind: transfer.BlobProgress, Digest: d, Size: 164, Done: 164})
+	r.Event(transfer.Event{Kind: transfer.BlobCopied, Digest: d, Size: 164})
+	r.Close()
+	out := buf.String()
+	if !strings.Contains(out, "164 B") || strings.Contains(out, " b") {
+		t.Errorf("bars: %q", out)
+	}
+}

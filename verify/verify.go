@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
@@ -57,9 +58,25 @@ const (
 	// PlatformMismatch: the config's os/architecture differ from the
 	// index entry's (Deep).
 	PlatformMismatch Status = "platform-mismatch"
+	// TooLarge: the decompressed layer passed the expansion limit (Deep;
+	// see WithMaxExpansion), as a decompression bomb does.
+	TooLarge Status = "too-large"
 	// Unreadable: the store or the urls failed otherwise; Detail says how.
 	Unreadable Status = "unreadable"
 )
+
+// ErrExpansionLimit means a layer decompressed to more than the expansion
+// limit allows (WithMaxExpansion).
+var ErrExpansionLimit = errors.New("decompressed layer exceeds the expansion limit")
+
+// DefaultMaxExpansion is how many times its compressed size a layer may
+// decompress to under Deep. Real layers expand 2 to 10 times; gzip's
+// ceiling is about 1030 (a run of zeros), so 3 GiB of zeros fit in 3 MB.
+const DefaultMaxExpansion = 100
+
+// minExpansionLimit is the least a layer may decompress to whatever its
+// compressed size, so that small layers holding sparse files pass.
+const minExpansionLimit = 64 << 20
 
 // Problem reports whether s is a problem.
 func (s Status) Problem() bool {
@@ -86,7 +103,9 @@ type Finding struct {
 type Report struct {
 	// Root is the manifest or index the location names.
 	Root v1.Descriptor `json:"root"`
-	// Manifests counts the image manifests checked.
+	// Manifests counts the manifests and indexes checked, as
+	// transfer.Result.Manifests counts those a copy writes: an index of
+	// two platforms is 3.
 	Manifests int `json:"manifests"`
 	// Findings has one entry per descriptor checked.
 	Findings []Finding `json:"findings"`
@@ -117,8 +136,9 @@ func (r *Report) Count(s Status) int {
 }
 
 type options struct {
-	deep    bool
-	fetcher *foreign.Fetcher
+	deep         bool
+	fetcher      *foreign.Fetcher
+	maxExpansion int64
 }
 
 // Option configures Verify.
@@ -128,6 +148,20 @@ type Option func(*options) error
 // and checks diff_ids and platforms. The default is off: presence and
 // size only.
 func WithDeep(on bool) Option { return func(o *options) error { o.deep = on; return nil } }
+
+// WithMaxExpansion bounds what Deep decompresses of each layer to ratio
+// times its compressed size (at least 64 MiB), so that a decompression
+// bomb is reported as TooLarge instead of running as long as its data.
+// 0 means no limit; the default is DefaultMaxExpansion.
+func WithMaxExpansion(ratio int) Option {
+	return func(o *options) error {
+		if ratio < 0 {
+			return fmt.Errorf("verify: negative expansion limit %d", ratio)
+		}
+		o.maxExpansion = int64(ratio)
+		return nil
+	}
+}
 
 // WithFetcher sets the fetcher Deep uses for foreign blobs the store does
 // not hold. The default is foreign.NewFetcher() with its default policy.
@@ -145,7 +179,7 @@ func WithFetcher(f *foreign.Fetcher) Option {
 // itself cannot proceed (the root or a manifest cannot be read); every
 // blob-level problem is a Finding.
 func Verify(ctx context.Context, src store.Source, opts ...Option) (*Report, error) {
-	o := &options{}
+	o := &options{maxExpansion: DefaultMaxExpansion}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -163,6 +197,9 @@ func Verify(ctx context.Context, src store.Source, opts ...Option) (*Report, err
 		return nil, err
 	}
 	r := &Report{Root: img.Descriptor, Manifests: len(img.Manifests), Deep: o.deep}
+	if img.Descriptor.MediaType.IsIndex() {
+		r.Manifests++
+	}
 	seen := map[v1.Hash]Finding{}
 	for _, m := range img.Manifests {
 		check := func(kind string, d v1.Descriptor, diffID *v1.Hash) {
@@ -292,8 +329,12 @@ func (o *options) hash(f *Finding, r io.Reader, diffID *v1.Hash, how string) {
 		var pr *io.PipeReader
 		pr, pw = io.Pipe()
 		w = pw
+		var out io.Writer = diff
+		if limit := o.expansionLimit(f.Descriptor.Size); limit > 0 {
+			out = &limitWriter{w: diff, left: limit, ratio: o.maxExpansion}
+		}
 		go func() {
-			err := Decompress(pr, diff)
+			err := Decompress(pr, out)
 			if err != nil {
 				io.Copy(io.Discard, pr) // let the digest check finish: a corrupt blob is a digest problem first
 			}
@@ -316,6 +357,9 @@ func (o *options) hash(f *Finding, r io.Reader, diffID *v1.Hash, how string) {
 	case err != nil:
 		f.Status, f.Detail = Unreadable, err.Error()
 		return
+	case errors.Is(derr, ErrExpansionLimit):
+		f.Status, f.Detail = TooLarge, derr.Error()
+		return
 	case derr != nil:
 		f.Status, f.Detail = DiffIDMismatch, fmt.Sprintf("cannot decompress: %v", derr)
 		return
@@ -327,6 +371,38 @@ func (o *options) hash(f *Finding, r io.Reader, diffID *v1.Hash, how string) {
 		}
 	}
 	f.Detail = how
+}
+
+// expansionLimit is how many decompressed bytes a layer of size bytes may
+// give, or 0 for no limit.
+func (o *options) expansionLimit(size int64) int64 {
+	if o.maxExpansion == 0 {
+		return 0
+	}
+	if size > math.MaxInt64/o.maxExpansion {
+		return math.MaxInt64
+	}
+	return max(size*o.maxExpansion, minExpansionLimit)
+}
+
+// limitWriter fails with ErrExpansionLimit once more than left bytes are
+// written.
+type limitWriter struct {
+	w     io.Writer
+	left  int64
+	ratio int64
+	limit int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.limit == 0 {
+		l.limit = l.left
+	}
+	if int64(len(p)) > l.left {
+		return 0, fmt.Errorf("%w: more than %d bytes (%d times the compressed size, at least 64 MiB): a decompression bomb, or a layer that needs a higher limit", ErrExpansionLimit, l.limit, l.ratio)
+	}
+	l.left -= int64(len(p))
+	return l.w.Write(p)
 }
 
 // Decompress writes the uncompressed form of r (gzip, zstd or a plain

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 func TestWriteReplaces(t *testing.T) {
@@ -62,5 +63,45 @@ func assertAlone(t *testing.T, p string) {
 	entries, err := os.ReadDir(filepath.Dir(p))
 	if err != nil || len(entries) != 1 {
 		t.Errorf("directory holds %v, %v; want only %s", entries, err, filepath.Base(p))
+	}
+}
+
+// TestRemoveStale: temporaries of ferry's naming older than StaleAge go,
+// fresh ones (a concurrent writer's) and other files stay.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * StaleAge)
+	files := map[string]bool{ // name -> removed
+		".out.tar.tmp-123456":         true,
+		".tmp-0123456789ab-42":        true,
+		"index.json.tmp-0123456789ab": true,
+		".other.tar.tmp-99":           false, // another prefix
+		"notes.tmp-x":                 false, // not ferry's naming
+		"fresh":                       false,
+	}
+	for name := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("debris"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if name != "fresh" {
+			os.Chtimes(filepath.Join(dir, name), old, old)
+		}
+	}
+	f, err := CreateTemp(dir, ".out.tar.tmp-*") // a live writer's: fresh
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	RemoveStale(dir, ".other.tar.tmp-nothing")
+	RemoveStale(dir, ".out.tar.tmp-")
+	RemoveStale(dir, ".tmp-")
+	RemoveStale(dir, "index.json")
+	for name, removed := range files {
+		if _, err := os.Stat(filepath.Join(dir, name)); os.IsNotExist(err) != removed {
+			t.Errorf("%s: removed %v, want %v", name, os.IsNotExist(err), removed)
+		}
+	}
+	if _, err := os.Stat(f.Name()); err != nil {
+		t.Errorf("a fresh temporary file was removed: %v", err)
 	}
 }

@@ -19,6 +19,10 @@ import (
 type layerFlag struct {
 	list *[]imagemod.Layer
 	url  bool
+	// secret receives the error for a URL with a user part, returned by
+	// the command rather than Set: pflag would quote the argument,
+	// password included, in its error.
+	secret *error
 }
 
 func (f layerFlag) String() string { return "" }
@@ -38,6 +42,14 @@ func (f layerFlag) Set(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	if u.User != nil {
+		// imagemod refuses it too (foreign.CheckPublishable); refused here
+		// first so that it is a usage error and never fetched.
+		if *f.secret == nil {
+			*f.secret = usageErr(fmt.Errorf("--foreign-url %s has a user part: a URL written into a manifest must not carry credentials, which everyone who pulls the image would read (ferry refuses rather than strip them)", u.Redacted()))
+		}
+		return nil
 	}
 	*f.list = append(*f.list, imagemod.Layer{URL: s})
 	return nil
@@ -61,6 +73,7 @@ func newAppendCmd(g *globals) *cobra.Command {
 	var layers []imagemod.Layer
 	var base, target string
 	var labels, annotations []string
+	var secretURL error
 	cmd := &cobra.Command{
 		Use:   "append [--base REF|scratch] (--layer PATH | --foreign-url URL)... -t TARGET",
 		Short: "Add layers (local, or foreign at a URL) on top of an image",
@@ -82,6 +95,9 @@ TARGET@sha256:<digest>.`,
   ferry append --platform windows/amd64:10.0.20348.2461 --foreign-url https://example.com/base.tar.gz -t myreg/base:ltsc2022`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if secretURL != nil {
+				return secretURL
+			}
 			if target == "" {
 				return usageErr(errors.New("append needs -t TARGET"))
 			}
@@ -92,8 +108,8 @@ TARGET@sha256:<digest>.`,
 	fl := cmd.Flags()
 	fl.Lookup("platform").Usage = "the platform: which entry of a base index to build on; on scratch, os/arch[:os.version] (required)"
 	fl.StringVar(&base, "base", "scratch", "the image to build on, or scratch")
-	fl.Var(layerFlag{list: &layers}, "layer", "a tar, tar.gz or directory to add as a layer (repeatable)")
-	fl.Var(layerFlag{list: &layers, url: true}, "foreign-url", "a gzip'd tar at a URL to add as a foreign layer (repeatable)")
+	fl.Var(layerFlag{list: &layers, secret: &secretURL}, "layer", "a tar, tar.gz or directory to add as a layer (repeatable)")
+	fl.Var(layerFlag{list: &layers, url: true, secret: &secretURL}, "foreign-url", "a gzip'd tar at a URL to add as a foreign layer (repeatable)")
 	fl.StringVarP(&target, "target", "t", "", "where to write the result (required)")
 	fl.StringArrayVar(&labels, "label", nil, "KEY=VALUE config label (repeatable)")
 	fl.StringArrayVar(&annotations, "annotation", nil, "KEY=VALUE manifest annotation (repeatable)")

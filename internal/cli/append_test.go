@@ -396,3 +396,24 @@ func TestUploadHonoursRetryAfter(t *testing.T) {
 		t.Errorf("retried after %s, before the 1 s the registry asked for", d)
 	}
 }
+
+// TestAppendForeignURLCredentials: a URL with user:password@ is refused as
+// bad input before anything is fetched or pushed, and the password appears
+// nowhere: not in the error, not in a manifest.
+func TestAppendForeignURLCredentials(t *testing.T) {
+	reg, urls := fixture.NewRegistry(t), fixture.NewURLServer(t)
+	u := urls.Add(fixture.LayerTar(43, 0, 4<<10))
+	withUser := strings.Replace(u, "http://", "http://u:SECRET@", 1)
+	before := urls.Requests("/fwlink")
+	_, stderr, code := run(t, "append", "--platform", "windows/amd64:"+patchA, "--foreign-url", withUser,
+		"--foreign-allow", `@`, "--foreign-allow", allowLoopback, "-t", reg.Ref("app/creds", "1"))
+	if code != 2 || !strings.Contains(stderr, "credentials") || strings.Contains(stderr, "SECRET") {
+		t.Fatalf("exit %d, want 2 with an error about credentials that hides the password: %s", code, stderr)
+	}
+	if urls.Requests("/fwlink") != before {
+		t.Error("the URL was fetched")
+	}
+	if reg.TagExists(t, "app/creds", "1") {
+		t.Error("the image was pushed")
+	}
+}

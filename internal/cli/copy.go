@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -30,12 +31,33 @@ type copyFlags struct {
 func (f *copyFlags) register(cmd *cobra.Command, defaultForeign string) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.foreign, "foreign", defaultForeign, "foreign-layer policy: keep (leave them at their urls), include (copy their bytes), localize (copy and make them ordinary layers); default keep for registries, include for local files")
-	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
+	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression matched against a foreign-layer URL's SCHEME://HOST[:PORT]/PATH, allowing it although it points at a loopback or private address; only a pattern containing '@' allows a URL with a user part (repeatable)")
 	fl.StringArrayVar(&f.rewrites, "foreign-rewrite-urls", nil, "FROM=TO: rewrite foreign-layer url prefixes, e.g. to an internal mirror (repeatable; with --foreign keep)")
 	fl.StringArrayVar(&f.platforms, "platform", nil, "copy only these platforms of an index: os/arch[/variant][:os.version|ltsc2019|ltsc2022|ltsc2025][:latest-ubr], or all (repeatable)")
 	fl.IntVar(&f.jobs, "jobs", 4, "blobs transferred in parallel")
 	fl.IntVar(&f.connections, "foreign-connections", 4, "connections fetching one large foreign blob from its url at once, in ranges spooled to temporary files (1: one connection, no spool)")
-	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout instead of the reference")
+	fl.BoolVar(&f.json, "json", false, "print a JSON summary on stdout instead of the reference; on failure, a JSON object with the error")
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			err := run(cmd, args)
+			if err != nil && f.json {
+				_ = printJSONTo(cmd.OutOrStdout(), errorJSON(err))
+			}
+			return err
+		}
+	}
+}
+
+// jsonError is a failure as --json prints it on stdout, so that a script
+// reading stdout gets an object either way; stderr still has the message.
+type jsonError struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exitCode"`
+	Hint     string `json:"hint,omitempty"`
+}
+
+func errorJSON(err error) jsonError {
+	return jsonError{Error: err.Error(), ExitCode: ExitCode(err), Hint: hint(err)}
 }
 
 // registerReferrers adds --referrers, for the commands that copy between
@@ -190,12 +212,14 @@ func (g *globals) summary(res *transfer.Result) {
 // blobCounts is the counts of a summary line: what was copied, skipped,
 // mounted and kept foreign.
 func blobCounts(res *transfer.Result) string {
-	return fmt.Sprintf("copied %d blobs (%s), skipped %d, mounted %d, foreign kept %d",
-		res.BlobsCopied, progress.Human(res.Bytes), res.BlobsSkipped, res.BlobsMounted, res.ForeignKept)
+	return fmt.Sprintf("copied %s (%s), skipped %d, mounted %d, foreign kept %d",
+		plural(res.BlobsCopied, "blob"), progress.Human(res.Bytes), res.BlobsSkipped, res.BlobsMounted, res.ForeignKept)
 }
 
-func printJSON(g *globals, v any) error {
-	enc := json.NewEncoder(g.stdout)
+func printJSON(g *globals, v any) error { return printJSONTo(g.stdout, v) }
+
+func printJSONTo(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -15,15 +15,15 @@ import (
 )
 
 func newInspectCmd(g *globals) *cobra.Command {
-	var raw, config bool
+	var raw, config, asJSON bool
 	var platforms []string
 	cmd := &cobra.Command{
 		Use:   "inspect REF",
 		Short: "Show an image's media type, digest, platforms and layers (foreign layers with their urls)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if raw && config {
-				return usageErr(fmt.Errorf("--raw and --config cannot be used together"))
+			if raw && config || asJSON && (raw || config) {
+				return usageErr(fmt.Errorf("--raw, --config and --json cannot be used together"))
 			}
 			var specs []platform.Spec
 			for _, s := range platforms {
@@ -67,12 +67,16 @@ func newInspectCmd(g *globals) *cobra.Command {
 				_, err = g.stdout.Write(append(bytes.TrimRight(b, "\n"), '\n'))
 				return err
 			}
+			if asJSON {
+				return printJSON(g, referenced{Reference: args[0], Result: img})
+			}
 			printImage(g.stdout, args[0], img)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the manifest or index as stored")
 	cmd.Flags().BoolVar(&config, "config", false, "print the image config (with --platform for an index)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print the reference, the root descriptor and every platform's manifest, config and layers as one JSON object ({"reference", "descriptor", "manifests"})`)
 	cmd.Flags().StringArrayVar(&platforms, "platform", nil, "with --config on an index: the platform whose config to print")
 	return cmd
 }
@@ -88,7 +92,7 @@ func printImage(w io.Writer, ref string, img *inspect.Image) {
 		fmt.Fprintf(w, "  Manifest: %s (%s)\n", m.Descriptor.Digest, m.Descriptor.MediaType)
 		fmt.Fprintf(w, "  Config:   %s (%s)\n", m.Config.Digest, progress.Human(m.Config.Size))
 		fmt.Fprintf(w, "  Layers:   %d, %s\n", len(m.Layers), progress.Human(m.LayerBytes()))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := tabwriter.NewWriter(trimmed{w}, 0, 0, 2, ' ', tabwriter.AlignRight)
 		for _, l := range m.Layers {
 			note := ""
 			if l.Foreign {
@@ -123,4 +127,26 @@ func newDigestCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// trimmed drops the spaces at the end of each line written to w, which
+// tabwriter leaves after an empty or right-aligned last column. Each Write
+// must hold whole lines, as a tabwriter's do.
+type trimmed struct{ w io.Writer }
+
+func (t trimmed) Write(p []byte) (int, error) {
+	lines := bytes.SplitAfter(p, []byte("\n"))
+	var out []byte
+	for _, l := range lines {
+		nl := bytes.HasSuffix(l, []byte("\n"))
+		l = bytes.TrimRight(bytes.TrimSuffix(l, []byte("\n")), " ")
+		out = append(out, l...)
+		if nl {
+			out = append(out, '\n')
+		}
+	}
+	if _, err := t.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

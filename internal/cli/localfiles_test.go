@@ -9,7 +9,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
@@ -204,5 +206,75 @@ func writeEvilTar(t *testing.T, p, other, evil string) {
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailedPullLeavesNoLayout: a pull into a layout directory it created
+// that fails (here a foreign layer whose URL answers 404) removes that
+// directory again, rather than leaving blobs without index.json, which
+// push then calls "not an OCI layout" (issue 18 item 12). A directory that
+// was there before keeps what it held.
+func TestFailedPullLeavesNoLayout(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	e.URLs.Fail("/", 404, -1, "")
+	src := e.Reg.Ref(fixture.Repo, fixture.SingleTag)
+	fresh := filepath.Join(t.TempDir(), "new-layout")
+	if _, stderr, code := run(t, "pull", "--foreign", "include", "--foreign-allow", allowLoopback, "--format", "oci", src, fresh); code != 1 {
+		t.Fatalf("pull: exit %d, want 1: %s", code, stderr)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		entries, _ := filepath.Glob(filepath.Join(fresh, "*", "*", "*"))
+		t.Errorf("the failed pull left %s (%v): %v", fresh, err, entries)
+	}
+	existing := t.TempDir()
+	os.WriteFile(filepath.Join(existing, "notes.txt"), []byte("mine"), 0o644)
+	run(t, "pull", "--foreign", "include", "--foreign-allow", allowLoopback, "--format", "oci", src, existing)
+	if _, err := os.Stat(filepath.Join(existing, "notes.txt")); err != nil {
+		t.Errorf("a failed pull into an existing directory removed its files: %v", err)
+	}
+}
+
+// TestStaleTemporariesGoOnNextWrite: the temporary files a killed write
+// left beside an archive, in a dir: image or in a layout are removed by
+// the next write there once they are older than atomicfile.StaleAge; a
+// fresh one, maybe a concurrent writer's, stays (issue 18 item 12).
+func TestStaleTemporariesGoOnNextWrite(t *testing.T) {
+	refs := twoImages(t)
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * atomicfile.StaleAge)
+	dsts := []string{"oci-archive:" + filepath.Join(dir, "a.tar"), "docker-archive:" + filepath.Join(dir, "d.tar"),
+		"dir:" + filepath.Join(dir, "img"), "oci:" + filepath.Join(dir, "layout") + ":v1"}
+	for _, dst := range dsts {
+		if _, stderr, code := run(t, "copy", refs[1], dst); code != 0 {
+			t.Fatalf("copy to %s: exit %d: %s", dst, code, stderr)
+		}
+	}
+	stale := []string{
+		filepath.Join(dir, ".a.tar.tmp-123"),
+		filepath.Join(dir, ".d.tar.tmp-456"),
+		filepath.Join(dir, "img", ".tmp-0123456789ab-7"),
+		filepath.Join(dir, "layout", "blobs", "sha256", ".tmp-0123456789ab-8"),
+	}
+	fresh := filepath.Join(dir, ".a.tar.tmp-789")
+	for _, p := range append(stale, fresh) {
+		if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if p != fresh {
+			os.Chtimes(p, old, old)
+		}
+	}
+	for _, dst := range dsts {
+		if _, stderr, code := run(t, "copy", refs[0], dst); code != 0 {
+			t.Fatalf("copy to %s: exit %d: %s", dst, code, stderr)
+		}
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("stale %s stayed: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary file was removed: %v", err)
 	}
 }

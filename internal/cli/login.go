@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -61,7 +62,13 @@ func newLogoutCmd(g *globals) *cobra.Command {
 		Short: "Remove the stored credentials for a registry",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := auth.Logout(args[0]); err != nil {
+			err := auth.Logout(args[0])
+			if errors.Is(err, auth.ErrNotLoggedIn) {
+				// As docker logout: nothing to remove is not a failure.
+				fmt.Fprintf(g.stderr, "Not logged in to %s\n", args[0])
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stderr, "Removed login credentials for %s\n", args[0])

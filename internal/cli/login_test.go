@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
@@ -46,6 +47,9 @@ func TestLoginThenCopy(t *testing.T) {
 	if code != 1 || !strings.Contains(strings.ToLower(stderr), "unauthorized") {
 		t.Fatalf("anonymous push: exit %d, %s", code, stderr)
 	}
+	if !strings.Contains(stderr, "hint: log in with 'ferry login "+private.Host+" ") {
+		t.Errorf("a 401 does not suggest ferry login %s: %s", private.Host, stderr)
+	}
 	_, stderr, code = runStdin(t, "wrong\n", "login", private.Host, "-u", "admin", "--password-stdin")
 	if code != 1 || strings.Contains(stderr, "wrong") {
 		t.Fatalf("bad password: exit %d, %s", code, stderr)
@@ -68,7 +72,40 @@ func TestLoginThenCopy(t *testing.T) {
 	if _, _, code = run(t, "logout", private.Host); code != 0 {
 		t.Fatalf("logout: exit %d", code)
 	}
-	if _, _, code = run(t, "tags", private.Host+"/mirror/app"); code != 1 {
-		t.Errorf("after logout: exit %d, want 1", code)
+	if _, stderr, code = run(t, "tags", private.Host+"/mirror/app"); code != 1 || !strings.Contains(stderr, "ferry login "+private.Host) {
+		t.Errorf("after logout: exit %d, want 1 with a hint at ferry login: %s", code, stderr)
+	}
+	// Logging out again: nothing to remove, as docker logout, exit 0.
+	if _, stderr, code = run(t, "logout", private.Host); code != 0 || !strings.Contains(stderr, "Not logged in to "+private.Host) {
+		t.Errorf("second logout: exit %d, want 0: %s", code, stderr)
+	}
+}
+
+// TestUnknownCommandIsUsage: a mistyped command is bad input, exit 2 as the
+// README promises, with cobra's suggestion.
+func TestUnknownCommandIsUsage(t *testing.T) {
+	for _, args := range [][]string{{"cpoy", "a", "b"}, {"bundle", "craete", "x"}} {
+		_, stderr, code := run(t, args...)
+		if code != 2 || !strings.Contains(stderr, "unknown command") || !strings.Contains(strings.ToLower(stderr), "did you mean") {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
+		}
+	}
+	if out, _, code := run(t, "bundle"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("bundle alone: exit %d, want its help: %s", code, out)
+	}
+}
+
+// TestDeleteDisabledHint: deleting on a registry that does not allow it
+// names ferry serve's --delete.
+func TestDeleteDisabledHint(t *testing.T) {
+	reg := fixture.NewRegistry(t, server.WithDelete(false))
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	_, stderr, code := run(t, "delete", reg.Ref("app", "v1"))
+	if code != 1 || !strings.Contains(stderr, "hint:") || !strings.Contains(stderr, "--delete") {
+		t.Errorf("exit %d, want 1 with a hint naming --delete: %s", code, stderr)
 	}
 }

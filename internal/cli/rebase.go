@@ -147,14 +147,30 @@ func (g *globals) runRebase(cmd *cobra.Command, imageArg, newBaseArg, oldBaseArg
 	for _, w := range res.Warnings {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}
-	return g.report(f.json, targetArg, res.Written.Digest, res, func() {
+	details := func() {
 		for _, im := range res.Images {
 			fmt.Fprintf(g.stderr, "%s: %s -> %s (%d base layers from %s, %d app layers)\n", im.Platform, im.Old, im.New, im.BaseLayers, im.NewBase, im.AppLayers)
 		}
-		if dryRun {
-			fmt.Fprintf(g.stderr, "dry run: nothing written\n")
-		} else if mode != progress.None {
+		if !dryRun && mode != progress.None {
 			fmt.Fprintln(g.stderr, blobCounts(&res.Blobs))
 		}
-	})
+	}
+	if dryRun {
+		// Not the TARGET@DIGEST line of a real run, which scripts take for
+		// "written".
+		if f.json {
+			return printJSON(g, referenced{Reference: targetArg + "@" + res.Written.Digest.String(), Result: dryRunResult{DryRun: true, RebaseResult: res}})
+		}
+		details()
+		fmt.Fprintf(g.stdout, "dry run: would write %s@%s; nothing written\n", targetArg, res.Written.Digest)
+		return nil
+	}
+	return g.report(f.json, targetArg, res.Written.Digest, res, details)
+}
+
+// dryRunResult is a dry run's result as --json prints it: the result with
+// "dryRun": true.
+type dryRunResult struct {
+	DryRun bool `json:"dryRun"`
+	*imagemod.RebaseResult
 }

@@ -126,8 +126,14 @@ func TestRebaseDryRunWritesNothing(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if lastLine(dry) != lastLine(real) {
-		t.Errorf("dry run announced %s, the rebase wrote %s", lastLine(dry), lastLine(real))
+	// The dry run names what it would write, and says it wrote nothing:
+	// not the TARGET@DIGEST line scripts read as written (issue 18 item 16).
+	if want := "dry run: would write " + lastLine(real) + "; nothing written"; lastLine(dry) != want {
+		t.Errorf("dry run printed %q, want %q", lastLine(dry), want)
+	}
+	js, _, code := run(t, append(args, "--dry-run", "--json")...)
+	if code != 0 || !strings.Contains(js, `"dryRun": true`) || !strings.Contains(js, `"reference": "`+lastLine(real)+`"`) {
+		t.Errorf("dry run --json: exit %d, %s", code, js)
 	}
 }
 

@@ -160,14 +160,3 @@ func (g *globals) runDelete(ctx context.Context, ref string, dryRun bool) error 
 	fmt.Fprintf(g.stderr, "deleted %s%s\n", what, dangling)
 	return nil
 }
-
-// plural is "1 tag", "2 tags", "1 index", "2 indexes".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", noun)
-	}
-	if strings.HasSuffix(noun, "x") {
-		return fmt.Sprintf("%d %ses", n, noun)
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -59,4 +60,16 @@ func (r referenced) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("result of type %T does not encode as a JSON object", r.Result)
 	}
 	return out.Bytes(), nil
+}
+
+// plural is "1 problem", "2 problems", "2 indexes": n and the noun, with
+// an s (es after x) unless n is 1.
+func plural(n int, noun string) string {
+	switch {
+	case n == 1:
+		return "1 " + noun
+	case strings.HasSuffix(noun, "x"):
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

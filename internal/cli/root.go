@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
 
 	stallwatch "github.com/ferry-dev/ferry/internal/stall"
@@ -48,7 +51,17 @@ func ExitCode(err error) int {
 	if errors.Is(err, context.Canceled) {
 		return 130
 	}
+	if isUnknownCommand(err) {
+		return 2
+	}
 	return 1
+}
+
+// isUnknownCommand reports whether err is cobra's "unknown command" for
+// an argument that names no command: bad input (cobra has no error type
+// for it, only this text).
+func isUnknownCommand(err error) bool {
+	return strings.HasPrefix(err.Error(), "unknown command ")
 }
 
 // globals are the flags every command shares.
@@ -121,7 +134,40 @@ their bytes, or localize them into ordinary layers.`,
 		newIndexCmd(g),
 		newStorageCmd(g),
 	)
+	for _, c := range root.Commands() {
+		refuseUnknownSubcommands(c)
+	}
 	return root
+}
+
+// refuseUnknownSubcommands makes each command group below the root (bundle,
+// index, storage) answer an argument that names none of its commands with
+// a usage error (exit 2), as the root does, rather than its help and exit
+// 0; without arguments it still prints its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	if !c.HasSubCommands() {
+		return
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default for the root
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", s[0])
+		}
+		return usageErr(errors.New(msg))
+	}
 }
 
 // Main runs ferry with args and returns the exit code.
@@ -152,7 +198,31 @@ func hint(err error) string {
 	if errors.Is(err, store.ErrForeignRefused) {
 		return foreignRefusedHint
 	}
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return ""
+	}
+	host := "HOST"
+	if te.Request != nil && te.Request.URL != nil && strings.HasPrefix(te.Request.URL.Path, "/v2/") {
+		host = te.Request.URL.Host
+	}
+	if te.StatusCode == http.StatusUnauthorized {
+		return fmt.Sprintf("log in with 'ferry login %s -u USER --password-stdin' (credentials are read as docker login stores them)", host)
+	}
+	if te.Request != nil && te.Request.Method == http.MethodDelete && (te.StatusCode == http.StatusMethodNotAllowed || hasCode(te, transport.UnsupportedErrorCode)) {
+		return fmt.Sprintf("the registry at %s does not allow deleting; ferry serve allows it with --delete (distribution: storage.delete.enabled: true)", host)
+	}
 	return ""
+}
+
+// hasCode reports whether a registry error carries the diagnostic code.
+func hasCode(te *transport.Error, code transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		if d.Code == code {
+			return true
+		}
+	}
+	return false
 }
 
 // foreignRefusedHint is the advice for a destination that refuses foreign

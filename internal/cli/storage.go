@@ -165,7 +165,7 @@ summary and exits 0 when there are none.`,
 				g.printUploads(rep)
 			}
 			if !rep.OK() {
-				return &ExitError{Code: 1, Err: fmt.Errorf("%s: %d problems found", root, len(rep.Problems))}
+				return &ExitError{Code: 1, Err: fmt.Errorf("%s: %s found", root, plural(len(rep.Problems), "problem"))}
 			}
 			return nil
 		},

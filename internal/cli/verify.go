@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/location"
@@ -17,6 +18,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		deep, asJSON, repair bool
 		airgap               bool
 		from                 string
+		maxExpansion         int
 		f                    copyFlags
 	)
 	cmd := &cobra.Command{
@@ -34,7 +36,13 @@ config's os/architecture against the index entry.
 
 Problems are printed as a table and the exit code is 1; otherwise one
 summary line and exit 0. --repair --from SRC copies what is missing from
-SRC, then verifies again.
+SRC and writes again, by digest, the blobs found damaged (wrong size or
+bytes), then verifies again. A registry keeps the bytes it already holds for
+a digest (distribution does), so damage there outlives a repair.
+
+--deep reports a layer that decompresses to more than --max-expansion times
+its compressed size (at least 64 MiB) as too-large, without decompressing
+the rest: a decompression bomb runs no longer than that.
 
 --airgap also fails on every descriptor that still has urls or a foreign
 media type (not-airgapped), naming each: containerd fetches urls before
@@ -55,13 +63,16 @@ air gap must be localized (copy or sync --foreign localize).`,
 			if err != nil {
 				return usageErr(err)
 			}
-			opts := []verify.Option{verify.WithDeep(deep), verify.WithFetcher(fetcher)}
+			if maxExpansion < 0 {
+				return usageErr(fmt.Errorf("--max-expansion %d: must not be negative", maxExpansion))
+			}
+			opts := []verify.Option{verify.WithDeep(deep), verify.WithFetcher(fetcher), verify.WithMaxExpansion(maxExpansion)}
 			rep, err := g.verify(cmd, loc, opts)
 			if err != nil {
 				return err
 			}
 			if repair && len(rep.Problems()) > 0 {
-				if err := g.repair(cmd, from, loc, &f); err != nil {
+				if err := g.repair(cmd, from, loc, rep.Damaged(), &f); err != nil {
 					return err
 				}
 				if rep, err = g.verify(cmd, loc, opts); err != nil {
@@ -79,11 +90,12 @@ air gap must be localized (copy or sync --foreign localize).`,
 	fl := cmd.Flags()
 	fl.BoolVar(&deep, "deep", false, "re-hash every blob, fetch foreign blobs through their urls, check diff_ids and platforms")
 	fl.BoolVar(&asJSON, "json", false, "print every finding as JSON")
-	fl.BoolVar(&repair, "repair", false, "copy what is missing from --from, then verify again")
+	fl.IntVar(&maxExpansion, "max-expansion", verify.DefaultMaxExpansion, "with --deep, report a layer that decompresses to more than this many times its compressed size (at least 64 MiB) as too-large, as a decompression bomb does; 0: no limit")
+	fl.BoolVar(&repair, "repair", false, "copy what is missing or damaged from --from, then verify again")
 	fl.StringVar(&from, "from", "", "the source --repair copies from")
 	fl.BoolVar(&airgap, "airgap", false, "also fail on every descriptor that still has urls or a foreign media type (containerd would fetch it from outside)")
 	fl.StringVar(&f.foreign, "foreign", "", "foreign-layer policy for --repair, as in copy")
-	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression of foreign-layer URLs allowed even though they point at loopback or private addresses (repeatable)")
+	fl.StringArrayVar(&f.foreignAllow, "foreign-allow", nil, "regular expression matched against a foreign-layer URL's SCHEME://HOST[:PORT]/PATH, allowing it although it points at a loopback or private address; only a pattern containing '@' allows a URL with a user part (repeatable)")
 	return cmd
 }
 
@@ -107,8 +119,9 @@ func (g *globals) checkAirgap(cmd *cobra.Command, loc location.Location, rep *ve
 	return verify.CheckAirgap(cmd.Context(), src, rep)
 }
 
-// repair copies from into loc; the copy skips what loc already holds.
-func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location, f *copyFlags) error {
+// repair copies from into loc; the copy skips what loc already holds
+// intact, and writes again the damaged blobs verify found, by digest.
+func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location, damaged map[v1.Hash]bool, f *copyFlags) error {
 	srcLoc, err := g.parseLocation(from)
 	if err != nil {
 		return err
@@ -127,7 +140,7 @@ func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location,
 	if err != nil {
 		return err
 	}
-	res, err := transfer.Copy(cmd.Context(), src, dst, opts...)
+	res, err := transfer.Copy(cmd.Context(), src, verify.ForRepair(dst, damaged), opts...)
 	if err != nil {
 		dst.Close()
 		return fmt.Errorf("repair from %s: %w", from, err)
@@ -135,7 +148,7 @@ func (g *globals) repair(cmd *cobra.Command, from string, loc location.Location,
 	if err := dst.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stderr, "repaired from %s: copied %d blobs, %d already there\n", from, res.BlobsCopied, res.BlobsSkipped)
+	fmt.Fprintf(g.stderr, "repaired from %s: copied %s, %d already there\n", from, plural(res.BlobsCopied, "blob"), res.BlobsSkipped)
 	return nil
 }
 
@@ -150,18 +163,21 @@ func (g *globals) printVerify(loc location.Location, rep *verify.Report, asJSON 
 		if rep.Deep {
 			how = "present and re-hashed, diff_ids checked"
 		}
-		fmt.Fprintf(g.stdout, "%s@%s: %d manifests; %d blobs %s; foreign layers: %d not hosted, %d hosted\n",
-			loc.Raw, rep.Root.Digest, rep.Manifests, rep.Count(verify.Present), how, rep.Count(verify.ForeignNotHosted), rep.Count(verify.ForeignHosted))
+		fmt.Fprintf(g.stdout, "%s@%s: %s; %s %s; foreign layers: %d not hosted, %d hosted\n",
+			loc.Raw, rep.Root.Digest, plural(rep.Manifests, "manifest"), plural(rep.Count(verify.Present), "blob"), how, rep.Count(verify.ForeignNotHosted), rep.Count(verify.ForeignHosted))
 	} else {
-		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		tw := tabwriter.NewWriter(trimmed{g.stdout}, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "MANIFEST\tPLATFORM\tKIND\tDIGEST\tPROBLEM\tDETAIL")
 		for _, p := range problems {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Manifest, p.Platform, p.Kind, p.Descriptor.Digest, p.Status, p.Detail)
 		}
 		tw.Flush()
+		if rep.Count(verify.TooLarge) > 0 {
+			fmt.Fprintln(g.stderr, "ferry: hint: a too-large layer decompresses to more than --max-expansion times its size; raise it (0: no limit) if the layer is genuine")
+		}
 	}
 	if len(problems) > 0 {
-		return &ExitError{Code: 1, Err: fmt.Errorf("verify %s: %d problems", loc.Raw, len(problems))}
+		return &ExitError{Code: 1, Err: fmt.Errorf("verify %s: %s", loc.Raw, plural(len(problems), "problem"))}
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,6 +11,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/server"
@@ -77,7 +82,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 		t.Errorf("deleted blob: exit %d, %q %s", code, out, stderr)
 	}
 	out, stderr, code = run(t, "verify", "--repair", "--from", src, "--foreign", "localize", "--foreign-allow", allowLoopback, dst)
-	if code != 0 || !strings.Contains(stderr, "copied 1 blobs") {
+	if code != 0 || !strings.Contains(stderr, "copied 1 blob,") {
 		t.Errorf("repair: exit %d, %q %s", code, out, stderr)
 	}
 
@@ -152,5 +157,70 @@ func TestTimingFlags(t *testing.T) {
 	e := fixture.MicrosoftLike(t)
 	if out, stderr, code := run(t, "--stall-timeout", "5s", "--retry-delay", "10ms", "verify", "--deep", "--foreign-allow", allowLoopback, e.Reg.Ref(fixture.Repo, fixture.SingleTag)); code != 0 {
 		t.Errorf("verify with timing flags: exit %d %q %s", code, out, stderr)
+	}
+}
+
+// TestVerifyDeepGzipBomb: a layer that decompresses to far more than its
+// size (96 MiB of zeros in about 100 KB) is reported too-large once the
+// limit is passed, rather than decompressed to the end; --max-expansion 0
+// lifts the limit (issue 18 item 10).
+func TestVerifyDeepGzipBomb(t *testing.T) {
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	zeros := make([]byte, 1<<20)
+	for range 96 {
+		zw.Write(zeros)
+	}
+	zw.Close()
+	base, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb, err := mutate.AppendLayers(base, static.NewLayer(gz.Bytes(), types.DockerLayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := fixture.NewRegistry(t)
+	reg.Push(t, "bomb", "v1", bomb)
+	out, stderr, code := run(t, "verify", "--deep", reg.Ref("bomb", "v1"))
+	if code != 1 || !strings.Contains(out, "too-large") || !strings.Contains(stderr, "--max-expansion") {
+		t.Errorf("verify --deep: exit %d, %q %s", code, out, stderr)
+	}
+	out, _, _ = run(t, "verify", "--deep", "--max-expansion", "0", reg.Ref("bomb", "v1"))
+	if strings.Contains(out, "too-large") {
+		t.Errorf("--max-expansion 0 still limits: %q", out)
+	}
+	if _, _, code := run(t, "verify", "--max-expansion", "-1", reg.Ref("bomb", "v1")); code != 2 {
+		t.Errorf("negative --max-expansion: exit %d, want 2", code)
+	}
+}
+
+// TestVerifyRepairsWrongBytes: a blob of the right size with wrong bytes,
+// which only --deep sees, is written again by --repair (by digest) rather
+// than skipped as already there (issue 18 item 15).
+func TestVerifyRepairsWrongBytes(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	src := e.Reg.Ref(fixture.Repo, fixture.SingleTag)
+	layout := "oci:" + t.TempDir() + ":v1"
+	if _, stderr, code := run(t, "copy", "--foreign-allow", allowLoopback, src, layout); code != 0 {
+		t.Fatalf("copy: exit %d: %s", code, stderr)
+	}
+	victim := e.Blobs[0]
+	blobFile := filepath.Join(strings.TrimSuffix(strings.TrimPrefix(layout, "oci:"), ":v1"), "blobs/sha256", victim.Hex)
+	b, err := os.ReadFile(blobFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := bytes.Clone(b)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(blobFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := run(t, "verify", "--deep", "--repair", "--from", src, "--foreign-allow", allowLoopback, layout)
+	if code != 0 || !strings.Contains(stderr, "copied 1 blob,") {
+		t.Errorf("repair: exit %d, %q %s", code, out, stderr)
+	}
+	if b, _ := os.ReadFile(blobFile); !bytes.Equal(b, good) {
+		t.Error("the damaged blob was not restored")
 	}
 }

@@ -256,6 +256,7 @@ func (d *Dir) start() error {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", d.Name(), err)
 	}
+	atomicfile.RemoveStale(d.dir, "") // a killed earlier write's temporaries
 	if err := atomicfile.Write(filepath.Join(d.dir, VersionFile), []byte(Version)); err != nil {
 		return err
 	}

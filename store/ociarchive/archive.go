@@ -49,6 +49,13 @@ func (s *Source) Close() error { return s.f.Close() }
 // OpenSource scans the archive at p and binds to the image tag names (the
 // only image when tag is empty).
 func OpenSource(p, tag string) (*Source, error) {
+	return OpenSourceAt(p, tag, "")
+}
+
+// OpenSourceAt is OpenSource selecting the image by digest when digest
+// ("sha256:...") is set: an entry of index.json or any manifest blob in
+// the archive, as oci-archive:FILE@DIGEST names it.
+func OpenSourceAt(p, tag, digest string) (*Source, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("oci-archive:%s: %w", p, err)
@@ -58,7 +65,7 @@ func OpenSource(p, tag string) (*Source, error) {
 		f.Close()
 		return nil, fmt.Errorf("oci-archive:%s: %w", p, err)
 	}
-	return &Source{Layout: ocilayout.OpenFS("oci-archive:"+p, toc, tag, ""), f: f, toc: toc, path: p}, nil
+	return &Source{Layout: ocilayout.OpenFS("oci-archive:"+p, toc, tag, digest), f: f, toc: toc, path: p}, nil
 }
 
 // Image returns a source for the image with the given digest in the same
@@ -252,7 +259,9 @@ func Create(p, tag string) (*Target, error) {
 // formats built on an oci-archive (docker-archive).
 func CreateAs(prefix, p, tag string) (*Target, error) {
 	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
+	// A killed earlier write of this archive left its temporary file.
+	atomicfile.RemoveStale(dir, "."+filepath.Base(p)+".tmp-")
+	f, err := atomicfile.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("%s:%s: %w", prefix, p, err)
 	}

@@ -48,6 +48,11 @@ type Layout struct {
 	digest string
 
 	mu sync.Mutex // serializes index.json updates within this process
+
+	prepare sync.Once
+	wmu     sync.Mutex
+	created bool     // the first write made the directory
+	wrote   []string // blob files written, removed again with a directory made for nothing
 }
 
 var (
@@ -86,7 +91,35 @@ const LayoutFileContent = `{"imageLayoutVersion":"1.0.0"}`
 func BlobName(d v1.Hash) string { return "blobs/" + d.Algorithm + "/" + d.Hex }
 
 // Close implements store.Source and store.Target.
-func (l *Layout) Close() error { return nil }
+//
+// When this Layout's writes made the directory and no index.json came of
+// them (the copy failed or was interrupted), Close removes what they wrote
+// and the directories left empty, so that a failed pull leaves no layout
+// without an index behind. Files other writers put there stay.
+func (l *Layout) Close() error {
+	l.wmu.Lock()
+	created, wrote := l.created, l.wrote
+	l.created, l.wrote = false, nil
+	l.wmu.Unlock()
+	if !created {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(l.dir, "index.json")); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	for _, p := range wrote {
+		os.Remove(p)
+	}
+	os.Remove(filepath.Join(l.dir, "oci-layout"))
+	if entries, err := os.ReadDir(filepath.Join(l.dir, "blobs")); err == nil {
+		for _, e := range entries {
+			os.Remove(filepath.Join(l.dir, "blobs", e.Name())) // only when empty
+		}
+	}
+	os.Remove(filepath.Join(l.dir, "blobs"))
+	os.Remove(l.dir)
+	return nil
+}
 
 func (l *Layout) blobPath(d v1.Hash) string {
 	return filepath.Join(l.dir, "blobs", d.Algorithm, d.Hex)
@@ -291,6 +324,23 @@ func (l *Layout) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) 
 }
 
 func (l *Layout) init() error {
+	l.prepare.Do(func() {
+		if _, err := os.Lstat(l.dir); errors.Is(err, fs.ErrNotExist) {
+			l.wmu.Lock()
+			l.created = true
+			l.wmu.Unlock()
+			return
+		}
+		// A killed earlier write left its temporary files.
+		atomicfile.RemoveStale(l.dir, "")
+		if entries, err := os.ReadDir(filepath.Join(l.dir, "blobs")); err == nil {
+			for _, e := range entries {
+				if e.IsDir() {
+					atomicfile.RemoveStale(filepath.Join(l.dir, "blobs", e.Name()), "")
+				}
+			}
+		}
+	})
 	if err := os.MkdirAll(filepath.Join(l.dir, "blobs"), 0o755); err != nil {
 		return fmt.Errorf("create layout %s: %w", l.dir, err)
 	}
@@ -307,7 +357,16 @@ func (l *Layout) PushBlob(ctx context.Context, desc v1.Descriptor, r io.Reader) 
 	if err := l.init(); err != nil {
 		return err
 	}
-	return WriteBlobFile(l.blobPath(desc.Digest), desc, r, l.dir)
+	p := l.blobPath(desc.Digest)
+	if err := WriteBlobFile(p, desc, r, l.dir); err != nil {
+		return err
+	}
+	l.wmu.Lock()
+	if l.created {
+		l.wrote = append(l.wrote, p)
+	}
+	l.wmu.Unlock()
+	return nil
 }
 
 // WriteBlobFile streams the blob desc names from r into the file final
@@ -318,7 +377,7 @@ func WriteBlobFile(final string, desc v1.Descriptor, r io.Reader, where string) 
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+desc.Digest.Hex[:min(12, len(desc.Digest.Hex))]+"-*")
+	tmp, err := atomicfile.CreateTemp(filepath.Dir(final), ".tmp-"+desc.Digest.Hex[:min(12, len(desc.Digest.Hex))]+"-*")
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}
