@@ -57,6 +57,7 @@ type options struct {
 	logLevel   string
 	secret     string
 	s3         *S3
+	proxy      *proxyOptions // nil unless a mirror (proxy.go)
 }
 
 // Option configures the embedded registry.
@@ -302,9 +303,21 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if err != nil {
 		return nil, nil, err
 	}
+	var m *mirror
+	if o.proxy != nil {
+		if m, err = newMirror(ctx, o.proxy); err != nil {
+			return nil, nil, err
+		}
+		if err = useMirror(cfg, m); err != nil {
+			return nil, nil, err
+		}
+	}
 	app := handlers.NewApp(ctx, cfg)
 	if h, err = newOCILayer(app, cfg, sink, urls); err != nil {
 		return nil, nil, err
+	}
+	if m != nil {
+		h = m.handler(h, cfg)
 	}
 	if largeWritesSafe(cfg.Storage.Type()) {
 		h = largeReads(h)

@@ -16,6 +16,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		deleteOK                                          bool
 		logLevel                                          string
 		s3                                                server.S3
+		mirror                                            mirrorFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -78,11 +79,16 @@ layers point at https URLs, so Windows images can be mirrored with
 			if htpasswd != "" {
 				opts = append(opts, server.WithHTPasswd(htpasswd))
 			}
+			mopts, err := mirror.options(cmd)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, mopts...)
 			s, err := server.StartTLS(cmd.Context(), addr, tlsCert, tlsKey, opts...)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stderr, "ferry: serving %s on %s (%s)\n", "registry", s.URL, where)
+			fmt.Fprintf(g.stderr, "ferry: serving %s on %s (%s)\n", mirror.what(), s.URL, where)
 			fmt.Fprintln(g.stdout, s.URL)
 			// The server closes itself when the command's context ends
 			// (nil) or serving fails (that error is the command's).
@@ -103,6 +109,7 @@ layers point at https URLs, so Windows images can be mirrored with
 	f.StringVar(&s3.Endpoint, "s3-endpoint", "", "S3 endpoint URL for a server other than AWS (radosgw, MinIO): http://HOST:PORT or https://...")
 	f.StringVar(&s3.Bucket, "s3-bucket", "", "store in this S3 bucket (it must exist); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
 	f.StringVar(&s3.Region, "s3-region", "", "the bucket's region (default AWS_REGION, or us-east-1 with --s3-endpoint)")
+	mirror.register(f)
 	return cmd
 }
 
