@@ -90,7 +90,6 @@ type proxyOptions struct {
 	ttl       time.Duration
 	allow     []string
 	localize  bool
-	keychain  authn.Keychain
 }
 
 // WithProxy makes the registry a read-only pull-through mirror of the
@@ -158,18 +157,6 @@ func WithProxyLocalize(on bool) Option {
 			return errors.New("server: --proxy-foreign needs --proxy")
 		}
 		o.proxy.localize = on
-		return nil
-	}
-}
-
-// withProxyKeychain sets where upstream credentials come from, for tests
-// (authn.DefaultKeychain otherwise).
-func withProxyKeychain(k authn.Keychain) Option {
-	return func(o *options) error {
-		if o.proxy == nil {
-			return errors.New("server: keychain needs --proxy")
-		}
-		o.proxy.keychain = k
 		return nil
 	}
 }
@@ -264,11 +251,7 @@ func newMirror(ctx context.Context, o *proxyOptions) (*mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	k := o.keychain
-	if k == nil {
-		k = authn.DefaultKeychain
-	}
-	return &mirror{ctx: ctx, ups: ups, ttl: o.ttl, localize: o.localize, keychain: k, fetcher: f}, nil
+	return &mirror{ctx: ctx, ups: ups, ttl: o.ttl, localize: o.localize, keychain: authn.DefaultKeychain, fetcher: f}, nil
 }
 
 var registerMirror = sync.OnceValue(func() error {

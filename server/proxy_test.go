@@ -3,28 +3,34 @@ package server_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/server"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // allowLoopback lets the mirror fetch the fixture's foreign URLs.
@@ -170,6 +176,13 @@ func TestMirrorAirGap(t *testing.T) {
 	e.Reg.Close()
 	e.URLs.Close()
 	pullAll(t, m.URL, fixture.Repo, e)
+	// Not cached, upstream gone: unknown to the mirror (404), not a
+	// server failure.
+	for _, p := range []string{"/manifests/sha256:" + strings.Repeat("0", 64), "/blobs/sha256:" + strings.Repeat("0", 64)} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+p); code != http.StatusNotFound || !strings.Contains(string(b), "_UNKNOWN") {
+			t.Errorf("%s not cached, upstream gone: %d %s, want 404", p, code, b)
+		}
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -329,3 +342,73 @@ func TestMirrorTagTTL(t *testing.T) {
 		t.Errorf("with TTL 0 the tag is %s, upstream has %s", sha(body), idB)
 	}
 }
+
+// TestMirrorCredentials: upstream credentials come from the options or
+// the docker config, and are never logged.
+func TestMirrorCredentials(t *testing.T) {
+	const user, pass = "alice", "s3cret-pa55word"
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(file, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := startMirror(t, "", server.WithHTPasswd(file)) // a plain registry with basic auth
+	img, err := random.Image(200, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(up.Host() + "/private/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := img.Digest()
+	t.Setenv("DOCKER_CONFIG", dir) // no config.json yet: anonymous
+	var log strings.Builder
+	var mu sync.Mutex
+	logTo := server.WithLog(writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return log.Write(b) }), "debug")
+	for _, c := range []struct {
+		name string
+		up   server.Upstream
+		cfg  string
+		ok   bool
+	}{
+		{"anonymous", server.Upstream{URL: up.URL}, "", false},
+		{"flags", server.Upstream{URL: up.URL, Username: user, Password: pass}, "", true},
+		{"docker config", server.Upstream{URL: up.URL}, `{"auths":{"` + up.Host() + `":{"auth":"` + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)) + `"}}}`, true},
+	} {
+		if c.cfg != "" {
+			if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(c.cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := startMirror(t, "", server.WithProxy(c.up), logTo)
+		code, b, _ := get(t, http.MethodGet, m.URL, "/v2/private/app/manifests/v1")
+		if got := code == http.StatusOK && sha(b) == id.String(); got != c.ok {
+			t.Errorf("%s: %d %s", c.name, code, b)
+		}
+		if c.ok {
+			layers, _ := img.Layers()
+			d, _ := layers[0].Digest()
+			wantBlob(t, m.URL, "private/app", d)
+		}
+		if strings.Contains(string(b), pass) {
+			t.Errorf("%s: the password is in a response", c.name)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(log.String(), pass) || strings.Contains(log.String(), base64.StdEncoding.EncodeToString([]byte(user+":"+pass))) {
+		t.Error("the password is in the log")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

@@ -15,6 +15,7 @@ package server
 // are logged).
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,8 +92,9 @@ func (l *mirrorLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.Del("ns")
 	r2.URL.RawQuery = q.Encode()
 	r2.RequestURI = r2.URL.RequestURI()
-	if route == v2.RouteNameBlob && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		l.serveBlob(w, r2, local, match.Vars["digest"])
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if read && (route == v2.RouteNameBlob || route == v2.RouteNameManifest || route == v2.RouteNameTags) {
+		l.serveRead(w, r2, local, route, match.Vars["digest"])
 		return
 	}
 	l.next.ServeHTTP(w, r2)
@@ -110,26 +112,44 @@ func (m *mirror) unknown(ns, name string) string {
 	return fmt.Sprintf("repository %s names no upstream of this mirror: give ?ns=NAME or start the name with NAME/ (NAME one of %s)", name, strings.Join(names, ", "))
 }
 
-// serveBlob serves a blob GET or HEAD: through distribution (the cache,
-// then the upstream), and, when it has no such blob, from the foreign
-// URLs a cached manifest gives it.
-func (l *mirrorLayer) serveBlob(w http.ResponseWriter, r *http.Request, local, dgst string) {
+// serveRead serves a GET or HEAD of a manifest, blob or tag list through
+// distribution (the cache, then the upstream). A blob it does not find is
+// fetched from the foreign URLs a cached manifest gives it. A server error
+// (distribution's proxy answers 500 when the upstream cannot be reached
+// for what is not cached) becomes 404 *_UNKNOWN saying so: the content is
+// unknown to the mirror, and a client with other hosts tries the next.
+func (l *mirrorLayer) serveRead(w http.ResponseWriter, r *http.Request, local, route, dgst string) {
 	hw := &holdMiss{ResponseWriter: w}
 	l.next.ServeHTTP(hw, r)
 	if !hw.held {
 		return
 	}
-	d, err := digest.Parse(dgst)
-	var desc ocispec.Descriptor
-	if err == nil {
-		desc, err = l.m.foreignLayer(r.Context(), local, d)
+	if route == v2.RouteNameBlob {
+		d, err := digest.Parse(dgst)
+		var desc ocispec.Descriptor
+		if err == nil {
+			desc, err = l.m.foreignLayer(r.Context(), local, d)
+		}
+		if err == nil {
+			clear(w.Header())
+			l.m.serveForeign(w, r, local, desc, l.next)
+			return
+		}
 	}
-	if err != nil {
+	if hw.code < 500 {
 		hw.release()
 		return
 	}
+	logrus.WithField("repository", local).Warnf("mirror: %s %s: upstream failed: %s", r.Method, r.URL.Path, bytes.TrimSpace(hw.body))
+	code := map[string]errcode.ErrorCode{
+		v2.RouteNameBlob:     errcode.ErrorCodeBlobUnknown,
+		v2.RouteNameManifest: errcode.ErrorCodeManifestUnknown,
+		v2.RouteNameTags:     errcode.ErrorCodeNameUnknown,
+	}[route]
+	up, _ := l.m.split(local)
 	clear(w.Header())
-	l.m.serveForeign(w, r, local, desc, l.next)
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	serveError(w, code.WithMessage(fmt.Sprintf("not in the mirror's cache, and upstream %s could not be asked for it", up.Name)))
 }
 
 // holdMiss passes a response on unless it is a 404 or a server error,
