@@ -412,3 +412,58 @@ func TestMirrorCredentials(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// TestMirrorLocalize: with --proxy-foreign localize, a tag resolves to a
+// manifest (or index of manifests) without urls or foreign layer types,
+// whose every layer the mirror serves; the upstream digest still gets the
+// upstream bytes; offline, the same localized digests.
+func TestMirrorLocalize(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root := filepath.Join(t.TempDir(), "data")
+	opts := []server.Option{server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithProxyLocalize(true)}
+	m := startMirror(t, root, opts...)
+	var check func(ref string) string
+	check = func(ref string) string {
+		t.Helper()
+		code, b, dg := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+ref)
+		if code != http.StatusOK || sha(b) != dg {
+			t.Fatalf("%s: %d %s (digest %s)", ref, code, b, dg)
+		}
+		if strings.Contains(string(b), "urls") || strings.Contains(string(b), "foreign") || strings.Contains(string(b), "nondistributable") {
+			t.Errorf("%s: localized manifest still foreign: %s", ref, b)
+		}
+		var mf struct {
+			Manifests []struct{ Digest string }
+			Layers    []struct{ Digest string }
+		}
+		if err := json.Unmarshal(b, &mf); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range mf.Manifests {
+			check(c.Digest)
+		}
+		for _, l := range mf.Layers {
+			h, _ := v1.NewHash(l.Digest)
+			wantBlob(t, m.URL, fixture.Repo, h)
+		}
+		return dg
+	}
+	single, index := check(fixture.SingleTag), check(fixture.IndexTag)
+	if single == e.SingleID.String() || index == e.Index.String() {
+		t.Errorf("localized digests %s, %s are the upstream's", single, index)
+	}
+	for _, d := range []v1.Hash{e.SingleID, e.Index, e.Manifests[1]} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+d.String()); code != http.StatusOK || sha(b) != d.String() {
+			t.Errorf("by upstream digest %s: %d, got %s", d, code, sha(b))
+		}
+	}
+	e.Reg.Close()
+	e.URLs.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m = startMirror(t, root, opts...)
+	if s, i := check(fixture.SingleTag), check(fixture.IndexTag); s != single || i != index {
+		t.Errorf("offline the localized digests are %s, %s; online %s, %s", s, i, single, index)
+	}
+}

@@ -49,6 +49,15 @@ func TestMirrorInterop(t *testing.T) {
 		}
 	}
 
+	// --proxy-foreign localize: the tag is a manifest list crane
+	// validates without following a URL; the digest is a new one.
+	loc := startServe(t, "--proxy", e.Reg.URL, "--foreign-allow", allowLoopback, "--proxy-foreign", "localize")
+	ref := loc + "/" + fixture.Repo + ":" + fixture.IndexTag
+	if got := strings.TrimSpace(runTool(t, crane, "digest", "--insecure", ref)); got == e.Index.String() {
+		t.Errorf("localize: the tag is the upstream's index %s", got)
+	}
+	runTool(t, crane, "validate", "--insecure", "--remote", ref)
+
 	// Air gap.
 	e.Reg.Close()
 	e.URLs.Close()
