@@ -47,11 +47,13 @@ type mirrorLayer struct {
 	routes    *mux.Router // distribution's
 	referrers *mux.Router
 	prefix    string // http.prefix
+	private   bool   // authentication is configured: errors name no upstream
 }
 
 // handler puts the mirror's front handler before next.
 func (m *mirror) handler(next http.Handler, cfg *configuration.Configuration) http.Handler {
 	l := &mirrorLayer{next: next, m: m, routes: v2.RouterWithPrefix(cfg.HTTP.Prefix), referrers: mux.NewRouter(), prefix: cfg.HTTP.Prefix}
+	l.private = cfg.Auth.Type() != "" && !strings.EqualFold(cfg.Auth.Type(), "none")
 	r := l.referrers
 	if cfg.HTTP.Prefix != "" {
 		r = r.PathPrefix(cfg.HTTP.Prefix).Subrouter()
@@ -78,7 +80,7 @@ func (l *mirrorLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	local, ok := l.m.route(ns, name)
 	if !ok {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		serveError(w, errcode.ErrorCodeNameUnknown.WithMessage(l.m.unknown(ns, name)))
+		serveError(w, errcode.ErrorCodeNameUnknown.WithMessage(l.m.unknown(ns, name, l.private)))
 		return
 	}
 	base := strings.TrimSuffix(l.prefix, "/") + "/v2/"
@@ -100,11 +102,15 @@ func (l *mirrorLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.next.ServeHTTP(w, r2)
 }
 
-// unknown says why a request names no upstream, listing the names.
-func (m *mirror) unknown(ns, name string) string {
+// unknown says why a request names no upstream, listing the names
+// unless the mirror is private: this answer comes before authentication.
+func (m *mirror) unknown(ns, name string, private bool) string {
 	names := make([]string, len(m.ups))
 	for i, u := range m.ups {
 		names[i] = u.Name
+	}
+	if private {
+		return "this mirror has no such upstream"
 	}
 	if ns != "" {
 		return fmt.Sprintf("this mirror has no upstream %q (it has %s)", ns, strings.Join(names, ", "))
