@@ -467,3 +467,49 @@ func TestMirrorLocalize(t *testing.T) {
 		t.Errorf("offline the localized digests are %s, %s; online %s, %s", s, i, single, index)
 	}
 }
+
+// TestMirrorHTPasswd: a mirror behind --htpasswd serves nothing, foreign
+// blobs included, without credentials, and everything with them.
+func TestMirrorHTPasswd(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(file, []byte("bob:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithHTPasswd(file))
+	do := func(path string, auth bool) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, m.URL+path, nil)
+		req.Header.Set("Accept", strings.Join(mediatype.Manifests, ", "))
+		if auth {
+			req.SetBasicAuth("bob", "pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	paths := []string{"/v2/" + fixture.Repo + "/manifests/" + fixture.SingleTag, "/v2/" + fixture.Repo + "/blobs/" + e.Foreign[0].String()}
+	for _, p := range paths {
+		if code, _ := do(p, false); code != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: %d, want 401", p, code)
+		}
+	}
+	if n := e.URLs.Requests(""); n != 0 {
+		t.Errorf("anonymous requests made the mirror fetch %d URLs", n)
+	}
+	for _, p := range paths {
+		if code, b := do(p, true); code != http.StatusOK {
+			t.Errorf("%s with credentials: %d %s", p, code, b)
+		}
+	}
+	if code, b := do("/v2/nope/x/manifests/v1?ns=quay.io", false); code != http.StatusNotFound || strings.Contains(string(b), "127.0.0.1") {
+		t.Errorf("unknown upstream, private mirror: %d %s", code, b)
+	}
+}
