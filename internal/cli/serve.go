@@ -36,6 +36,10 @@ each, or http.secret in --config. At start each replica writes a marker
 through the storage, reads it back, and refuses to run beside a replica
 whose secret differs.
 
+With --proxy it is a read-only pull-through mirror of one or more
+registries that also caches foreign layers, fetched from their urls
+(docs/mirror.md).
+
 By default it listens on loopback only, and accepts manifests whose foreign
 layers point at https URLs, so Windows images can be mirrored with
 --foreign keep.`,
