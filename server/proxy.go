@@ -379,7 +379,7 @@ func (m *mirror) route(ns, name string) (string, bool) {
 func (u *upstream) proxy(ctx context.Context, m *mirror) distribution.Namespace {
 	u.mu.Lock()
 	px, ch := u.px, u.building
-	due := px == nil && time.Since(u.failedAt) >= retryAfter || px != nil && time.Since(u.builtAt) >= rebuildAfter
+	due := (px == nil || time.Since(u.builtAt) >= rebuildAfter) && time.Since(u.failedAt) >= retryAfter
 	if ch == nil && due {
 		ch = make(chan struct{})
 		u.building = ch
