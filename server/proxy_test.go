@@ -347,16 +347,8 @@ func TestMirrorTagTTL(t *testing.T) {
 // the docker config, and are never logged.
 func TestMirrorCredentials(t *testing.T) {
 	const user, pass = "alice", "s3cret-pa55word"
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	file := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(file, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	up := startMirror(t, "", server.WithHTPasswd(file)) // a plain registry with basic auth
+	up := startMirror(t, "", server.WithHTPasswd(htpasswd(t, user, pass))) // a plain registry with basic auth
 	img, err := random.Image(200, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -472,15 +464,7 @@ func TestMirrorLocalize(t *testing.T) {
 // blobs included, without credentials, and everything with them.
 func TestMirrorHTPasswd(t *testing.T) {
 	e := fixture.MicrosoftLike(t)
-	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(file, []byte("bob:"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithHTPasswd(file))
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithHTPasswd(htpasswd(t, "bob", "pw")))
 	do := func(path string, auth bool) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, m.URL+path, nil)
 		req.Header.Set("Accept", strings.Join(mediatype.Manifests, ", "))
@@ -512,4 +496,18 @@ func TestMirrorHTPasswd(t *testing.T) {
 	if code, b := do("/v2/nope/x/manifests/v1?ns=quay.io", false); code != http.StatusNotFound || strings.Contains(string(b), "127.0.0.1") {
 		t.Errorf("unknown upstream, private mirror: %d %s", code, b)
 	}
+}
+
+// htpasswd writes an htpasswd file with one user and returns its path.
+func htpasswd(t *testing.T, user, pass string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(file, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
