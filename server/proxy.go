@@ -280,10 +280,7 @@ func useMirror(cfg *configuration.Configuration, m *mirror) error {
 	if err := registerMirror(); err != nil {
 		return err
 	}
-	cfg.Middleware["registry"] = append(cfg.Middleware["registry"], configuration.Middleware{
-		Name:    mirrorMiddleware,
-		Options: configuration.Parameters{mirrorKey: m},
-	})
+	addMiddleware(cfg, "registry", mirrorMiddleware, configuration.Parameters{mirrorKey: m})
 	return nil
 }
 

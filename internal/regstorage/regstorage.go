@@ -11,6 +11,7 @@
 //	urlrules/        the allow/deny rules for foreign-layer URLs
 //	replicas/        serve replicas on one shared driver seeing each other
 //	s3driver/        ferry's S3 storage driver, on aws-sdk-go-v2
+//	uploads/         unfinished uploads: listed by fsck, removed by gc and serve
 package regstorage
 
 import (
@@ -50,4 +51,11 @@ func QuietLog() {
 	if logrus.GetLevel() > logrus.WarnLevel {
 		logrus.SetLevel(logrus.WarnLevel)
 	}
+}
+
+// SetFormatter sets the formatter of distribution's log.
+func SetFormatter(f logrus.Formatter) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	logrus.SetFormatter(f)
 }
