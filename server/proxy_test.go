@@ -348,7 +348,7 @@ func TestMirrorTagTTL(t *testing.T) {
 func TestMirrorCredentials(t *testing.T) {
 	const user, pass = "alice", "s3cret-pa55word"
 	dir := t.TempDir()
-	up := startMirror(t, "", server.WithHTPasswd(htpasswd(t, user, pass))) // a plain registry with basic auth
+	up := startMirror(t, "", server.WithHTPasswd(htpasswdFile(t, user, pass, bcrypt.MinCost))) // a plain registry with basic auth
 	img, err := random.Image(200, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +464,7 @@ func TestMirrorLocalize(t *testing.T) {
 // blobs included, without credentials, and everything with them.
 func TestMirrorHTPasswd(t *testing.T) {
 	e := fixture.MicrosoftLike(t)
-	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithHTPasswd(htpasswd(t, "bob", "pw")))
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithHTPasswd(htpasswdFile(t, "bob", "pw", bcrypt.MinCost)))
 	do := func(path string, auth bool) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, m.URL+path, nil)
 		req.Header.Set("Accept", strings.Join(mediatype.Manifests, ", "))
@@ -496,18 +496,4 @@ func TestMirrorHTPasswd(t *testing.T) {
 	if code, b := do("/v2/nope/x/manifests/v1?ns=quay.io", false); code != http.StatusNotFound || strings.Contains(string(b), "127.0.0.1") {
 		t.Errorf("unknown upstream, private mirror: %d %s", code, b)
 	}
-}
-
-// htpasswd writes an htpasswd file with one user and returns its path.
-func htpasswd(t *testing.T, user, pass string) string {
-	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(file, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
 }
