@@ -312,6 +312,19 @@ func TestMirrorUpstreams(t *testing.T) {
 			t.Errorf("%s: %d %s, want 404 NAME_UNKNOWN", path, code, b)
 		}
 	}
+	// A tag list names the repository as the request did.
+	for path, want := range map[string]string{
+		"/v2/library/alpine/tags/list?ns=docker.io": "library/alpine",
+		"/v2/docker.io/library/alpine/tags/list":    "docker.io/library/alpine",
+	} {
+		var list struct {
+			Name string
+			Tags []string
+		}
+		if code, b, _ := get(t, http.MethodGet, m.URL, path); code != http.StatusOK || json.Unmarshal(b, &list) != nil || list.Name != want || strings.Join(list.Tags, ",") != "3" {
+			t.Errorf("%s: %d %s, want name %s and tag 3", path, code, b, want)
+		}
+	}
 	// Separate caches: the catalog lists each under its upstream.
 	code, b, _ := get(t, http.MethodGet, m.URL, "/v2/_catalog")
 	var cat struct{ Repositories []string }

@@ -96,6 +96,10 @@ func (l *mirrorLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.RequestURI = r2.URL.RequestURI()
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if read && (route == v2.RouteNameBlob || route == v2.RouteNameManifest || route == v2.RouteNameTags) {
+		if route == v2.RouteNameTags && r.Method == http.MethodGet {
+			w = &tagListName{ResponseWriter: w, name: name}
+			defer w.(*tagListName).flush()
+		}
 		l.serveRead(w, r2, local, route, match.Vars["digest"])
 		return
 	}
@@ -492,4 +496,50 @@ func (t *tap) wasStarted() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.started
+}
+
+// tagListName gives a tag list the repository name the client asked for,
+// not the cache's (PREFIX/REPO). The body, a page of tag names, is held
+// until flush.
+type tagListName struct {
+	http.ResponseWriter
+	name string
+	code int
+	body bytes.Buffer
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (t *tagListName) WriteHeader(code int) {
+	if t.code == 0 {
+		t.code = code
+	}
+}
+
+// Write implements http.ResponseWriter.
+func (t *tagListName) Write(b []byte) (int, error) {
+	if t.code == 0 {
+		t.code = http.StatusOK
+	}
+	return t.body.Write(b)
+}
+
+// flush writes the response, renamed when it is a tag list.
+func (t *tagListName) flush() {
+	body := t.body.Bytes()
+	var list struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	if t.code == http.StatusOK && json.Unmarshal(body, &list) == nil {
+		list.Name = t.name
+		if b, err := json.Marshal(list); err == nil {
+			body = b
+			t.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+	}
+	if t.code == 0 {
+		t.code = http.StatusOK
+	}
+	t.ResponseWriter.WriteHeader(t.code)
+	_, _ = t.ResponseWriter.Write(body)
 }
