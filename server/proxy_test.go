@@ -510,3 +510,21 @@ func TestMirrorHTPasswd(t *testing.T) {
 		t.Errorf("unknown upstream, private mirror: %d %s", code, b)
 	}
 }
+
+// TestMirrorConfigProxyRefused: --proxy beside a configuration file that
+// is itself a proxy is refused, naming both.
+func TestMirrorConfigProxyRefused(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	yml := "version: 0.1\nstorage:\n  inmemory: {}\nproxy:\n  remoteurl: https://registry-1.docker.io\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.Start(context.Background(), "127.0.0.1:0", server.WithConfigFile(cfg), server.WithProxy(server.Upstream{URL: "https://mcr.microsoft.com"}))
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("started")
+	}
+	if !strings.Contains(err.Error(), "--proxy") || !strings.Contains(err.Error(), "proxy.remoteurl") {
+		t.Errorf("error %v names not both", err)
+	}
+}
