@@ -55,7 +55,7 @@ func main() {
 	flag.Float64Var(&c.capMBps, "cap-mbps", 25, "per-connection bandwidth cap of the foreign URL server, MB/s (CDNs cap each connection)")
 	flag.IntVar(&c.connections, "foreign-connections", 8, "ferry's --foreign-connections in the foreign scenario")
 	flag.StringVar(&tools, "tools", "ferry,crane,regctl,skopeo,"+ceilingTool+","+hashingCeilingTool, "tools to compare ("+ceilingTool+": a minimal client in the bench's process that verifies nothing, to show what the registries allow; "+hashingCeilingTool+": the same client hashing every byte, to show what verification costs)")
-	flag.StringVar(&scenarios, "scenarios", "copy,pull,push,foreign", "scenarios to run")
+	flag.StringVar(&scenarios, "scenarios", "copy,pull,push,foreign,mirror", "scenarios to run (mirror: pulls through ferry serve --proxy and the reference registry's proxy mode, cold and warm; bench/mirror.go)")
 	flag.StringVar(&c.out, "out", "", "also write the report (markdown) to this file")
 	flag.StringVar(&c.work, "work", "", "working directory (default: a new temporary directory, removed at the end)")
 	flag.StringVar(&c.cache, "cache", filepath.Join(os.TempDir(), "ferry-bench-cache"), "where generated images are kept between runs")

@@ -41,7 +41,7 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	src, err := startReference(t.bin["registry"], filepath.Join(c.work, "src-root"))
+	src, err := startReference(t.bin["registry"], filepath.Join(c.work, "src-root"), "")
 	if err != nil {
 		return err
 	}
@@ -77,8 +77,8 @@ func run(c config) error {
 	res := results{}
 	for r := 0; r < c.runs; r++ {
 		for _, scenario := range c.scenarios {
-			if scenario == "sync-rerun" {
-				continue
+			if scenario == "sync-rerun" || scenario == "mirror" {
+				continue // sync-rerun runs with sync; mirrorScenario, below
 			}
 			if res[scenario] == nil {
 				res[scenario] = map[string][]measurement{}
@@ -122,6 +122,13 @@ func run(c config) error {
 		}
 	}
 	report := render(c, img, limits, res)
+	if slices.Contains(c.scenarios, "mirror") {
+		section, err := mirrorScenario(c, t, ferryBin, src.host, img)
+		if err != nil {
+			return fmt.Errorf("mirror scenario: %w", err)
+		}
+		report += section
+	}
 	fmt.Print(report)
 	if c.out != "" {
 		doc := "# Performance\n\nferry against crane " + craneVersion + ", regctl " + regctlVersion + " and the system's skopeo, measured on one machine in one run by\n\n" +
@@ -266,6 +273,9 @@ func render(c config, img *image, lim machine, res results) string {
 		c.baseMiB, c.deltaMiB, float64(img.Bytes())/1e6, registryVersion, c.runs, c.capMBps, c.connections)
 	fmt.Fprintf(&b, "Machine, same run: %d CPUs; sha256 %.0f MB/s on one core; loopback HTTP %.0f MB/s; disk write %.0f MB/s.\n\n", lim.cpus, lim.sha256MBps, lim.loopMBps, lim.dwr)
 	for _, scenario := range c.scenarios {
+		if scenario == "mirror" {
+			continue // its own table (mirror.go)
+		}
 		fsec, _, fok := median(res[scenario]["ferry"])
 		fmt.Fprintf(&b, "### %s\n\n| tool | median s | MB/s | peak RSS MiB | ferry's time / tool's |\n| --- | ---: | ---: | ---: | ---: |\n", scenario)
 		for _, tool := range c.tools {

@@ -58,8 +58,9 @@ func waitReady(host string) error {
 }
 
 // startReference starts distribution's reference registry binary with a
-// filesystem root, accepting foreign urls on loopback.
-func startReference(bin, root string) (*proc, error) {
+// filesystem root, accepting foreign urls on loopback; extra is more of
+// its configuration (YAML), e.g. a proxy section.
+func startReference(bin, root, extra string) (*proc, error) {
 	host, err := freePort()
 	if err != nil {
 		return nil, err
@@ -81,13 +82,30 @@ validation:
     urls:
       allow:
         - '^http://127\.0\.0\.1:'
-`, root, host)
+%s`, root, host, extra)
 	p := root + "-config.yml"
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", p)
 	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+	return launch(cmd, host)
+}
+
+// startFerry starts ferry serve on a root, accepting foreign urls on
+// loopback; args are more serve flags.
+func startFerry(bin, root string, args ...string) (*proc, error) {
+	host, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append([]string{"serve", "--root", root, "--addr", host, "--log-level", "error", "--foreign-urls-allow", `^http://127\.0\.0\.1:`}, args...)...)
+	return launch(cmd, host)
+}
+
+// launch starts a registry process and waits until it answers on host;
+// its output is in the error when it does not.
+func launch(cmd *exec.Cmd, host string) (*proc, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -97,26 +115,6 @@ validation:
 	if err := waitReady(host); err != nil {
 		pr.stop()
 		return nil, fmt.Errorf("%w: %s", err, out.String())
-	}
-	return pr, nil
-}
-
-// startFerry starts ferry serve on a root, accepting foreign urls on
-// loopback.
-func startFerry(bin, root string) (*proc, error) {
-	host, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "serve", "--root", root, "--addr", host, "--log-level", "error", "--foreign-urls-allow", `^http://127\.0\.0\.1:`)
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	pr := &proc{host: host, cmd: cmd}
-	if err := waitReady(host); err != nil {
-		pr.stop()
-		return nil, err
 	}
 	return pr, nil
 }

@@ -59,6 +59,7 @@ type options struct {
 	logFormat  string // logging.go
 	secret     string
 	s3         *S3
+	proxy      *proxyOptions // nil unless a mirror (proxy.go)
 	stall      time.Duration // timeouts.go
 	idle       time.Duration
 	// behindProxy: TLS ends at a proxy in front (listen.go).
@@ -324,9 +325,21 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if err != nil {
 		return nil, nil, err
 	}
+	var m *mirror
+	if o.proxy != nil {
+		if m, err = newMirror(ctx, o.proxy); err != nil {
+			return nil, nil, err
+		}
+		if err = useMirror(cfg, m); err != nil {
+			return nil, nil, err
+		}
+	}
 	app := handlers.NewApp(ctx, cfg)
 	if h, err = newOCILayer(app, cfg, sink, urls); err != nil {
 		return nil, nil, err
+	}
+	if m != nil {
+		h = m.handler(h, cfg)
 	}
 	if largeWritesSafe(cfg.Storage.Type()) {
 		h = largeReads(h)

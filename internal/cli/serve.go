@@ -19,6 +19,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		deleteOK, behindProxy                             bool
 		logLevel, logFormat                               string
 		s3                                                server.S3
+		mirror                                            mirrorFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -37,6 +38,10 @@ FERRY_HTTP_SECRET (or REGISTRY_HTTP_SECRET) to the same random string on
 each, or http.secret in --config. At start each replica writes a marker
 through the storage, reads it back, and refuses to run beside a replica
 whose secret differs.
+
+With --proxy it is a read-only pull-through mirror of one or more
+registries that also caches foreign layers, fetched from their urls
+(docs/mirror.md).
 
 By default it listens on loopback only, and accepts manifests whose foreign
 layers point at https URLs, so Windows images can be mirrored with
@@ -95,6 +100,11 @@ logins are limited per client (429 with Retry-After).`,
 			if htpasswd != "" {
 				opts = append(opts, server.WithHTPasswd(htpasswd))
 			}
+			mopts, err := mirror.options(cmd)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, mopts...)
 			s, err := server.StartTLS(cmd.Context(), fromFlag("addr", addr), tlsCert, tlsKey, opts...)
 			if err != nil {
 				if errors.Is(err, server.ErrPlainAuth) {
@@ -102,7 +112,7 @@ logins are limited per client (429 with Retry-After).`,
 				}
 				return err
 			}
-			fmt.Fprintf(g.stderr, "ferry: serving registry on %s (%s)\n", strings.Join(s.URLs, ", "), where)
+			fmt.Fprintf(g.stderr, "ferry: serving %s on %s (%s)\n", mirror.what(), strings.Join(s.URLs, ", "), where)
 			if len(s.URLs) == 1 && s.URLs[0] != "http://"+s.Addr && s.URLs[0] != "https://"+s.Addr {
 				fmt.Fprintf(g.stderr, "ferry: listening on every address (%s): from other machines use http://HOST:%s, HOST being this machine's name or address\n", s.Addr, port(s.Addr))
 			}
@@ -128,6 +138,7 @@ logins are limited per client (429 with Retry-After).`,
 	f.StringVar(&s3.Endpoint, "s3-endpoint", "", "S3 endpoint URL for a server other than AWS (radosgw, MinIO): http://HOST:PORT or https://...")
 	f.StringVar(&s3.Bucket, "s3-bucket", "", "store in this S3 bucket (it must exist); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
 	f.StringVar(&s3.Region, "s3-region", "", "the bucket's region (default AWS_REGION, or us-east-1 with --s3-endpoint)")
+	mirror.register(f)
 	return cmd
 }
 

@@ -1,0 +1,530 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
+	"github.com/ferry-dev/ferry/mediatype"
+	"github.com/ferry-dev/ferry/server"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// allowLoopback lets the mirror fetch the fixture's foreign URLs.
+const allowLoopback = `^http://127\.0\.0\.1:`
+
+// startMirror starts a mirror on a fresh root (or root, when given).
+func startMirror(t *testing.T, root string, opts ...server.Option) *server.Server {
+	t.Helper()
+	if root == "" {
+		root = filepath.Join(t.TempDir(), "data")
+	}
+	s, err := server.Start(context.Background(), "127.0.0.1:0", append([]server.Option{server.WithRoot(root)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// get fetches path from base, accepting every manifest type, and returns
+// the status, the body and the Docker-Content-Digest header.
+func get(t *testing.T, method, base, path string) (int, []byte, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", strings.Join(mediatype.Manifests, ", "))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1, b, "" // cut short
+	}
+	return resp.StatusCode, b, resp.Header.Get("Docker-Content-Digest")
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// wantBlob GETs blob d of repo through base and checks its bytes.
+func wantBlob(t *testing.T, base, repo string, d v1.Hash) {
+	t.Helper()
+	code, b, _ := get(t, http.MethodGet, base, "/v2/"+repo+"/blobs/"+d.String())
+	if code != http.StatusOK || sha(b) != d.String() {
+		t.Errorf("blob %s of %s: status %d, %d bytes hashing to %s", d, repo, code, len(b), sha(b))
+	}
+}
+
+// pullAll reads everything fixture env holds through the mirror at base,
+// with repository path repo, and checks digests and bytes.
+func pullAll(t *testing.T, base, repo string, e *fixture.Env) {
+	t.Helper()
+	for _, c := range []struct{ ref, want string }{
+		{fixture.IndexTag, e.Index.String()},
+		{e.Index.String(), e.Index.String()},
+		{fixture.SingleTag, e.SingleID.String()},
+		{e.Manifests[1].String(), e.Manifests[1].String()},
+	} {
+		code, b, dg := get(t, http.MethodGet, base, "/v2/"+repo+"/manifests/"+c.ref)
+		if code != http.StatusOK || sha(b) != c.want || dg != c.want {
+			t.Errorf("manifest %s of %s: status %d, digest %s (header %s), want %s: %s", c.ref, repo, code, sha(b), dg, c.want, b)
+		}
+	}
+	for _, d := range append(append(append([]v1.Hash{}, e.Configs...), e.Blobs...), e.Foreign...) {
+		wantBlob(t, base, repo, d)
+	}
+}
+
+// TestMirrorPullThrough: manifests, ordinary and foreign blobs come
+// through the mirror with their upstream digests; the second pull is
+// served from the cache; pushes are refused.
+func TestMirrorPullThrough(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	pullAll(t, m.URL, fixture.Repo, e)
+	var size int64
+	for _, d := range e.Foreign {
+		_, b, _ := get(t, http.MethodGet, e.URLs.URL, "/cdn/"+d.Hex)
+		size += int64(len(b))
+	}
+	if got := e.URLs.BytesSent(); got != 2*size {
+		t.Errorf("URL server sent %d bytes for foreign blobs of %d bytes in all (each once through the mirror, once here)", got, size)
+	}
+	regBefore, urlsBefore := e.Reg.Count("GET", "/blobs/"), e.URLs.Requests("")
+	pullAll(t, m.URL, fixture.Repo, e)
+	// By path prefix too: the same cache.
+	pullAll(t, m.URL, "127.0.0.1_"+strings.Split(e.Reg.Host, ":")[1]+"/"+fixture.Repo, e)
+	if e.Reg.Count("GET", "/blobs/") != regBefore || e.URLs.Requests("") != urlsBefore {
+		t.Errorf("warm pulls fetched again: upstream blob GETs %d -> %d, URL requests %d -> %d", regBefore, e.Reg.Count("GET", "/blobs/"), urlsBefore, e.URLs.Requests(""))
+	}
+	resp, err := http.Post(m.URL+"/v2/pushed/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(b), "UNSUPPORTED") {
+		t.Errorf("a push to the mirror: %d %s, want 405 UNSUPPORTED", resp.StatusCode, b)
+	}
+}
+
+// TestMirrorConcurrentColdPulls: four clients pulling one cold image at
+// once make one download per foreign blob.
+func TestMirrorConcurrentColdPulls(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pullAll(t, m.URL, fixture.Repo, e)
+		}()
+	}
+	wg.Wait()
+	var size int64
+	for i, d := range e.Foreign {
+		fl, _ := fixture.Layers(t, e.Platform[i/2])
+		size += fl[i%2].Size
+		if n := e.URLs.Requests("/cdn/" + d.Hex); n != 1 {
+			t.Errorf("foreign blob %s downloaded %d times", d, n)
+		}
+	}
+	if got := e.URLs.BytesSent(); got != size {
+		t.Errorf("URL server sent %d bytes, the foreign blobs have %d", got, size)
+	}
+}
+
+// TestMirrorAirGap: with the upstream and the URL server gone, all that
+// was pulled is served, also by a mirror restarted on the same root.
+func TestMirrorAirGap(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root := filepath.Join(t.TempDir(), "data")
+	opts := []server.Option{server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithProxyTTL(0)}
+	m := startMirror(t, root, opts...)
+	pullAll(t, m.URL, fixture.Repo, e)
+	e.Reg.Close()
+	e.URLs.Close()
+	pullAll(t, m.URL, fixture.Repo, e)
+	// Not cached, upstream gone: unknown to the mirror (404), not a
+	// server failure.
+	for _, p := range []string{"/manifests/sha256:" + strings.Repeat("0", 64), "/blobs/sha256:" + strings.Repeat("0", 64)} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+p); code != http.StatusNotFound || !strings.Contains(string(b), "_UNKNOWN") {
+			t.Errorf("%s not cached, upstream gone: %d %s, want 404", p, code, b)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m = startMirror(t, root, opts...)
+	pullAll(t, m.URL, fixture.Repo, e)
+	code, _, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/never-pulled")
+	if code != http.StatusNotFound {
+		t.Errorf("a tag never pulled, upstream gone: status %d, want 404", code)
+	}
+}
+
+// TestMirrorForeignPolicy: a URL the policy refuses is never contacted
+// and the client gets 404 BLOB_UNKNOWN naming no URL; redirects to
+// file:// or a private address are not followed; a corrupted response
+// is not cached; a dropped connection resumes.
+func TestMirrorForeignPolicy(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	t.Run("refused", func(t *testing.T) {
+		m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}))
+		before := e.URLs.Requests("")
+		code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag)
+		if code != http.StatusOK {
+			t.Fatalf("manifest: %d %s", code, b)
+		}
+		code, b, _ = get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/blobs/"+e.Foreign[0].String())
+		if code != http.StatusNotFound || !strings.Contains(string(b), "BLOB_UNKNOWN") || strings.Contains(string(b), "127.0.0.1") || strings.Contains(string(b), "fwlink") {
+			t.Errorf("refused foreign blob: status %d, body %s; want 404 BLOB_UNKNOWN naming no URL", code, b)
+		}
+		if n := e.URLs.Requests(""); n != before {
+			t.Errorf("the URL server got %d requests for a URL the policy refuses", n-before)
+		}
+		wantBlob(t, m.URL, fixture.Repo, e.Blobs[0]) // the mirror goes on serving
+	})
+	t.Run("redirects", func(t *testing.T) {
+		bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			to := map[string]string{"/file": "file:///etc/passwd", "/private": "http://10.255.255.1/blob"}[r.URL.Path]
+			http.Redirect(w, r, to, http.StatusFound)
+		}))
+		defer bad.Close()
+		reg := fixture.NewRegistry(t)
+		var layers []v1.Hash
+		img := empty.Image
+		for i, p := range []string{"/file", "/private"} {
+			l := static.NewLayer([]byte(fmt.Sprintf("foreign %d", i)), types.DockerForeignLayer)
+			d, _ := l.Digest()
+			layers = append(layers, d)
+			var err error
+			if img, err = mutate.Append(img, mutate.Addendum{Layer: l, URLs: []string{bad.URL + p}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		img = mutate.MediaType(img, types.DockerManifestSchema2)
+		img = mutate.ConfigMediaType(img, types.DockerConfigJSON)
+		reg.Push(t, "bad", "v1", img)
+		m := startMirror(t, "", server.WithProxy(server.Upstream{URL: reg.URL}), server.WithProxyForeignAllow(`^`+strings.ReplaceAll(bad.URL, ".", `\.`)+`/`))
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/bad/manifests/v1"); code != http.StatusOK {
+			t.Fatalf("manifest: %d %s", code, b)
+		}
+		for _, d := range layers {
+			if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/bad/blobs/"+d.String()); code != http.StatusNotFound || strings.Contains(string(b), "passwd") || strings.Contains(string(b), "10.255") {
+				t.Errorf("blob %s redirected away: status %d, body %s", d, code, b)
+			}
+		}
+	})
+	t.Run("corrupt", func(t *testing.T) {
+		m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+		get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag)
+		d := e.Foreign[1]
+		e.URLs.Corrupt(d.Hex)
+		for range 2 { // the second finds nothing cached either
+			// Either cut short (the last byte is held back until the
+			// blob is verified) or 404: never a whole 200 body.
+			if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/blobs/"+d.String()); code == http.StatusOK {
+				t.Fatalf("a corrupted blob was served whole (%d bytes)", len(b))
+			}
+		}
+		if code, _, _ := get(t, http.MethodHead, m.URL, "/v2/"+fixture.Repo+"/blobs/"+d.String()); code != http.StatusNotFound {
+			t.Errorf("HEAD of a blob whose URL serves corrupt bytes: %d, want 404", code)
+		}
+		e.URLs.Heal(d.Hex)
+		e.URLs.DropAfter(d.Hex, 3000)
+		ranges := e.URLs.RangeRequests()
+		wantBlob(t, m.URL, fixture.Repo, d)
+		if e.URLs.RangeRequests() == ranges {
+			t.Error("a dropped connection was not resumed with a Range request")
+		}
+	})
+}
+
+// TestMirrorUpstreams: two upstreams, named by ?ns= and by path prefix,
+// cached separately; a name not configured is NAME_UNKNOWN.
+func TestMirrorUpstreams(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	hub := fixture.NewRegistry(t)
+	img, err := random.Image(300, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubID := hub.Push(t, "library/alpine", "3", img)
+	m := startMirror(t, "",
+		server.WithProxy(server.Upstream{Name: "mcr.microsoft.com", URL: e.Reg.URL}, server.Upstream{Name: "docker.io", URL: hub.URL}),
+		server.WithProxyForeignAllow(allowLoopback))
+	pullAll(t, m.URL, "mcr.microsoft.com/"+fixture.Repo, e)
+	for _, path := range []string{
+		"/v2/" + fixture.Repo + "/manifests/" + fixture.IndexTag + "?ns=mcr.microsoft.com",
+		"/v2/mcr.microsoft.com/" + fixture.Repo + "/manifests/" + fixture.IndexTag,
+	} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, path); code != http.StatusOK || sha(b) != e.Index.String() {
+			t.Errorf("%s: %d %s", path, code, b)
+		}
+	}
+	for _, path := range []string{
+		"/v2/library/alpine/manifests/3?ns=docker.io",
+		"/v2/docker.io/alpine/manifests/3",
+		"/v2/docker.io/library/alpine/manifests/3",
+	} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, path); code != http.StatusOK || sha(b) != hubID.String() {
+			t.Errorf("%s: %d %s", path, code, b)
+		}
+	}
+	for _, path := range []string{
+		"/v2/library/alpine/manifests/3?ns=quay.io",
+		"/v2/quay.io/library/alpine/manifests/3",
+		"/v2/library/alpine/manifests/3",
+	} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, path); code != http.StatusNotFound || !strings.Contains(string(b), "NAME_UNKNOWN") {
+			t.Errorf("%s: %d %s, want 404 NAME_UNKNOWN", path, code, b)
+		}
+	}
+	// A tag list names the repository as the request did.
+	for path, want := range map[string]string{
+		"/v2/library/alpine/tags/list?ns=docker.io": "library/alpine",
+		"/v2/docker.io/library/alpine/tags/list":    "docker.io/library/alpine",
+	} {
+		var list struct {
+			Name string
+			Tags []string
+		}
+		if code, b, _ := get(t, http.MethodGet, m.URL, path); code != http.StatusOK || json.Unmarshal(b, &list) != nil || list.Name != want || strings.Join(list.Tags, ",") != "3" {
+			t.Errorf("%s: %d %s, want name %s and tag 3", path, code, b, want)
+		}
+	}
+	// Separate caches: the catalog lists each under its upstream.
+	code, b, _ := get(t, http.MethodGet, m.URL, "/v2/_catalog")
+	var cat struct{ Repositories []string }
+	if code != http.StatusOK || json.Unmarshal(b, &cat) != nil || strings.Join(cat.Repositories, " ") != "docker.io/library/alpine mcr.microsoft.com/windows/servercore" {
+		t.Errorf("catalog: %d %s", code, b)
+	}
+}
+
+// TestMirrorTagTTL: a tag is served from the cache until the TTL has
+// passed, then checked upstream again.
+func TestMirrorTagTTL(t *testing.T) {
+	up := fixture.NewRegistry(t)
+	a, _ := random.Image(100, 1)
+	b, _ := random.Image(100, 1)
+	idA := up.Push(t, "app", "v1", a)
+	fresh := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyTTL(time.Hour))
+	always := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyTTL(0))
+	for _, m := range []*server.Server{fresh, always} {
+		if _, body, _ := get(t, http.MethodGet, m.URL, "/v2/app/manifests/v1"); sha(body) != idA.String() {
+			t.Fatalf("first pull: %s", body)
+		}
+	}
+	idB := up.Push(t, "app", "v1", b)
+	if _, body, _ := get(t, http.MethodGet, fresh.URL, "/v2/app/manifests/v1"); sha(body) != idA.String() {
+		t.Errorf("within the TTL the tag moved to %s", sha(body))
+	}
+	if _, body, _ := get(t, http.MethodGet, always.URL, "/v2/app/manifests/v1"); sha(body) != idB.String() {
+		t.Errorf("with TTL 0 the tag is %s, upstream has %s", sha(body), idB)
+	}
+}
+
+// TestMirrorCredentials: upstream credentials come from the options or
+// the docker config, and are never logged.
+func TestMirrorCredentials(t *testing.T) {
+	const user, pass = "alice", "s3cret-pa55word"
+	dir := t.TempDir()
+	up := startMirror(t, "", server.WithHTPasswd(htpasswdFile(t, user, pass, bcrypt.MinCost))) // a plain registry with basic auth
+	img, err := random.Image(200, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(up.Host() + "/private/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := img.Digest()
+	t.Setenv("DOCKER_CONFIG", dir) // no config.json yet: anonymous
+	var log strings.Builder
+	var mu sync.Mutex
+	logTo := server.WithLog(writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return log.Write(b) }), "debug")
+	for _, c := range []struct {
+		name string
+		up   server.Upstream
+		cfg  string
+		ok   bool
+	}{
+		{"anonymous", server.Upstream{URL: up.URL}, "", false},
+		{"flags", server.Upstream{URL: up.URL, Username: user, Password: pass}, "", true},
+		{"docker config", server.Upstream{URL: up.URL}, `{"auths":{"` + up.Host() + `":{"auth":"` + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)) + `"}}}`, true},
+	} {
+		if c.cfg != "" {
+			if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(c.cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := startMirror(t, "", server.WithProxy(c.up), logTo)
+		code, b, _ := get(t, http.MethodGet, m.URL, "/v2/private/app/manifests/v1")
+		if got := code == http.StatusOK && sha(b) == id.String(); got != c.ok {
+			t.Errorf("%s: %d %s", c.name, code, b)
+		}
+		if c.ok {
+			layers, _ := img.Layers()
+			d, _ := layers[0].Digest()
+			wantBlob(t, m.URL, "private/app", d)
+		}
+		if strings.Contains(string(b), pass) {
+			t.Errorf("%s: the password is in a response", c.name)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(log.String(), pass) || strings.Contains(log.String(), base64.StdEncoding.EncodeToString([]byte(user+":"+pass))) {
+		t.Error("the password is in the log")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// TestMirrorLocalize: with --proxy-foreign localize, a tag resolves to a
+// manifest (or index of manifests) without urls or foreign layer types,
+// whose every layer the mirror serves; the upstream digest still gets the
+// upstream bytes; offline, the same localized digests.
+func TestMirrorLocalize(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root := filepath.Join(t.TempDir(), "data")
+	opts := []server.Option{server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithProxyLocalize(true)}
+	m := startMirror(t, root, opts...)
+	var check func(ref string) string
+	check = func(ref string) string {
+		t.Helper()
+		code, b, dg := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+ref)
+		if code != http.StatusOK || sha(b) != dg {
+			t.Fatalf("%s: %d %s (digest %s)", ref, code, b, dg)
+		}
+		if strings.Contains(string(b), "urls") || strings.Contains(string(b), "foreign") || strings.Contains(string(b), "nondistributable") {
+			t.Errorf("%s: localized manifest still foreign: %s", ref, b)
+		}
+		var mf struct {
+			Manifests []struct{ Digest string }
+			Layers    []struct{ Digest string }
+		}
+		if err := json.Unmarshal(b, &mf); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range mf.Manifests {
+			check(c.Digest)
+		}
+		for _, l := range mf.Layers {
+			h, _ := v1.NewHash(l.Digest)
+			wantBlob(t, m.URL, fixture.Repo, h)
+		}
+		return dg
+	}
+	single, index := check(fixture.SingleTag), check(fixture.IndexTag)
+	if single == e.SingleID.String() || index == e.Index.String() {
+		t.Errorf("localized digests %s, %s are the upstream's", single, index)
+	}
+	for _, d := range []v1.Hash{e.SingleID, e.Index, e.Manifests[1]} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+d.String()); code != http.StatusOK || sha(b) != d.String() {
+			t.Errorf("by upstream digest %s: %d, got %s", d, code, sha(b))
+		}
+	}
+	e.Reg.Close()
+	e.URLs.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m = startMirror(t, root, opts...)
+	if s, i := check(fixture.SingleTag), check(fixture.IndexTag); s != single || i != index {
+		t.Errorf("offline the localized digests are %s, %s; online %s, %s", s, i, single, index)
+	}
+}
+
+// TestMirrorHTPasswd: a mirror behind --htpasswd serves nothing, foreign
+// blobs included, without credentials, and everything with them.
+func TestMirrorHTPasswd(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithHTPasswd(htpasswdFile(t, "bob", "pw", bcrypt.MinCost)))
+	do := func(path string, auth bool) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, m.URL+path, nil)
+		req.Header.Set("Accept", strings.Join(mediatype.Manifests, ", "))
+		if auth {
+			req.SetBasicAuth("bob", "pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	paths := []string{"/v2/" + fixture.Repo + "/manifests/" + fixture.SingleTag, "/v2/" + fixture.Repo + "/blobs/" + e.Foreign[0].String()}
+	for _, p := range paths {
+		if code, _ := do(p, false); code != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: %d, want 401", p, code)
+		}
+	}
+	if n := e.URLs.Requests(""); n != 0 {
+		t.Errorf("anonymous requests made the mirror fetch %d URLs", n)
+	}
+	for _, p := range paths {
+		if code, b := do(p, true); code != http.StatusOK {
+			t.Errorf("%s with credentials: %d %s", p, code, b)
+		}
+	}
+	if code, b := do("/v2/nope/x/manifests/v1?ns=quay.io", false); code != http.StatusNotFound || strings.Contains(string(b), "127.0.0.1") {
+		t.Errorf("unknown upstream, private mirror: %d %s", code, b)
+	}
+}
+
+// TestMirrorConfigProxyRefused: --proxy beside a configuration file that
+// is itself a proxy is refused, naming both.
+func TestMirrorConfigProxyRefused(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	yml := "version: 0.1\nstorage:\n  inmemory: {}\nproxy:\n  remoteurl: https://registry-1.docker.io\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.Start(context.Background(), "127.0.0.1:0", server.WithConfigFile(cfg), server.WithProxy(server.Upstream{URL: "https://mcr.microsoft.com"}))
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("started")
+	}
+	if !strings.Contains(err.Error(), "--proxy") || !strings.Contains(err.Error(), "proxy.remoteurl") {
+		t.Errorf("error %v names not both", err)
+	}
+}

@@ -1,0 +1,135 @@
+package server
+
+// --proxy-foreign localize. containerd tries a foreign layer's urls before
+// the registry and gives up on a connection error (containerd/containerd
+// #7676), so an air-gapped containerd node cannot pull an image whose
+// manifest still names Microsoft's URLs, even from a mirror holding every
+// blob. With localize, a tag resolves to a localized manifest: each
+// foreign layer made the ordinary layer type of the same encoding, its
+// urls dropped; an index's entries point at its localized manifests. The
+// localized manifests are stored in the mirror beside the upstream ones
+// (which the foreign blob lookup reads), and are derived again, to the
+// same bytes, whenever a tag is resolved and the result is not known:
+// offline too, from the cached upstream manifests. A manifest asked for by
+// its upstream digest is the upstream's, unchanged.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-dev/ferry/mediatype"
+)
+
+// localized remembers localized manifests by repository and upstream
+// digest: both are content-addressed, so an entry never goes stale.
+type localized struct {
+	mu sync.Mutex
+	m  map[string]v1.Descriptor
+}
+
+func (l *localized) get(key string) (v1.Descriptor, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d, ok := l.m[key]
+	return d, ok
+}
+
+func (l *localized) put(key string, d v1.Descriptor) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil || len(l.m) >= maxCachedManifests {
+		l.m = map[string]v1.Descriptor{}
+	}
+	l.m[key] = d
+}
+
+// localizeTag returns the descriptor of the localized manifest for the
+// upstream manifest d of repository r, storing it in the cache; d itself
+// when nothing in it is foreign.
+func (m *mirror) localizeTag(ctx context.Context, r *mirrorRepo, d v1.Descriptor) (v1.Descriptor, error) {
+	ms, err := r.Manifests(ctx)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	local, err := r.local.Manifests(ctx, storage.SkipLayerVerification())
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return m.localizeManifest(ctx, r.named.Name(), ms, local, d.Digest)
+}
+
+// localizeManifest localizes manifest dg, read through ms (the upstream's,
+// through the cache) and stored through local.
+func (m *mirror) localizeManifest(ctx context.Context, repo string, ms, local distribution.ManifestService, dg digest.Digest) (v1.Descriptor, error) {
+	key := repo + "@" + dg.String()
+	if d, ok := m.loc.get(key); ok {
+		return d, nil
+	}
+	mf, err := ms.Get(ctx, dg)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mt, payload, err := mf.Payload()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	orig := v1.Descriptor{MediaType: mt, Digest: dg, Size: int64(len(payload))}
+	var doc map[string]any
+	if err := json.Unmarshal(payload, &doc); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("localize manifest %s: %w", dg, err)
+	}
+	changed := false
+	if layers, ok := doc["layers"].([]any); ok {
+		for _, l := range layers {
+			l, _ := l.(map[string]any)
+			lmt, _ := l["mediaType"].(string)
+			if to, ok := mediatype.Distributable(lmt); ok {
+				l["mediaType"] = to
+				delete(l, "urls")
+				changed = true
+			}
+		}
+	}
+	if children, ok := doc["manifests"].([]any); ok {
+		for _, c := range children {
+			c, _ := c.(map[string]any)
+			cd, err := digest.Parse(fmt.Sprint(c["digest"]))
+			if err != nil {
+				return v1.Descriptor{}, fmt.Errorf("localize index %s: %w", dg, err)
+			}
+			ld, err := m.localizeManifest(ctx, repo, ms, local, cd)
+			if err != nil {
+				return v1.Descriptor{}, err
+			}
+			if ld.Digest != cd {
+				c["digest"], c["size"] = ld.Digest.String(), ld.Size
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		m.loc.put(key, orig)
+		return orig, nil
+	}
+	out, err := json.MarshalIndent(doc, "", "   ")
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	lm, desc, err := distribution.UnmarshalManifest(mt, out)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("localize manifest %s: %w", dg, err)
+	}
+	if _, err := local.Put(ctx, lm); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("store localized manifest of %s: %w", dg, err)
+	}
+	desc = v1.Descriptor{MediaType: mt, Digest: desc.Digest, Size: desc.Size}
+	m.loc.put(key, desc)
+	return desc, nil
+}
