@@ -24,7 +24,6 @@ package server
 // digest's manifest says about its subject never changes and is cached.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -125,6 +124,7 @@ type ociLayer struct {
 	referrers *mux.Router
 	cache     manifestCache
 	urls      *urlPolicy
+	driver    storagedriver.StorageDriver // under ns, for alias links (digests.go)
 }
 
 // newOCILayer puts the OCI layer in front of next, distribution's App built
@@ -141,6 +141,7 @@ func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *name
 		referrers: mux.NewRouter(),
 		cache:     manifestCache{m: map[digest.Digest]manifestFacts{}},
 		urls:      urls,
+		driver:    sink.driver,
 	}
 	// The same access controller distribution builds, so the referrers API
 	// is guarded exactly as a manifest GET is.
@@ -166,7 +167,15 @@ func (l *ociLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.serveReferrers(w, r, m.Vars["name"], m.Vars["digest"])
 		return
 	}
-	if r.Method == http.MethodPut && l.manifests.Match(r, &m) && m.Route.GetName() == v2.RouteNameManifest {
+	if !l.manifests.Match(r, &m) {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	w, r, ok := l.digests(w, r, &m) // digests.go
+	if !ok {
+		return
+	}
+	if r.Method == http.MethodPut && m.Route.GetName() == v2.RouteNameManifest {
 		l.putManifest(w, r, m.Vars["name"])
 		return
 	}
@@ -186,10 +195,7 @@ func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name stri
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+	r.Body = replay(body, r.Body)
 	if err == nil && len(body) <= maxManifestSize {
 		if err := l.urls.check(r.Header.Get("Content-Type"), body); err != nil {
 			serveError(w, errcode.ErrorCodeManifestInvalid.WithMessage(err.Error()))
@@ -197,38 +203,16 @@ func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name stri
 		}
 		mt, _ := contentMediaType(r.Header.Get("Content-Type")) // "" if unparsable: the body's mediaType decides
 		if facts, ok := parseManifest(mt, body); ok && facts.subject != "" {
-			w = &subjectWriter{ResponseWriter: w, subject: facts.subject}
+			w = &hookWriter{ResponseWriter: w, before: func(code int) error {
+				if code == http.StatusCreated {
+					w.Header().Set(headerSubject, facts.subject.String())
+				}
+				return nil
+			}}
 		}
 	}
 	l.next.ServeHTTP(w, r)
 }
-
-// subjectWriter adds OCI-Subject to a successful response.
-type subjectWriter struct {
-	http.ResponseWriter
-	subject digest.Digest
-	wrote   bool
-}
-
-// WriteHeader implements http.ResponseWriter.
-func (s *subjectWriter) WriteHeader(code int) {
-	if !s.wrote && code == http.StatusCreated {
-		s.Header().Set(headerSubject, s.subject.String())
-	}
-	s.wrote = true
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Write implements http.ResponseWriter.
-func (s *subjectWriter) Write(b []byte) (int, error) {
-	if !s.wrote {
-		s.WriteHeader(http.StatusOK)
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *subjectWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // serveReferrers answers GET /v2/<name>/referrers/<digest>[?artifactType=T].
 // A repository that does not exist has no referrers: the spec forbids a 404
@@ -338,14 +322,20 @@ func (l *ociLayer) list(ctx context.Context, named reference.Named, subject dige
 		return nil, fmt.Errorf("manifests of %s cannot be enumerated", named.Name())
 	}
 	var mu sync.Mutex // drivers may walk in parallel
+	seen := map[digest.Digest]bool{}
 	err = enum.Enumerate(ctx, func(d digest.Digest) error {
 		facts, err := l.facts(ctx, d)
 		if err != nil || facts.subject != subject {
 			return err
 		}
 		mu.Lock()
-		refs = append(refs, facts.desc)
-		mu.Unlock()
+		defer mu.Unlock()
+		// An alias revision (a manifest pushed by a sha512 digest)
+		// enumerates as the canonical digest it links to: one entry.
+		if !seen[d] {
+			seen[d] = true
+			refs = append(refs, facts.desc)
+		}
 		return nil
 	})
 	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
