@@ -76,9 +76,17 @@ func Read(ctx context.Context, d storagedriver.StorageDriver, name string, k Kin
 }
 
 // Find returns the aliases in repository name's directory of kind k that
-// point at canonical. It reads every link of every non-canonical
-// algorithm in the directory: few repositories have many.
+// point at canonical.
 func Find(ctx context.Context, d storagedriver.StorageDriver, name string, k Kind, canonical digest.Digest) ([]digest.Digest, error) {
+	all, err := All(ctx, d, name, k)
+	return all[canonical], err
+}
+
+// All returns the aliases in repository name's directory of kind k, by
+// the digest they point at. It reads every link of every non-canonical
+// algorithm in the directory (few repositories have many); links that
+// cannot be read as a digest are left out.
+func All(ctx context.Context, d storagedriver.StorageDriver, name string, k Kind) (map[digest.Digest][]digest.Digest, error) {
 	algs, err := d.List(ctx, Dir(name, k))
 	if errors.As(err, new(storagedriver.PathNotFoundError)) {
 		return nil, nil
@@ -86,7 +94,7 @@ func Find(ctx context.Context, d storagedriver.StorageDriver, name string, k Kin
 	if err != nil {
 		return nil, err
 	}
-	var found []digest.Digest
+	found := map[digest.Digest][]digest.Digest{}
 	for _, ap := range algs {
 		alg := digest.Algorithm(path.Base(ap))
 		if alg == digest.Canonical {
@@ -108,9 +116,11 @@ func Find(ctx context.Context, d storagedriver.StorageDriver, name string, k Kin
 			if err != nil {
 				return nil, err
 			}
-			if digest.Digest(strings.TrimSpace(string(b))) == canonical {
-				found = append(found, alias)
+			target, err := digest.Parse(strings.TrimSpace(string(b)))
+			if err != nil || target == alias {
+				continue
 			}
+			found[target] = append(found[target], alias)
 		}
 	}
 	return found, nil
