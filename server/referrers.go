@@ -22,6 +22,17 @@ package server
 // The cost is one walk of the repository's revision links per query. Parsing
 // is paid once per manifest: manifests are content-addressed, so what a
 // digest's manifest says about its subject never changes and is cached.
+//
+// Paging. The list is sorted by digest and cut into pages of at most
+// referrersPageSize descriptors, and never more than a manifest may hold;
+// a page that is not the last has a Link header (rel="next") to the rest,
+// with `last` (the digest to continue after) and `n`, the tags list's
+// parameters, which a client may also give itself.
+//
+// Deleted subjects. Deleting a manifest (ferry serve --delete) leaves its
+// referrers: they are still listed under its digest and pullable by theirs
+// until `ferry storage gc` removes them with what only they reference
+// (store/regroot's markReferrers).
 
 import (
 	"context"
@@ -30,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -247,17 +259,29 @@ func (l *ociLayer) serveReferrers(w http.ResponseWriter, r *http.Request, name, 
 		serveError(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
 		return
 	}
-	if q := r.URL.Query(); q.Has("artifactType") {
+	q := r.URL.Query()
+	if q.Has("artifactType") {
 		types := q["artifactType"]
 		refs = slices.DeleteFunc(refs, func(d ocispec.Descriptor) bool { return !slices.Contains(types, d.ArtifactType) })
 		w.Header().Set(headerFiltersApplied, "artifactType")
 	}
-	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: refs}
+	page, next, err := referrersPage(refs, q)
+	if err != nil {
+		serveError(w, err)
+		return
+	}
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: page}
 	idx.SchemaVersion = 2
 	body, err := json.Marshal(idx)
 	if err != nil {
 		serveError(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
 		return
+	}
+	if next != "" {
+		q.Set("last", string(next))
+		q.Set("n", strconv.Itoa(len(page)))
+		u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+		w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="next"`, u.String()))
 	}
 	w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -265,6 +289,59 @@ func (l *ociLayer) serveReferrers(w http.ResponseWriter, r *http.Request, name, 
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
+}
+
+// referrersPageSize is the most descriptors one referrers response holds;
+// a larger list is paged (Link). A variable for tests.
+var referrersPageSize = 1000
+
+// referrersPage cuts one page out of refs (sorted by digest), as the query
+// asks: after the digest "last", at most "n" descriptors — the parameters
+// of the tags list, which the spec's Link header for referrers leaves to
+// the registry. A page is never more than referrersPageSize descriptors,
+// nor, encoded, more than a registry accepts as a manifest (the spec: a
+// Link "when the descriptor list cannot be returned in a single
+// manifest"). next is the digest to continue after, "" on the last page.
+func referrersPage(refs []ocispec.Descriptor, q url.Values) (page []ocispec.Descriptor, next digest.Digest, err error) {
+	limit := referrersPageSize
+	if q.Has("n") {
+		n, err := strconv.Atoi(q.Get("n"))
+		if err != nil || n < 0 {
+			return nil, "", errcode.ErrorCodePaginationNumberInvalid.WithDetail(q.Get("n"))
+		}
+		limit = min(n, limit)
+	}
+	if limit == 0 {
+		return []ocispec.Descriptor{}, "", nil
+	}
+	if q.Has("last") {
+		last, err := digest.Parse(q.Get("last"))
+		if err != nil {
+			return nil, "", errcode.ErrorCodeDigestInvalid.WithDetail(err.Error())
+		}
+		i, _ := slices.BinarySearchFunc(refs, last, func(d ocispec.Descriptor, t digest.Digest) int {
+			return strings.Compare(string(d.Digest), string(t))
+		})
+		if i < len(refs) && refs[i].Digest == last {
+			i++
+		}
+		refs = refs[i:]
+	}
+	// The index around the descriptors, with room to spare.
+	size := 256
+	page = []ocispec.Descriptor{}
+	for _, d := range refs {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return nil, "", errcode.ErrorCodeUnknown.WithDetail(err.Error())
+		}
+		if len(page) == limit || (len(page) > 0 && size+len(b)+1 > maxManifestSize) {
+			return page, page[len(page)-1].Digest, nil
+		}
+		size += len(b) + 1
+		page = append(page, d)
+	}
+	return page, "", nil
 }
 
 // authorized asks the access controller for pull access to name, answering
