@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-dev/ferry/imagemod"
 	"github.com/ferry-dev/ferry/internal/testkit/faults"
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 func sha(b []byte) v1.Hash {
@@ -68,8 +69,8 @@ func TestAppendForeignURL(t *testing.T) {
 		t.Fatalf("%d layers", len(w.manifest.Layers))
 	}
 	l := w.manifest.Layers[0]
-	if string(l.MediaType) != foreign.OCINondistGzip || l.Digest != sha(b) || l.Size != int64(len(b)) || len(l.URLs) != 1 || l.URLs[0] != u {
-		t.Errorf("descriptor %+v; want %s, %s, %d bytes, urls [%s]", l, foreign.OCINondistGzip, sha(b), len(b), u)
+	if string(l.MediaType) != mediatype.OCINondistGzip || l.Digest != sha(b) || l.Size != int64(len(b)) || len(l.URLs) != 1 || l.URLs[0] != u {
+		t.Errorf("descriptor %+v; want %s, %s, %d bytes, urls [%s]", l, mediatype.OCINondistGzip, sha(b), len(b), u)
 	}
 	if want := gunzipSHA(t, b); len(w.cfg.RootFS.DiffIDs) != 1 || w.cfg.RootFS.DiffIDs[0] != want {
 		t.Errorf("diff_ids %v, want [%s]", w.cfg.RootFS.DiffIDs, want)

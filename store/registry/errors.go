@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/internal/wait"
 	"github.com/ferry-dev/ferry/store"
@@ -35,6 +36,9 @@ func check(resp *http.Response, ok ...int) error {
 	return err
 }
 
+// classify marks a registry's error with the sentinels it means:
+// store.ErrNotFound, store.ErrUnauthorized, blob.ErrDigestMismatch for
+// DIGEST_INVALID.
 func classify(err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) {
@@ -43,6 +47,13 @@ func classify(err error) error {
 			return fmt.Errorf("%w (%w)", store.ErrNotFound, err)
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return fmt.Errorf("%w (%w)", store.ErrUnauthorized, err)
+		}
+		for _, d := range te.Errors {
+			if d.Code == transport.DigestInvalidErrorCode {
+				// The registry hashed what it was sent and found another
+				// digest than the one it was told.
+				return fmt.Errorf("%w (%w)", blob.ErrDigestMismatch, err)
+			}
 		}
 	}
 	return err

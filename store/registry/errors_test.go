@@ -36,6 +36,7 @@ func TestManifestRefusedClassified(t *testing.T) {
 		{http.StatusBadRequest, "TAG_INVALID", false, nil},
 		{http.StatusNotFound, "NAME_UNKNOWN", false, store.ErrNotFound},
 		{http.StatusForbidden, "DENIED", false, store.ErrUnauthorized},
+		{http.StatusBadRequest, "DIGEST_INVALID", false, blob.ErrDigestMismatch},
 	} {
 		t.Run(fmt.Sprintf("%d %s", c.status, c.code), func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 )
 
@@ -24,15 +26,8 @@ import (
 // registry that stores other bytes is still caught.
 func TestTagManifestKnownBySHA512(t *testing.T) {
 	reg := fixture.NewRegistry(t)
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.Push(t, "app", "v1", img)
-	raw, mt, _ := reg.Manifest(t, "app", "v1")
-	sum := sha512.Sum512(raw)
-	desc := v1.Descriptor{MediaType: types.MediaType(mt), Size: int64(len(raw)),
-		Digest: v1.Hash{Algorithm: "sha512", Hex: hex.EncodeToString(sum[:])}}
+	raw, mt, _, d512 := pushManifest(t, reg)
+	desc := v1.Descriptor{MediaType: types.MediaType(mt), Size: int64(len(raw)), Digest: d512}
 
 	ref, err := name.ParseReference(reg.Ref("app", "v2"))
 	if err != nil {
@@ -49,11 +44,82 @@ func TestTagManifestKnownBySHA512(t *testing.T) {
 		t.Error("v2 not tagged")
 	}
 
+	// A sha512 digest that is not the manifest's is refused before the
+	// PUT (the registry, told to store the bytes by tag, would move the
+	// tag); a registry that stores other bytes is caught by
+	// TestRegistryStoringOtherBytesIsCaught.
 	wrong := desc
 	wrong.Digest.Hex = strings.Repeat("0", 128)
-	if err := repo.Tag(context.Background(), wrong, raw); err == nil || !strings.Contains(err.Error(), "registry stored it as") {
-		t.Errorf("a sha512 digest that is not the manifest's: %v", err)
+	puts := reg.Count("PUT", "/manifests/")
+	if err := repo.Tag(context.Background(), wrong, raw); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Errorf("a sha512 digest that is not the manifest's: %v, want an error wrapping blob.ErrDigestMismatch", err)
 	}
+	if n := reg.Count("PUT", "/manifests/") - puts; n != 0 {
+		t.Errorf("%d manifest PUTs of a manifest that does not match its digest, want 0", n)
+	}
+}
+
+// A registry that answers with the digest of other bytes than the
+// manifest pushed (it stored something else) is caught, whether the
+// manifest is known by its sha256 or its sha512 digest.
+func TestRegistryStoringOtherBytesIsCaught(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	raw, mt, d256, d512 := pushManifest(t, reg)
+	other := blob.DescriptorOf([]byte("other bytes"), types.OCIManifestSchema1).Digest
+	repo := openProxied(t, reg, "app:v2", func(rp *httputil.ReverseProxy) http.Handler {
+		rp.ModifyResponse = func(resp *http.Response) error {
+			if resp.Request.Method == http.MethodPut && strings.Contains(resp.Request.URL.Path, "/manifests/") {
+				resp.Header.Set("Docker-Content-Digest", other.String())
+			}
+			return nil
+		}
+		return rp
+	})
+	for _, d := range []v1.Hash{d256, d512} {
+		desc := v1.Descriptor{MediaType: types.MediaType(mt), Size: int64(len(raw)), Digest: d}
+		if err := repo.Tag(context.Background(), desc, raw); err == nil || !strings.Contains(err.Error(), "registry stored it as "+other.String()) {
+			t.Errorf("%s: a registry answering %s: %v", d.Algorithm, other, err)
+		}
+	}
+}
+
+// pushManifest pushes a random image to reg as app:v1 and returns its
+// manifest's bytes and media type, and the sha256 and sha512 digests of
+// the bytes.
+func pushManifest(t *testing.T, reg *fixture.Registry) (raw []byte, mt string, d256, d512 v1.Hash) {
+	t.Helper()
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	raw, mt, d256 = reg.Manifest(t, "app", "v1")
+	sum := sha512.Sum512(raw)
+	return raw, mt, d256, v1.Hash{Algorithm: "sha512", Hex: hex.EncodeToString(sum[:])}
+}
+
+// openProxied opens repoTag ("app:v1"), with push access, through a proxy
+// to reg: handler returns what serves the proxy's requests, given the
+// reverse proxy to reg. The proxy and the Repo are closed when the test
+// ends.
+func openProxied(t *testing.T, reg *fixture.Registry, repoTag string, handler func(*httputil.ReverseProxy) http.Handler) *Repo {
+	t.Helper()
+	target, err := url.Parse(reg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(handler(httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	ref, err := name.ParseReference(strings.TrimPrefix(proxy.URL, "http://") + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := Open(context.Background(), ref, WithPush(), WithInsecure(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	return repo
 }
 
 // A registry that declines a cross-repository mount opens an upload

@@ -22,6 +22,9 @@ import (
 	"github.com/ferry-dev/ferry/store"
 )
 
+// cancelUploadTimeout bounds the DELETE that cancels an abandoned upload.
+const cancelUploadTimeout = 10 * time.Second
+
 // MaxManifestSize bounds the manifests and indexes ferry reads (4 MiB, as
 // distribution and containerd do).
 const MaxManifestSize = mediatype.MaxManifestSize
@@ -99,10 +102,8 @@ func (r *Repo) Close() error {
 	}
 	// Uploads a declined mount opened and no PushBlob took: cancel them
 	// rather than leave them to the registry's purge.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for _, loc := range locs {
-		r.cancelUpload(ctx, loc)
+		r.cancelUpload(context.Background(), loc)
 	}
 	return nil
 }
@@ -153,11 +154,8 @@ func (r *Repo) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	if err := blob.CheckBytes(desc.Digest, raw); err != nil {
+	if err := checkManifest(desc, raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	if desc.Size > 0 && int64(len(raw)) != desc.Size {
-		return nil, fmt.Errorf("%s: %w: got %d bytes, declared %d", where, blob.ErrSizeMismatch, len(raw), desc.Size)
 	}
 	return raw, nil
 }
@@ -246,9 +244,16 @@ func (r *Repo) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error) 
 }
 
 // PushBlob implements store.Target with a single streamed PUT: POST opens
-// the upload, PUT sends all the bytes with the digest. The registry
-// verifies the digest before it links the blob.
-func (r *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, body io.Reader) error {
+// the upload (or a declined mount opened it), PUT sends all the bytes with
+// the digest. The bytes are checked on the way (see uploadBody): bytes that
+// are not the descriptor's fail with an error wrapping blob.ErrDigestMismatch
+// or blob.ErrSizeMismatch before the registry has all of them, so it commits
+// nothing. An upload the PUT does not complete is cancelled.
+func (r *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, src io.Reader) error {
+	body, err := newUploadBody(src, desc)
+	if err != nil {
+		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	}
 	loc := r.takeUpload(desc.Digest)
 	if loc == "" {
 		var err error
@@ -256,9 +261,21 @@ func (r *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, body io.Reader)
 			return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
 		}
 	}
+	if err := r.putBlob(ctx, loc, desc, body); err != nil {
+		r.cancelUpload(ctx, loc)
+		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	}
+	return nil
+}
+
+// putBlob completes the upload at loc with body's bytes. When body fails
+// its error is the one returned: it says what was wrong with the bytes,
+// where the HTTP client's error or the registry's answer to a cut-short
+// body would only say that the upload broke.
+func (r *Repo) putBlob(ctx context.Context, loc string, desc v1.Descriptor, body *uploadBody) error {
 	u, err := url.Parse(loc)
 	if err != nil {
-		return fmt.Errorf("blob %s to %s: upload location %q: %w", desc.Digest, r.repo, loc, err)
+		return fmt.Errorf("upload location %q: %w", loc, err)
 	}
 	q := u.Query()
 	q.Set("digest", desc.Digest.String())
@@ -270,14 +287,14 @@ func (r *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, body io.Reader)
 	req.ContentLength = desc.Size
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := r.c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	if err == nil {
+		err = check(resp, http.StatusCreated)
+		resp.Body.Close()
 	}
-	defer resp.Body.Close()
-	if err := check(resp, http.StatusCreated); err != nil {
-		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	if berr := body.failed(); berr != nil {
+		return berr
 	}
-	return nil
+	return err
 }
 
 // startUpload POSTs to the upload endpoint, with a mount request when from
@@ -347,8 +364,12 @@ func (r *Repo) takeUpload(digest v1.Hash) string {
 }
 
 // cancelUpload deletes an upload session, best effort: the registry
-// purges abandoned uploads anyway.
+// purges abandoned uploads anyway. It goes out even when ctx is cancelled
+// (a cancelled push is one such abandoned upload), within
+// cancelUploadTimeout.
 func (r *Repo) cancelUpload(ctx context.Context, loc string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelUploadTimeout)
+	defer cancel()
 	if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, loc, nil); err == nil {
 		if resp, err := r.c.http.Do(req); err == nil {
 			resp.Body.Close()
@@ -373,7 +394,13 @@ func (r *Repo) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
 	return r.putManifest(ctx, r.ref.Identifier(), desc, raw)
 }
 
+// putManifest PUTs raw under ident once it has checked that raw is the
+// manifest desc names: a registry told to store it by tag would move the
+// tag before anyone saw the digest differ.
 func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor, raw []byte) error {
+	if err := checkManifest(desc, raw); err != nil {
+		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, err)
+	}
 	resp, err := r.c.do(ctx, func() (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, r.url("manifests", ident), bytes.NewReader(raw))
 		if err == nil {
@@ -387,6 +414,18 @@ func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor
 	resp.Body.Close()
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && !sameContent(got, desc.Digest, raw) {
 		return fmt.Errorf("manifest %s%s%s: registry stored it as %s, not %s", r.repo, sep(ident), ident, got, desc.Digest)
+	}
+	return nil
+}
+
+// checkManifest checks that raw hashes to desc's digest and, when desc
+// gives a size, has it.
+func checkManifest(desc v1.Descriptor, raw []byte) error {
+	if err := blob.CheckBytes(desc.Digest, raw); err != nil {
+		return err
+	}
+	if desc.Size > 0 && int64(len(raw)) != desc.Size {
+		return fmt.Errorf("%w: got %d bytes, declared %d", blob.ErrSizeMismatch, len(raw), desc.Size)
 	}
 	return nil
 }

@@ -96,23 +96,21 @@ func (d windowsDriver) PutContent(ctx context.Context, p string, contents []byte
 
 // Windows refuses to replace a file another handle has open (a registry
 // request reading the same link file, a scanner): such a rename is tried
-// again a few times over about a second before failing.
-const (
-	moveTries = 8
-	moveWait  = 10 * time.Millisecond
-)
+// again a few times over about a second before failing, with the retry
+// loops' one backoff (10 ms doubling, jittered).
+const moveTries = 8
+
+var moveBackoff = wait.Backoff{Base: 10 * time.Millisecond, Max: 640 * time.Millisecond}
 
 func (d windowsDriver) moveRetrying(ctx context.Context, from, to string) error {
-	delay := moveWait
 	for i := 1; ; i++ {
 		err := d.Move(ctx, from, to)
 		if err == nil || i == moveTries || !inUse(err) {
 			return err
 		}
-		if werr := wait.Sleep(ctx, delay); werr != nil {
+		if werr := moveBackoff.Wait(ctx, i, nil); werr != nil {
 			return errors.Join(err, werr)
 		}
-		delay *= 2
 	}
 }
 
