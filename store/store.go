@@ -76,6 +76,17 @@ type Mounter interface {
 	MountBlob(ctx context.Context, desc v1.Descriptor, src Source) (bool, error)
 }
 
+// Renamer is a Target that may store a manifest under a digest of another
+// algorithm than the one it was written by: a registry or a storage root
+// keeps a manifest pushed by its sha512 digest under its sha256 one
+// (distribution), and a tag then resolves to that.
+type Renamer interface {
+	// StoredAs returns the digest the target stores the manifest desc
+	// names by, once written: desc.Digest when it is the same or the
+	// target did not say.
+	StoredAs(desc v1.Descriptor) v1.Hash
+}
+
 // Lister lists the tags of a repository.
 type Lister interface {
 	// Tags returns every tag, following pagination.
