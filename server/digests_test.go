@@ -8,7 +8,6 @@ package server_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -210,16 +209,8 @@ func (r *reg) sha512Image(repo, seed string) ocispec.Manifest {
 // response, the digest and the bytes.
 func (r *reg) putBySHA512(repo string, m any, query string) (*http.Response, digest.Digest, []byte) {
 	r.t.Helper()
-	b, err := json.Marshal(m)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var mt struct{ MediaType string }
-	_ = json.Unmarshal(b, &mt)
-	d := digest.SHA512.FromBytes(b)
-	resp, body := r.do(http.MethodPut, "/v2/"+repo+"/manifests/"+d.String()+query, b, "Content-Type", mt.MediaType)
-	r.want(resp, body, http.StatusCreated)
-	return resp, d, b
+	resp, desc, raw := r.pushManifestBy(digest.SHA512, repo, query, m)
+	return resp, desc.Digest, raw
 }
 
 // wantManifestBy fails unless ref (a tag or digest) serves the manifest

@@ -40,8 +40,10 @@ type Repo struct {
 	c    *Client
 
 	mu      sync.Mutex
-	pending map[v1.Hash]string  // uploads opened by declined mounts, by digest
-	stored  map[v1.Hash]v1.Hash // manifests the registry answered with another digest
+	pending map[v1.Hash]string // uploads opened by declined mounts, by digest
+	// Renames are the manifests the registry answered with another
+	// digest (sha256 for a push by sha512).
+	store.Renames
 }
 
 var (
@@ -389,31 +391,11 @@ func (r *Repo) PushManifest(ctx context.Context, desc v1.Descriptor, raw []byte)
 	if err != nil && desc.Digest.Algorithm != "sha256" && errors.Is(err, blob.ErrDigestMismatch) {
 		canonical := blob.DescriptorOf(raw, desc.MediaType).Digest
 		if err2 := r.putManifest(ctx, canonical.String(), desc, raw); err2 == nil {
-			r.remember(desc.Digest, canonical)
+			r.Remember(desc.Digest, canonical)
 			return nil
 		}
 	}
 	return err
-}
-
-// StoredAs implements store.Renamer: the digest the registry answered a
-// push of desc with, when it named the same bytes by another algorithm.
-func (r *Repo) StoredAs(desc v1.Descriptor) v1.Hash {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if h, ok := r.stored[desc.Digest]; ok {
-		return h
-	}
-	return desc.Digest
-}
-
-func (r *Repo) remember(pushed, stored v1.Hash) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stored == nil {
-		r.stored = map[v1.Hash]v1.Hash{}
-	}
-	r.stored[pushed] = stored
 }
 
 // Tag implements store.Target: PUT the manifest under the reference's tag
@@ -451,7 +433,7 @@ func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor
 		return fmt.Errorf("manifest %s%s%s: registry stored it as %s, not %s", r.repo, sep(ident), ident, got, desc.Digest)
 	}
 	if h, err := v1.NewHash(got); err == nil && h != desc.Digest {
-		r.remember(desc.Digest, h)
+		r.Remember(desc.Digest, h)
 	}
 	return nil
 }

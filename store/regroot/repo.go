@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"github.com/distribution/distribution/v3"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -27,8 +26,9 @@ type Repo struct {
 	tag  string
 	repo distribution.Repository
 
-	mu     sync.Mutex
-	stored map[v1.Hash]v1.Hash // manifests stored by another digest (sha512 -> sha256)
+	// Renames are the manifests stored by another digest (the root
+	// stores every manifest by its sha256 digest).
+	store.Renames
 }
 
 var (
@@ -220,12 +220,7 @@ func (p *Repo) putManifest(ctx context.Context, desc v1.Descriptor, raw []byte) 
 			return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: stored as %s", desc.Digest, p.Name(), got)
 		}
 		stored.Digest = h
-		p.mu.Lock()
-		if p.stored == nil {
-			p.stored = map[v1.Hash]v1.Hash{}
-		}
-		p.stored[desc.Digest] = h
-		p.mu.Unlock()
+		p.Remember(desc.Digest, h)
 		// A revision alias, as ferry serve writes for a manifest pushed
 		// by a sha512 digest: the manifest is then found by that digest
 		// too, and so is an index naming it so.
@@ -234,17 +229,6 @@ func (p *Repo) putManifest(ctx context.Context, desc v1.Descriptor, raw []byte) 
 		}
 	}
 	return stored, nil
-}
-
-// StoredAs implements store.Renamer: the root stores every manifest by
-// its sha256 digest.
-func (p *Repo) StoredAs(desc v1.Descriptor) v1.Hash {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if h, ok := p.stored[desc.Digest]; ok {
-		return h
-	}
-	return desc.Digest
 }
 
 // classifyPut marks distribution's refusal of a foreign URL with
