@@ -207,7 +207,11 @@ func (l *ociLayer) deleteByDigest(w http.ResponseWriter, r *http.Request, name s
 			return w, r, true // unknown: distribution's 404
 		}
 		canonical = c
-		r = withLastSegment(r, d, canonical)
+		// An alias left behind without its canonical link (by an
+		// older ferry, or distribution alone) is deleted as it is.
+		if _, err := aliaslinks.Read(r.Context(), l.driver, name, k, c); err == nil {
+			r = withLastSegment(r, d, canonical)
+		}
 	}
 	ctx := r.Context()
 	return &hookWriter{ResponseWriter: w, before: func(code int) error {

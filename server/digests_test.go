@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -151,6 +153,23 @@ func TestUploadByOtherDigestRefusals(t *testing.T) {
 	resp, body = r.do(http.MethodDelete, "/v2/alg/bad/blobs/"+digest.FromBytes(data).String(), nil)
 	r.want(resp, body, http.StatusAccepted)
 	r.wantGone("alg/bad", "blobs", d, digest.FromBytes(data))
+}
+
+// An alias whose canonical link is gone (left by distribution alone, which
+// deletes only the link named) is still deleted by its own digest.
+func TestDeleteLeftoverAlias(t *testing.T) {
+	root := t.TempDir()
+	r := newReg(t, server.WithRoot(root), server.WithDelete(true))
+	data := []byte("left behind")
+	d := digest.SHA512.FromBytes(data)
+	uploads["post+put"](r, "alg/left", d, data)
+	canonicalLink := filepath.Join(root, "docker", "registry", "v2", "repositories", "alg", "left", "_layers", "sha256", digest.FromBytes(data).Encoded())
+	if err := os.RemoveAll(canonicalLink); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := r.do(http.MethodDelete, "/v2/alg/left/blobs/"+d.String(), nil)
+	r.want(resp, body, http.StatusAccepted)
+	r.wantGone("alg/left", "blobs", d)
 }
 
 func TestMountByOtherDigest(t *testing.T) {
