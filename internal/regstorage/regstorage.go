@@ -9,6 +9,7 @@
 //	rootlock/        the OS lock that keeps ferry serve and storage gc apart
 //	storedmanifest/  reading manifests as distribution stored them
 //	urlrules/        the allow/deny rules for foreign-layer URLs
+//	aliaslinks/      the links naming content by a digest other than sha256
 //	replicas/        serve replicas on one shared driver seeing each other
 //	s3driver/        ferry's S3 storage driver, on aws-sdk-go-v2
 package regstorage
