@@ -8,6 +8,7 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -312,5 +313,25 @@ func TestReferrersOfOtherDigests(t *testing.T) {
 	}
 	if got := idx.Manifests[0].Digest; got != ad && got != digest.FromBytes(araw) {
 		t.Errorf("referrer listed as %s, which names neither of its digests", got)
+	}
+}
+
+// Tag parameters on a push by a sha256 digest ("Tag Param" in the suite).
+func TestTagParameters(t *testing.T) {
+	r := newReg(t)
+	const repo = "alg/tagparam"
+	img := r.image(repo, "tag param")
+	resp, desc, raw := r.pushManifestBy(digest.Canonical, repo, "?tag=a&tag=b", img)
+	if got := resp.Header.Get("OCI-Tag"); got != "a, b" {
+		t.Errorf("OCI-Tag %q, want %q", got, "a, b")
+	}
+	for _, tag := range []string{"a", "b"} {
+		r.wantManifestBy(repo, tag, desc.Digest, raw, ocispec.MediaTypeImageManifest)
+	}
+	resp, body := r.do(http.MethodGet, "/v2/"+repo+"/tags/list", nil)
+	r.want(resp, body, http.StatusOK)
+	var tl struct{ Tags []string }
+	if err := json.Unmarshal(body, &tl); err != nil || strings.Join(tl.Tags, ",") != "a,b" {
+		t.Errorf("tags %s, want a and b", body)
 	}
 }
