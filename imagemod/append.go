@@ -44,6 +44,9 @@ type AppendResult struct {
 // read once from its URL (under the fetcher's policy, within its stall
 // timeout) and listed with that URL, its bytes never uploaded.
 // The base's layers are copied or mounted under WithBlobs' policy. The
+// result is a manifest of the base's media type (OCI on scratch) and
+// lists every layer, added or the base's, under that manifest's schema
+// (mediatype.ForSchema), so Docker and OCI types never mix. The
 // result records the base in org.opencontainers.image.base.name/.digest.
 // Every layer is read and hashed before anything is written.
 //
@@ -75,14 +78,13 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 			p.cleanup()
 		}
 	}()
-	oci := im.desc.MediaType == types.OCIManifestSchema1
 	for _, l := range layers {
 		p, err := prepare(ctx, l, o.tempDir, o.blobs.Fetcher())
 		if err != nil {
 			return nil, err
 		}
 		prepared = append(prepared, p)
-		p.desc.MediaType = layerType(oci, l.URL != "")
+		p.desc.MediaType = layerType(im.desc.MediaType, l.URL != "")
 	}
 	res := &AppendResult{}
 	if im.src != nil {
@@ -93,9 +95,9 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfgDesc := blob.DescriptorOf(cfg, im.manifest.Config.MediaType)
-	all := make([]v1.Descriptor, 0, len(im.manifest.Layers)+len(prepared))
-	for _, l := range im.manifest.Layers {
-		all = append(all, o.blobs.Descriptor(l))
+	all, err := layersIn(o.blobs, im.manifest.Layers, im.desc.MediaType, "the base "+im.desc.Digest.String())
+	if err != nil {
+		return nil, err
 	}
 	for _, p := range prepared {
 		all = append(all, p.desc)
@@ -131,16 +133,16 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 	return res, nil
 }
 
-func layerType(oci, isForeign bool) types.MediaType {
-	switch {
-	case oci && isForeign:
-		return types.MediaType(mediatype.OCINondistGzip)
-	case oci:
-		return types.OCILayer
-	case isForeign:
-		return types.DockerForeignLayer
+// layerType is the media type of a layer Append adds — gzip, or foreign
+// — in a manifest of type manifestType.
+func layerType(manifestType types.MediaType, isForeign bool) types.MediaType {
+	mt := string(types.DockerLayer)
+	if isForeign {
+		mt = mediatype.DockerForeign
 	}
-	return types.DockerLayer
+	// Both gzip types exist in both schemas: no error.
+	to, _ := mediatype.ForSchema(mt, string(manifestType))
+	return types.MediaType(to)
 }
 
 // scratch is the empty image for a platform: an OCI manifest and a config

@@ -57,8 +57,17 @@ type indexed struct {
 // loaded and checked before anything is written: a missing image or two
 // images with the same platform (ErrDuplicatePlatform) write nothing.
 //
-// The index is an OCI image index when an image is an OCI manifest or
-// annotations are given, else a Docker manifest list.
+// The index is a Docker manifest list only when every image is a Docker
+// schema 2 manifest and no annotations are given (a manifest list lists
+// Docker manifests only and has no annotations), else an OCI image index,
+// which may list Docker manifests beside OCI ones (crane index append
+// writes an OCI index by default too; manifest-tool takes the type from
+// its --type flag and lists either kind of manifest in either, which
+// gives a Docker manifest list listing OCI manifests — never done here).
+// Each image is listed as it
+// is, its own media type in the entry: its manifest is rewritten (a new
+// digest) only when the foreign policy localizes or rewrites urls, and
+// then a localized layer gets its manifest's own schema's type.
 //
 // Options: WithAnnotations, WithBlobs.
 func IndexCreate(ctx context.Context, dst store.Target, entries []IndexEntry, also []store.Target, opts ...Option) (*IndexResult, error) {
@@ -136,13 +145,15 @@ func planEntry(ctx context.Context, e IndexEntry, blobs *transfer.Blobs) (*index
 	x := &indexed{img: im, plat: p, raw: im.raw}
 	x.blobs = append([]v1.Descriptor{im.manifest.Config}, im.manifest.Layers...)
 	changed := false
-	var layers []v1.Descriptor
 	for _, l := range im.manifest.Layers {
-		nl := blobs.Descriptor(l)
+		nl := blobs.Descriptor(l, im.desc.MediaType)
 		changed = changed || nl.MediaType != l.MediaType || strings.Join(nl.URLs, " ") != strings.Join(l.URLs, " ")
-		layers = append(layers, nl)
 	}
 	if changed { // localized or with rewritten URLs: a new manifest
+		layers, err := layersIn(blobs, im.manifest.Layers, im.desc.MediaType, store.NameOf(e.Source))
+		if err != nil {
+			return nil, err
+		}
 		m, err := withLayers(im.raw, im.manifest.Config, layers)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", store.NameOf(e.Source), err)

@@ -9,7 +9,9 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -64,6 +66,29 @@ func withLayers(raw []byte, cfg v1.Descriptor, layers []v1.Descriptor) (object, 
 		return nil, err
 	}
 	return m, nil
+}
+
+// layersIn returns the descriptors a manifest of type manifestType that
+// ferry builds (Rebase, Append) lists for layers copied under blobs'
+// policy: localized or with rewritten urls as blobs.Descriptor says, then
+// named in the manifest's own schema (mediatype.ForSchema), so that a
+// manifest never mixes Docker and OCI layer types — a registry checks an
+// OCI manifest's layer of a Docker foreign type for a blob it does not
+// have. Digests, sizes and urls are kept. A layer type with no
+// counterpart in the schema is refused (ErrRefused); what names the
+// layers in messages is what.
+func layersIn(blobs *transfer.Blobs, layers []v1.Descriptor, manifestType types.MediaType, what string) ([]v1.Descriptor, error) {
+	out := make([]v1.Descriptor, 0, len(layers))
+	for i, l := range layers {
+		d := blobs.Descriptor(l, manifestType)
+		mt, err := mediatype.ForSchema(string(d.MediaType), string(manifestType))
+		if err != nil {
+			return nil, fmt.Errorf("%w: layer %d (%s) of %s: %w", ErrRefused, i, l.Digest, what, err)
+		}
+		d.MediaType = types.MediaType(mt)
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // setBaseAnnotations records the base in m's annotations; unless always,

@@ -80,7 +80,12 @@ func (noResolver) Target(_ context.Context, ref string, _ store.Source) (store.T
 // fields); a platform without one fails with ErrNoMatch naming it.
 //
 // The result has the new base's layers, diff_ids and history, then the
-// app's above the old base; os.version, os.features and variant from the
+// app's above the old base, in a manifest of the app's media type with
+// the app's config media type: layers are listed under that manifest's
+// schema (mediatype.ForSchema: a Docker base's foreign layers become OCI
+// non-distributable gzip layers, urls kept, in an OCI image, and the
+// reverse), blob digests unchanged; a layer type the schema lacks (zstd
+// in a Docker image) is refused; os.version, os.features and variant from the
 // new base; the app's config (labels, env, entrypoint), created time and
 // other fields; base annotations naming the new base. Moving across
 // Windows builds is allowed and reported in Warnings. Nothing is written
@@ -208,11 +213,14 @@ func (r *rebaser) plan(ctx context.Context, app *image, parentAnn map[string]str
 	}
 	k := len(ob.manifest.Layers)
 	p := &plan{app: app, oldBase: ob, newBase: nb}
-	for _, l := range nb.manifest.Layers {
-		p.baseLayers = append(p.baseLayers, r.o.blobs.Descriptor(l))
+	// The result is a manifest of the app's type: the new base's layers
+	// are named in its schema.
+	mt := app.desc.MediaType
+	if p.baseLayers, err = layersIn(r.o.blobs, nb.manifest.Layers, mt, "the new base "+nb.desc.Digest.String()); err != nil {
+		return nil, err
 	}
-	for _, l := range app.manifest.Layers[k:] {
-		p.appLayers = append(p.appLayers, r.o.blobs.Descriptor(l))
+	if p.appLayers, err = layersIn(r.o.blobs, app.manifest.Layers[k:], mt, "the image "+app.desc.Digest.String()); err != nil {
+		return nil, err
 	}
 	if p.cfg, err = rebaseConfig(app, ob, nb); err != nil {
 		return nil, fmt.Errorf("config of %s: %w", app.desc.Digest, err)

@@ -1,6 +1,7 @@
 // Package mediatype holds the facts about OCI and Docker media types that
 // every store, the copy engine and the fetcher share: which layer types are
-// foreign (non-distributable) and their ordinary counterparts, which
+// foreign (non-distributable) and their ordinary counterparts, how a
+// layer type reads in the other schema (Docker schema 2 or OCI), which
 // manifest types ferry reads, how large a manifest may be, and what a
 // manifest body without a mediaType field is.
 //
@@ -54,6 +55,93 @@ func IsForeign(mediaType string) bool {
 func Distributable(mediaType string) (string, bool) {
 	d, ok := distributable[mediaType]
 	return d, ok
+}
+
+// Manifest media types whose layer types ForSchema maps.
+const (
+	// DockerManifest is Docker's image manifest, schema 2.
+	DockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	// OCIManifest is the OCI image manifest.
+	OCIManifest = "application/vnd.oci.image.manifest.v1+json"
+)
+
+// ErrNoCounterpart means a layer media type has no equivalent in the
+// schema of the manifest that is to list it (zstd and uncompressed
+// non-distributable layers exist in OCI only).
+var ErrNoCounterpart = errors.New("no counterpart in the manifest's schema")
+
+// Layer types with the same role (ordinary or foreign) and the same
+// encoding in the two schemas. Docker schema 2 has no zstd layer and no
+// uncompressed foreign layer.
+var (
+	dockerToOCI = map[string]string{
+		"application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+		"application/vnd.docker.image.rootfs.diff.tar":      "application/vnd.oci.image.layer.v1.tar",
+		DockerForeign: OCINondistGzip,
+	}
+	ociToDocker = invert(dockerToOCI)
+	// ociOnly are the OCI layer types with no Docker counterpart.
+	ociOnly = map[string]bool{
+		"application/vnd.oci.image.layer.v1.tar+zstd": true,
+		OCINondist:     true,
+		OCINondistZstd: true,
+	}
+)
+
+func invert(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[v] = k
+	}
+	return out
+}
+
+// ForSchema returns the media type under which a manifest of type
+// manifestType lists a layer of type layerType, so that one manifest never
+// mixes Docker and OCI types: in an OCI manifest a Docker layer becomes
+// the OCI layer with the same role and encoding
+// (application/vnd.docker.image.rootfs.foreign.diff.tar.gzip becomes
+// application/vnd.oci.image.layer.nondistributable.v1.tar+gzip,
+// application/vnd.docker.image.rootfs.diff.tar.gzip becomes
+// application/vnd.oci.image.layer.v1.tar+gzip), in a Docker schema 2
+// manifest the reverse. The bytes, and so the digest, are the same under
+// either name. A type already of the manifest's schema, a type of neither
+// schema (an artifact's), and any type in another kind of manifest come
+// back unchanged. An OCI-only type (zstd, uncompressed non-distributable)
+// bound for a Docker manifest is an error wrapping ErrNoCounterpart.
+func ForSchema(layerType, manifestType string) (string, error) {
+	switch manifestType {
+	case OCIManifest:
+		if to, ok := dockerToOCI[layerType]; ok {
+			return to, nil
+		}
+	case DockerManifest:
+		if to, ok := ociToDocker[layerType]; ok {
+			return to, nil
+		}
+		if ociOnly[layerType] {
+			return "", fmt.Errorf("layer type %s in a Docker schema 2 manifest: %w (Docker has no such layer type; an OCI image manifest can list it)", layerType, ErrNoCounterpart)
+		}
+	}
+	return layerType, nil
+}
+
+// Localized returns the ordinary layer type that replaces the foreign
+// type layerType in a manifest of type manifestType: Distributable's
+// answer, in the manifest's own schema (ForSchema) — so an OCI manifest
+// whose foreign layer was written with Docker's type gets
+// application/vnd.oci.image.layer.v1.tar+gzip, not Docker's. Where the
+// schema has no counterpart, Distributable's answer stands. It returns
+// false when layerType is not foreign.
+func Localized(layerType, manifestType string) (string, bool) {
+	to, ok := Distributable(layerType)
+	if !ok {
+		return "", false
+	}
+	if s, err := ForSchema(to, manifestType); err == nil {
+		to = s
+	}
+	return to, true
 }
 
 // Manifests lists every manifest media type ferry reads, indexes first:

@@ -1,6 +1,7 @@
 package mediatype
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -79,5 +80,78 @@ func TestSniff(t *testing.T) {
 		if got, err := Sniff([]byte(body)); err == nil {
 			t.Errorf("Sniff(%q) = %q, want an error", body, got)
 		}
+	}
+}
+
+// TestForSchema checks the cross-schema table with go-containerregistry's
+// names: each Docker layer type and its OCI counterpart, both ways, the
+// foreign ones staying foreign; types of the manifest's own schema and
+// types of neither left alone; OCI-only types refused for Docker.
+func TestForSchema(t *testing.T) {
+	docker, oci := string(types.DockerManifestSchema2), string(types.OCIManifestSchema1)
+	if docker != DockerManifest || oci != OCIManifest {
+		t.Fatalf("manifest constants %s, %s differ from go-containerregistry's", DockerManifest, OCIManifest)
+	}
+	pairs := []struct{ docker, oci types.MediaType }{
+		{types.DockerLayer, types.OCILayer},
+		{types.DockerUncompressedLayer, types.OCIUncompressedLayer},
+		{types.DockerForeignLayer, types.OCIRestrictedLayer},
+	}
+	for _, p := range pairs {
+		for _, c := range []struct{ in, manifest, want types.MediaType }{
+			{p.docker, types.OCIManifestSchema1, p.oci},
+			{p.oci, types.DockerManifestSchema2, p.docker},
+			{p.docker, types.DockerManifestSchema2, p.docker},
+			{p.oci, types.OCIManifestSchema1, p.oci},
+			// Other manifest kinds are not touched.
+			{p.docker, types.DockerManifestSchema1, p.docker},
+			{p.oci, "application/vnd.oci.artifact.manifest.v1+json", p.oci},
+		} {
+			got, err := ForSchema(string(c.in), string(c.manifest))
+			if err != nil || got != string(c.want) {
+				t.Errorf("ForSchema(%s, %s) = %q, %v; want %s", c.in, c.manifest, got, err, c.want)
+			}
+			if IsForeign(string(c.in)) != IsForeign(got) {
+				t.Errorf("ForSchema(%s, %s) = %s changes whether the layer is foreign", c.in, c.manifest, got)
+			}
+		}
+	}
+	for _, mt := range []string{"application/vnd.in-toto+json", "application/vnd.cncf.helm.chart.content.v1.tar+gzip", ""} {
+		for _, m := range []string{docker, oci} {
+			if got, err := ForSchema(mt, m); err != nil || got != mt {
+				t.Errorf("ForSchema(%q, %s) = %q, %v; want it unchanged", mt, m, got, err)
+			}
+		}
+	}
+	for _, mt := range []string{string(types.OCILayerZStd), OCINondist, OCINondistZstd} {
+		if got, err := ForSchema(mt, oci); err != nil || got != mt {
+			t.Errorf("ForSchema(%s, OCI) = %q, %v", mt, got, err)
+		}
+		if got, err := ForSchema(mt, docker); !errors.Is(err, ErrNoCounterpart) || got != "" {
+			t.Errorf("ForSchema(%s, Docker) = %q, %v; want ErrNoCounterpart", mt, got, err)
+		}
+	}
+}
+
+// TestLocalized: the ordinary type replacing a foreign one is of the
+// manifest's schema whatever schema the foreign type was written in.
+func TestLocalized(t *testing.T) {
+	for _, c := range []struct{ in, manifest, want string }{
+		{DockerForeign, DockerManifest, string(types.DockerLayer)},
+		{DockerForeign, OCIManifest, string(types.OCILayer)},
+		{OCINondistGzip, OCIManifest, string(types.OCILayer)},
+		{OCINondistGzip, DockerManifest, string(types.DockerLayer)},
+		{OCINondist, OCIManifest, string(types.OCIUncompressedLayer)},
+		{OCINondist, DockerManifest, string(types.DockerUncompressedLayer)},
+		// No Docker zstd layer: the OCI type stands.
+		{OCINondistZstd, DockerManifest, string(types.OCILayerZStd)},
+		{OCINondistZstd, OCIManifest, string(types.OCILayerZStd)},
+	} {
+		if got, ok := Localized(c.in, c.manifest); !ok || got != c.want {
+			t.Errorf("Localized(%s, %s) = %q, %v; want %s", c.in, c.manifest, got, ok, c.want)
+		}
+	}
+	if got, ok := Localized(string(types.OCILayer), OCIManifest); ok {
+		t.Errorf("Localized of an ordinary layer = %q, true", got)
 	}
 }

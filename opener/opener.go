@@ -217,12 +217,19 @@ type Repository interface {
 	store.Source
 	// Tags lists the repository's tags.
 	Tags(ctx context.Context) ([]string, error)
-	// Delete deletes the manifest the reference names.
+	// Delete deletes what the reference names: by tag the tag alone,
+	// by digest the manifest (see registry.Repo.Delete).
 	Delete(ctx context.Context) error
+	// Pointers lists the tags and tagged indexes of the repository that
+	// point at the manifest the reference names.
+	Pointers(ctx context.Context) (*Pointers, error)
 }
 
-// Repository opens the registry location loc, for writing (deleting) when
-// push is set. Other kinds of location are refused with an error matching
+// Pointers is what in a repository points at one manifest.
+type Pointers = registry.Pointers
+
+// Repository opens the registry location loc, with push and delete
+// access when push is set (for deleting). Other kinds of location are refused with an error matching
 // location.ErrInvalid.
 func (o *Opener) Repository(ctx context.Context, loc location.Location, push bool) (Repository, error) {
 	if loc.Kind != location.Registry {
@@ -230,7 +237,7 @@ func (o *Opener) Repository(ctx context.Context, loc location.Location, push boo
 	}
 	opts := o.net.RegistryOptions()
 	if push {
-		opts = append(opts, registry.WithPush())
+		opts = append(opts, registry.WithPush(), registry.WithDelete(loc.Ref.Context()))
 	}
 	return registry.Open(ctx, loc.Ref, opts...)
 }

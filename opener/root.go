@@ -155,10 +155,15 @@ func refuseGC(desc string, live []replicas.Marker, stopped bool) *GCRefusal {
 // GC runs distribution's mark and sweep on the root: with dryRun it
 // removes nothing and reports what it would; with removeUntagged,
 // manifests no tag points at go too (those a kept index lists or that
-// refer to a kept manifest stay).
-func (r *Root) GC(ctx context.Context, dryRun, removeUntagged bool) (*GCReport, error) {
-	return r.r.GC(ctx, regroot.DryRun(dryRun), regroot.RemoveUntagged(removeUntagged))
+// refer to a kept manifest stay). Unfinished uploads that began more than
+// uploadAge ago are removed as well.
+func (r *Root) GC(ctx context.Context, dryRun, removeUntagged bool, uploadAge time.Duration) (*GCReport, error) {
+	return r.r.GC(ctx, regroot.DryRun(dryRun), regroot.RemoveUntagged(removeUntagged), regroot.UploadAge(uploadAge))
 }
+
+// DefaultUploadAge is how old an unfinished upload must be for GC to
+// remove it, unless told otherwise.
+const DefaultUploadAge = regroot.DefaultUploadAge
 
 // Close releases the root and its lock.
 func (r *Root) Close() error { return r.r.Close() }

@@ -66,7 +66,7 @@ func TestOpenGCRootLocalConfig(t *testing.T) {
 	if r.Desc != "" || r.ReadOnlyReplicas != 0 {
 		t.Errorf("a local root opened as shared storage: %+v", r)
 	}
-	if _, err := r.GC(ctx, true, false); err != nil {
+	if _, err := r.GC(ctx, true, false, DefaultUploadAge); err != nil {
 		t.Errorf("GC --dry-run: %v", err)
 	}
 	if other, err := OpenGCRoot(ctx, root, "", "other", false); err == nil {

@@ -42,7 +42,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/distribution/distribution/v3"
@@ -66,9 +65,6 @@ const (
 	// the spec asks for at least 10.
 	maxTagParams = 100
 )
-
-// anchoredTag matches a whole tag.
-var anchoredTag = regexp.MustCompile(`^` + reference.TagRegexp.String() + `$`)
 
 // digests looks at a request distribution's router matched (m) and, when
 // it names content by a non-canonical digest, deletes by digest or pushes a

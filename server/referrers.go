@@ -115,13 +115,7 @@ func captureNamespace(cfg *configuration.Configuration) (*namespaceSink, error) 
 		return nil, err
 	}
 	sink := &namespaceSink{}
-	if cfg.Middleware == nil {
-		cfg.Middleware = map[string][]configuration.Middleware{}
-	}
-	cfg.Middleware["registry"] = append(cfg.Middleware["registry"], configuration.Middleware{
-		Name:    namespaceMiddleware,
-		Options: configuration.Parameters{namespaceSinkKey: sink},
-	})
+	addMiddleware(cfg, "registry", namespaceMiddleware, configuration.Parameters{namespaceSinkKey: sink})
 	return sink, nil
 }
 

@@ -82,8 +82,6 @@ func (s *S3) storage() configuration.Storage {
 	return configuration.Storage{
 		"s3":       p,
 		"redirect": configuration.Parameters{"disable": true},
-		"maintenance": configuration.Parameters{
-			"uploadpurging": map[any]any{"enabled": true, "age": "168h", "interval": "24h", "dryrun": false},
-		},
+		// Uploads are purged by ferry (uploads.go).
 	}
 }

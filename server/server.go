@@ -9,6 +9,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +29,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/fsdriver"
 	"github.com/ferry-dev/ferry/internal/regstorage/replicas"
 	"github.com/ferry-dev/ferry/internal/regstorage/rootlock"
@@ -54,9 +55,18 @@ type options struct {
 	htpasswd   string
 	deleteOK   bool
 	logOut     io.Writer
-	logLevel   string
+	logLevel   string // "": the configuration file's, else error
+	logFormat  string // logging.go
 	secret     string
 	s3         *S3
+	stall      time.Duration // timeouts.go
+	idle       time.Duration
+	// behindProxy: TLS ends at a proxy in front (listen.go).
+	behindProxy bool
+	loginBurst  int // logins.go
+	loginEvery  time.Duration
+	purgeAge    time.Duration // uploads.go
+	purgeEvery  time.Duration // 0: by storage type
 }
 
 // Option configures the embedded registry.
@@ -131,15 +141,15 @@ func WithDelete(enabled bool) Option {
 	return func(o *options) error { o.deleteOK = enabled; return nil }
 }
 
-// WithLog sends the registry's log to w at the given logrus level ("error"
-// unless set). The default discards it.
+// WithLog sends the registry's log to w at the given logrus level; unless
+// set, the configuration file's log.level counts, else "error". The
+// default discards it.
 func WithLog(w io.Writer, level string) Option {
 	return func(o *options) error {
-		if level == "" {
-			level = "error"
-		}
-		if _, err := logrus.ParseLevel(level); err != nil {
-			return fmt.Errorf("server: log level: %w", err)
+		if level != "" {
+			if _, err := logrus.ParseLevel(level); err != nil {
+				return fmt.Errorf("server: log level: %w", err)
+			}
 		}
 		o.logOut, o.logLevel = w, level
 		return nil
@@ -155,7 +165,8 @@ func WithSecret(s string) Option {
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{inMemory: true, logOut: io.Discard, logLevel: "error"}
+	o := &options{inMemory: true, logOut: io.Discard, stall: DefaultStallTimeout, idle: DefaultIdleTimeout,
+		loginBurst: DefaultLoginBurst, loginEvery: DefaultLoginEvery, purgeAge: DefaultUploadAge}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -191,11 +202,7 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 		default:
 			cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": o.root}}
 		}
-		if o.s3 == nil {
-			cfg.Storage["maintenance"] = configuration.Parameters{
-				"uploadpurging": map[any]any{"enabled": false},
-			}
-		}
+		disableDistributionPurger(cfg) // uploads.go: ferry's purger runs
 		cfg.Validation.Manifests.URLs.Allow = o.allow
 		if o.allow == nil {
 			cfg.Validation.Manifests.URLs.Allow = []string{DefaultForeignURLsAllow}
@@ -257,10 +264,16 @@ func useWindowsSafeFilesystem(cfg *configuration.Configuration) {
 			return
 		}
 	}
+	addMiddleware(cfg, "storage", fsdriver.MiddlewareName, nil)
+}
+
+// addMiddleware appends the middleware name, of kind "registry",
+// "repository" or "storage", with its options to cfg.
+func addMiddleware(cfg *configuration.Configuration, kind, name string, opts configuration.Parameters) {
 	if cfg.Middleware == nil {
 		cfg.Middleware = map[string][]configuration.Middleware{}
 	}
-	cfg.Middleware["storage"] = append(cfg.Middleware["storage"], configuration.Middleware{Name: fsdriver.MiddlewareName})
+	cfg.Middleware[kind] = append(cfg.Middleware[kind], configuration.Middleware{Name: name, Options: opts})
 }
 
 // NewHandler returns the registry as an http.Handler.
@@ -285,8 +298,9 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if os.Getenv("OTEL_TRACES_EXPORTER") == "" {
 		_ = os.Setenv("OTEL_TRACES_EXPORTER", "none")
 	}
-	lvl, _ := logrus.ParseLevel(o.logLevel) // checked by WithLog
-	regstorage.SetLog(o.logOut, lvl)
+	if err := o.applyLog(cfg); err != nil { // logging.go
+		return nil, nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			h, p, err = nil, nil, fmt.Errorf("server: invalid configuration: %v", r)
@@ -298,7 +312,15 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 		return nil, nil, err
 	}
 	useWindowsSafeFilesystem(cfg)
+	writers, err := trackOpenWriters(cfg) // openwriters.go
+	if err != nil {
+		return nil, nil, err
+	}
 	urls, err := newURLPolicy(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	logins, err := hardenLogins(cfg, o) // logins.go
 	if err != nil {
 		return nil, nil, err
 	}
@@ -309,17 +331,23 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if largeWritesSafe(cfg.Storage.Type()) {
 		h = largeReads(h)
 	}
+	h = logins.wrap(newGuard(h, cfg, sink.driver, writers)) // logins.go, hardening.go
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}
+	o.startPurger(ctx, cfg, sink.driver) // uploads.go
 	return h, p, nil
 }
 
 // Server is a running registry.
 type Server struct {
 	// URL is the base URL clients reach the registry at, e.g.
-	// "http://127.0.0.1:5000".
+	// "http://127.0.0.1:5000"; loopback when it listens on every
+	// address.
 	URL string
+	// URLs lists every base URL the registry is reached at: URL, then,
+	// when it listens on every address, each interface's address.
+	URLs []string
 	// Addr is the address the listener is bound to.
 	Addr string
 
@@ -329,20 +357,31 @@ type Server struct {
 
 	lock      *rootlock.Lock     // the storage root's, when on the filesystem
 	presence  *replicas.Presence // the replica marker, on shared storage
+	stopApp   context.CancelFunc // ends what runs beside the server
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{} // closed once Close has finished
 }
 
-// Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
+// DefaultAddr is the address a server listens on when neither the
+// caller nor the configuration file gives one: loopback only.
+const DefaultAddr = "127.0.0.1:5000"
+
+// Start listens on addr ("127.0.0.1:0" picks a free port; "" the
+// configuration file's http.addr, else DefaultAddr) and serves the
 // registry until Close or until ctx is done.
 func Start(ctx context.Context, addr string, opts ...Option) (*Server, error) {
 	return StartTLS(ctx, addr, "", "", opts...)
 }
 
-// StartTLS is Start with TLS when certFile and keyFile are set. The key
-// pair is loaded before anything starts: when it cannot be, StartTLS
+// StartTLS is Start with TLS when certFile and keyFile are set (when
+// neither is, the configuration file's http.tls certificate and key). The
+// key pair is loaded before anything starts: when it cannot be, StartTLS
 // returns an error naming both files, having locked nothing.
+//
+// Basic authentication (an htpasswd file) without TLS is refused unless
+// addr is a loopback address or WithTLSTerminatedByProxy says TLS ends in
+// front (ErrPlainAuth).
 //
 // A server storing on the local filesystem holds its root's lock until it
 // stops, so that `ferry storage gc` refuses to run under it; a root
@@ -360,6 +399,10 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	// that cannot serve TLS never runs, holds its root or announces
 	// itself as a replica.
 	var tlsConfig *tls.Config
+	if certFile == "" && keyFile == "" {
+		// The configuration file's, unless given.
+		certFile, keyFile = cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key
+	}
 	if certFile != "" || keyFile != "" {
 		if certFile == "" || keyFile == "" {
 			return nil, errors.New("server: TLS needs both a certificate file and a key file")
@@ -370,12 +413,21 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
+	if addr == "" {
+		addr = cmp.Or(cfg.HTTP.Addr, DefaultAddr)
+	}
+	if err := checkPlainAuth(ctx, cfg, addr, tlsConfig != nil, o.behindProxy); err != nil {
+		return nil, err
+	}
 	lock, err := lockRoot(cfg)
 	if err != nil {
 		return nil, err
 	}
-	h, presence, err := newApp(ctx, cfg, o)
+	// appCtx ends the upload purger (uploads.go) when the server closes.
+	appCtx, stopApp := context.WithCancel(ctx)
+	h, presence, err := newApp(appCtx, cfg, o)
 	if err != nil {
+		stopApp()
 		_ = lock.Release()
 		return nil, err
 	}
@@ -383,20 +435,27 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	if err != nil {
 		_ = lock.Release()
 		_ = presence.Close(ctx)
+		stopApp()
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
 	}
+	srv := o.newHTTPServer(h) // timeouts.go
+	srv.TLSConfig = tlsConfig
+	ln = stallListener{Listener: ln, d: o.stall}
+	urls := reachableURLs(scheme, ln.Addr())
 	s := &Server{
 		Addr:     ln.Addr().String(),
-		URL:      scheme + "://" + ln.Addr().String(),
-		srv:      &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConfig},
+		URL:      urls[0],
+		URLs:     urls,
+		srv:      srv,
 		ln:       ln,
 		done:     make(chan error, 1),
 		lock:     lock,
 		presence: presence,
+		stopApp:  stopApp,
 		closed:   make(chan struct{}),
 	}
 	go func() {
@@ -426,8 +485,11 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	return s, nil
 }
 
-// Host returns "host:port" as used in image references.
-func (s *Server) Host() string { return s.Addr }
+// Host returns "host:port" as used in image references: URL's.
+func (s *Server) Host() string {
+	_, host, _ := strings.Cut(s.URL, "://")
+	return host
+}
 
 // Close shuts the server down, letting requests in flight finish for up to
 // ten seconds, then releases the storage root and, on shared storage,
@@ -444,6 +506,7 @@ func (s *Server) Close() error {
 		if err := s.presence.Close(ctx); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("server: %w", err)
 		}
+		s.stopApp()
 		close(s.closed)
 	})
 	return s.closeErr

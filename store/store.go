@@ -121,9 +121,12 @@ type Lister interface {
 	Tags(ctx context.Context) ([]string, error)
 }
 
-// Deleter deletes a manifest.
+// Deleter deletes what a location names.
 type Deleter interface {
-	// Delete removes the manifest the location names.
+	// Delete removes what the location names: in a registry, a tag alone
+	// when it names a tag, the manifest when it names a digest
+	// (registry.Repo.Delete); in a storage root, the manifest the tag
+	// names with every tag on it (regroot.Repo.Delete).
 	Delete(ctx context.Context) error
 }
 

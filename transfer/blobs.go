@@ -38,17 +38,19 @@ func NewBlobs(opts ...Option) (*Blobs, error) {
 // Fetcher returns the fetcher used for foreign blobs.
 func (b *Blobs) Fetcher() *foreign.Fetcher { return b.o.fetcher }
 
-// Descriptor returns the descriptor a manifest written at the destination
-// lists for d: d itself, except that Localize turns a foreign descriptor
-// into its distributable counterpart without urls, and URL rewrites (with
-// Keep) apply to a foreign descriptor's urls. The input is not modified.
-func (b *Blobs) Descriptor(d v1.Descriptor) v1.Descriptor {
+// Descriptor returns the descriptor a manifest of type manifestType
+// written at the destination lists for d: d itself, except that Localize
+// turns a foreign descriptor into its distributable counterpart in the
+// manifest's own schema (mediatype.Localized) without urls, and URL
+// rewrites (with Keep) apply to a foreign descriptor's urls. The input is
+// not modified.
+func (b *Blobs) Descriptor(d v1.Descriptor, manifestType types.MediaType) v1.Descriptor {
 	if !mediatype.IsForeign(string(d.MediaType)) {
 		return d
 	}
 	switch {
 	case b.o.foreign == Localize:
-		if to, ok := mediatype.Distributable(string(d.MediaType)); ok {
+		if to, ok := mediatype.Localized(string(d.MediaType), string(manifestType)); ok {
 			d.MediaType = types.MediaType(to)
 			d.URLs = nil
 		}

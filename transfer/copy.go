@@ -150,6 +150,10 @@ func (c *copier) load(ctx context.Context, desc v1.Descriptor, depth int) (*node
 			return nil, err
 		}
 	}
+	// A negative size would pass as "size unknown" and go unchecked.
+	if err := mediatype.CheckSizes(raw); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
 	n := &node{desc: desc, raw: raw}
 	switch {
 	case desc.MediaType.IsIndex():
@@ -441,7 +445,7 @@ func (c *copier) writeManifests(ctx context.Context, n *node, isRoot bool) error
 	case n.desc.MediaType.IsIndex():
 		n.outRaw, changed, err = rewriteIndex(n.raw, repl, n.keep)
 	case c.o.foreign == Localize:
-		n.outRaw, changed, err = rewriteLayers(n.raw, localize)
+		n.outRaw, changed, err = localizeManifest(n.raw, string(n.desc.MediaType))
 	case len(c.o.rewrites) > 0:
 		n.outRaw, changed, err = rewriteLayers(n.raw, rewriteURLs(c.o.rewrites))
 	}

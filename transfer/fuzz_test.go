@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 // FuzzManifestDecoding feeds arbitrary manifest and index bytes to the
@@ -17,6 +19,8 @@ func FuzzManifestDecoding(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		v1.ParseManifest(bytes.NewReader(raw))
 		v1.ParseIndexManifest(bytes.NewReader(raw))
+		mt, _ := mediatype.Sniff(raw)
+		localize := localizeIn(string(mt))
 		out, changed, err := rewriteLayers(raw, localize)
 		if err == nil && changed {
 			again, changedAgain, err := rewriteLayers(out, localize)

@@ -56,17 +56,43 @@ func rewriteLayers(raw []byte, fn func(layer map[string]any) bool) ([]byte, bool
 	return out, true, err
 }
 
-// localize turns each foreign layer descriptor into its distributable
-// counterpart: new media type, no urls.
-func localize(layer map[string]any) bool {
-	mt, _ := layer["mediaType"].(string)
-	to, ok := mediatype.Distributable(mt)
-	if !ok {
-		return false
+// localizeIn returns a layer rewriter for a manifest of type
+// manifestType that turns each foreign layer descriptor into its
+// distributable counterpart in the manifest's own schema
+// (mediatype.Localized): new media type, no urls.
+func localizeIn(manifestType string) func(layer map[string]any) bool {
+	return func(layer map[string]any) bool {
+		mt, _ := layer["mediaType"].(string)
+		to, ok := mediatype.Localized(mt, manifestType)
+		if !ok {
+			return false
+		}
+		layer["mediaType"] = to
+		delete(layer, "urls")
+		return true
 	}
-	layer["mediaType"] = to
-	delete(layer, "urls")
-	return true
+}
+
+// localizeManifest turns the foreign layers of raw, a manifest of type
+// manifestType, into ordinary ones (localizeIn) and, when it had any,
+// names every other layer in the manifest's schema too
+// (mediatype.ForSchema), so that the new manifest mixes no Docker and OCI
+// layer types. A manifest without foreign layers comes back unchanged.
+func localizeManifest(raw []byte, manifestType string) ([]byte, bool, error) {
+	out, changed, err := rewriteLayers(raw, localizeIn(manifestType))
+	if err != nil || !changed {
+		return out, changed, err
+	}
+	out, _, err = rewriteLayers(out, func(layer map[string]any) bool {
+		mt, _ := layer["mediaType"].(string)
+		to, err := mediatype.ForSchema(mt, manifestType)
+		if err != nil || to == mt {
+			return false // a type the schema lacks stays as written
+		}
+		layer["mediaType"] = to
+		return true
+	})
+	return out, true, err
 }
 
 // rewriteURLs returns a layer rewriter applying prefix rules to foreign

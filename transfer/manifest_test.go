@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 const foreignManifest = `{
@@ -24,7 +26,7 @@ const foreignManifest = `{
 }`
 
 func TestLocalizeRewritesOnlyForeignDescriptors(t *testing.T) {
-	out, changed, err := rewriteLayers([]byte(foreignManifest), localize)
+	out, changed, err := rewriteLayers([]byte(foreignManifest), localizeIn(mediatype.DockerManifest))
 	if err != nil || !changed {
 		t.Fatalf("changed=%v err=%v", changed, err)
 	}
@@ -39,7 +41,7 @@ func TestLocalizeRewritesOnlyForeignDescriptors(t *testing.T) {
 			t.Errorf("localized manifest lost %q: %s", keep, s)
 		}
 	}
-	if _, changed, _ := rewriteLayers(out, localize); changed {
+	if _, changed, _ := rewriteLayers(out, localizeIn(mediatype.DockerManifest)); changed {
 		t.Error("localizing twice changed the manifest again")
 	}
 }
@@ -67,5 +69,54 @@ func TestRewriteIndex(t *testing.T) {
 	out, _, _ = rewriteIndex([]byte(idx), nil, map[v1.Hash]bool{b: true})
 	if strings.Contains(string(out), a.String()) || !strings.Contains(string(out), b.String()) {
 		t.Fatalf("filter: %s", out)
+	}
+}
+
+// TestLocalizeFollowsTheManifestSchema: the ordinary type a foreign layer
+// gets is of the manifest's own schema, whichever schema its foreign type
+// was written in (an OCI manifest carrying Docker's foreign type, as old
+// rebases wrote, gets the OCI layer type).
+func TestLocalizeFollowsTheManifestSchema(t *testing.T) {
+	for _, c := range []struct{ manifest, layer, want string }{
+		{mediatype.OCIManifest, mediatype.OCINondistGzip, "application/vnd.oci.image.layer.v1.tar+gzip"},
+		{mediatype.OCIManifest, mediatype.DockerForeign, "application/vnd.oci.image.layer.v1.tar+gzip"},
+		{mediatype.DockerManifest, mediatype.DockerForeign, "application/vnd.docker.image.rootfs.diff.tar.gzip"},
+		{mediatype.DockerManifest, mediatype.OCINondistGzip, "application/vnd.docker.image.rootfs.diff.tar.gzip"},
+	} {
+		raw := strings.NewReplacer(`"application/vnd.docker.distribution.manifest.v2+json"`, `"`+c.manifest+`"`,
+			`"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"`, `"`+c.layer+`"`).Replace(foreignManifest)
+		out, changed, err := localizeManifest([]byte(raw), c.manifest)
+		if err != nil || !changed {
+			t.Fatalf("%s: changed=%v err=%v", c.manifest, changed, err)
+		}
+		m, err := v1.ParseManifest(strings.NewReader(string(out)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both layers, the ordinary one written with Docker's type too, are
+		// of the manifest's schema.
+		for i, l := range m.Layers {
+			if got := string(l.MediaType); got != c.want || len(l.URLs) != 0 {
+				t.Errorf("%s layer %d in a %s: localized to %s %v, want %s without urls", c.layer, i, c.manifest, got, l.URLs, c.want)
+			}
+		}
+		if m.Layers[0].Digest.Hex != "bce2fbc256ea437a87dadac2f69aabd25bed4f56255549090056c1131fad0277" {
+			t.Errorf("digest changed: %s", m.Layers[0].Digest)
+		}
+	}
+	// Without a foreign layer, localize leaves even a mixed manifest as
+	// it is (same digest).
+	mixed := strings.Replace(foreignManifest, `"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"`, `"application/vnd.docker.image.rootfs.diff.tar.gzip"`, 1)
+	mixed = strings.Replace(mixed, `"application/vnd.docker.distribution.manifest.v2+json"`, `"`+mediatype.OCIManifest+`"`, 1)
+	if out, changed, err := localizeManifest([]byte(mixed), mediatype.OCIManifest); err != nil || changed || string(out) != mixed {
+		t.Errorf("no foreign layer: changed=%v err=%v", changed, err)
+	}
+	b, err := NewBlobs(WithForeign(Localize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := b.Descriptor(v1.Descriptor{MediaType: types.DockerForeignLayer, URLs: []string{"https://x/y"}}, types.OCIManifestSchema1)
+	if d.MediaType != types.OCILayer || d.URLs != nil {
+		t.Errorf("Blobs.Descriptor localized into an OCI manifest: %+v", d)
 	}
 }

@@ -46,7 +46,13 @@ func newIndexCreateCmd(g *globals) *cobra.Command {
 platform read from the image's config (os.version and os.features
 included: Windows clients choose by them). Images in other repositories
 of the same registry are mounted, others copied. Two images with the same
-platform are refused; nothing is written until every SRC is read.`,
+platform are refused; nothing is written until every SRC is read.
+
+The index is a Docker manifest list when every SRC is a Docker manifest and
+no --annotation is given, else an OCI image index, which lists Docker and
+OCI manifests alike (a Docker manifest list never lists an OCI manifest).
+Images are listed as they are, unless --foreign localize or
+--foreign-rewrite-urls rewrites them.`,
 		Example: `  ferry index create myreg/app:1.0 myreg/app:1.0-ltsc2019 myreg/app:1.0-ltsc2022`,
 		Args:    minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

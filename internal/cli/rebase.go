@@ -33,8 +33,12 @@ and Windows build. Moving across Windows builds is allowed with a warning.
 
 Only a new config and manifest are written: layers are mounted within a
 registry, copied otherwise; the new base's foreign layers follow --foreign
-(default keep for registries, include for local files). The last line on
-stdout is TARGET@sha256:<digest>.`,
+(default keep for registries, include for local files). The result keeps
+IMAGE's manifest and config media types, and the new base's layers take
+that schema's types: on a Docker base, an OCI image lists the foreign
+layers as OCI non-distributable layers (urls kept) and the others as OCI
+layers; a Docker image on an OCI base the reverse. Blob digests never
+change. The last line on stdout is TARGET@sha256:<digest>.`,
 		Example: `  ferry rebase myreg/app:1.0 --new-base mcr.microsoft.com/windows/servercore:ltsc2019 -t myreg/app:1.0-patched
   ferry rebase myreg/app:1.0 --old-base myreg/servercore:2024-05 --new-base myreg/servercore:2024-06 -t myreg/app:1.0 --dry-run`,
 		Args: exactArgs(1),

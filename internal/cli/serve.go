@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,8 +16,8 @@ func newServeCmd(g *globals) *cobra.Command {
 	var (
 		root, addr, configFile, htpasswd, tlsCert, tlsKey string
 		allow, deny                                       []string
-		deleteOK                                          bool
-		logLevel                                          string
+		deleteOK, behindProxy                             bool
+		logLevel, logFormat                               string
 		s3                                                server.S3
 	)
 	cmd := &cobra.Command{
@@ -37,7 +40,13 @@ whose secret differs.
 
 By default it listens on loopback only, and accepts manifests whose foreign
 layers point at https URLs, so Windows images can be mirrored with
---foreign keep.`,
+--foreign keep. With --config, the file's values (http.addr, http.tls,
+log.level, log.formatter, ...) count unless the flag is given.
+
+--htpasswd without TLS is refused on an address other machines reach
+(passwords would cross the network in clear text) unless
+--tls-terminated-by-proxy says a reverse proxy in front ends TLS. Failed
+logins are limited per client (429 with Retry-After).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (tlsCert == "") != (tlsKey == "") {
@@ -50,7 +59,15 @@ layers point at https URLs, so Windows images can be mirrored with
 			if onS3 && s3.Bucket == "" {
 				return usageErr(fmt.Errorf("--s3-endpoint and --s3-region need --s3-bucket"))
 			}
-			opts := []server.Option{server.WithDelete(deleteOK), server.WithLog(g.stderr, logLevel), server.WithSecret(envSecret())}
+			opts := []server.Option{server.WithDelete(deleteOK), server.WithSecret(envSecret()), server.WithTLSTerminatedByProxy(behindProxy)}
+			// A configuration file's values count unless a flag is given.
+			fromFlag := func(name, v string) string {
+				if configFile != "" && !cmd.Flags().Changed(name) {
+					return ""
+				}
+				return v
+			}
+			opts = append(opts, server.WithLog(g.stderr, fromFlag("log-level", logLevel)), server.WithLogFormat(fromFlag("log-format", logFormat)))
 			where := "root " + root
 			switch {
 			case onS3:
@@ -78,11 +95,17 @@ layers point at https URLs, so Windows images can be mirrored with
 			if htpasswd != "" {
 				opts = append(opts, server.WithHTPasswd(htpasswd))
 			}
-			s, err := server.StartTLS(cmd.Context(), addr, tlsCert, tlsKey, opts...)
+			s, err := server.StartTLS(cmd.Context(), fromFlag("addr", addr), tlsCert, tlsKey, opts...)
 			if err != nil {
+				if errors.Is(err, server.ErrPlainAuth) {
+					return usageErr(err)
+				}
 				return err
 			}
-			fmt.Fprintf(g.stderr, "ferry: serving %s on %s (%s)\n", "registry", s.URL, where)
+			fmt.Fprintf(g.stderr, "ferry: serving registry on %s (%s)\n", strings.Join(s.URLs, ", "), where)
+			if len(s.URLs) == 1 && s.URLs[0] != "http://"+s.Addr && s.URLs[0] != "https://"+s.Addr {
+				fmt.Fprintf(g.stderr, "ferry: listening on every address (%s): from other machines use http://HOST:%s, HOST being this machine's name or address\n", s.Addr, port(s.Addr))
+			}
 			fmt.Fprintln(g.stdout, s.URL)
 			// The server closes itself when the command's context ends
 			// (nil) or serving fails (that error is the command's).
@@ -91,7 +114,7 @@ layers point at https URLs, so Windows images can be mirrored with
 	}
 	f := cmd.Flags()
 	f.StringVar(&root, "root", "./ferry-data", "storage root (docker/registry layout)")
-	f.StringVar(&addr, "addr", "127.0.0.1:5000", "address to listen on")
+	f.StringVar(&addr, "addr", server.DefaultAddr, "address to listen on (0.0.0.0:PORT for every address)")
 	f.StringVar(&configFile, "config", "", "a full distribution configuration file (storage drivers, token auth, proxy cache, ...)")
 	f.StringVar(&htpasswd, "htpasswd", "", "require basic auth checked against this htpasswd file (bcrypt)")
 	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file")
@@ -100,10 +123,18 @@ layers point at https URLs, so Windows images can be mirrored with
 	f.StringArrayVar(&deny, "foreign-urls-deny", nil, "regular expression foreign-layer URLs in pushed manifests must not match; given, it replaces --config's validation.manifests.urls.deny")
 	f.BoolVar(&deleteOK, "delete", false, "enable deleting manifests and blobs")
 	f.StringVar(&logLevel, "log-level", "error", "registry log level (error, warn, info, debug)")
+	f.StringVar(&logFormat, "log-format", server.LogText, "registry log format: text or json")
+	f.BoolVar(&behindProxy, "tls-terminated-by-proxy", false, "TLS ends at a reverse proxy in front: allow --htpasswd on plain HTTP, trust X-Forwarded-For for the failed-login limit")
 	f.StringVar(&s3.Endpoint, "s3-endpoint", "", "S3 endpoint URL for a server other than AWS (radosgw, MinIO): http://HOST:PORT or https://...")
 	f.StringVar(&s3.Bucket, "s3-bucket", "", "store in this S3 bucket (it must exist); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
 	f.StringVar(&s3.Region, "s3-region", "", "the bucket's region (default AWS_REGION, or us-east-1 with --s3-endpoint)")
 	return cmd
+}
+
+// port returns the port of a host:port address.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }
 
 // envSecret returns the http.secret the environment gives:

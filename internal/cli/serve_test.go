@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -36,25 +35,9 @@ func (s *syncBuffer) String() string {
 // the server stops when the test ends, whatever happened.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
-	root := NewRootCmd(&out, &errb)
-	root.SetArgs(append([]string{"serve", "--addr", "127.0.0.1:0", "--root", filepath.Join(t.TempDir(), "data")}, args...))
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve exited with %v", err)
-		}
-	})
-	var url string
-	for i := 0; i < 100 && url == ""; i++ {
-		time.Sleep(20 * time.Millisecond)
-		url = strings.TrimSpace(out.String())
-	}
+	url, stderr := serveArgs(t, append([]string{"--addr", "127.0.0.1:0", "--root", filepath.Join(t.TempDir(), "data")}, args...)...)
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
-		t.Fatalf("serve printed %q (stderr %q)", url, errb.String())
+		t.Fatalf("serve printed %q (stderr %q)", url, stderr.String())
 	}
 	return strings.TrimPrefix(url, "http://")
 }

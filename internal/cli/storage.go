@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -130,7 +131,8 @@ func newStorageFsckCmd(g *globals) *cobra.Command {
 		Long: `Check a storage root, reading only: every blob's content hashes to its name;
 every link file points at an existing blob; every tag's manifest parses and
 its config and layers (foreign layers aside), or an index's manifests, are
-linked in its repository and present.
+linked in its repository and present. Unfinished uploads are listed with
+their sizes; they are not problems (storage gc removes old ones).
 
 Prints a table of problems and exits 1 when there are any; prints a one-line
 summary and exits 0 when there are none.`,
@@ -150,6 +152,7 @@ summary and exits 0 when there are none.`,
 			} else if rep.OK() {
 				fmt.Fprintf(g.stdout, "%s: ok: %d blobs (%s) hashed, %d repositories, %d tags, %d links checked\n",
 					root, rep.Blobs, progress.Human(rep.Bytes), rep.Repositories, rep.Tags, rep.Links)
+				g.printUploads(rep)
 			} else {
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintf(tw, "PATH (under %s)\tDIGEST\tPROBLEM\n", opener.DataDir)
@@ -159,6 +162,7 @@ summary and exits 0 when there are none.`,
 				if err := tw.Flush(); err != nil {
 					return err
 				}
+				g.printUploads(rep)
 			}
 			if !rep.OK() {
 				return &ExitError{Code: 1, Err: fmt.Errorf("%s: %d problems found", root, len(rep.Problems))}
@@ -169,6 +173,20 @@ summary and exits 0 when there are none.`,
 	rootFlag(cmd, &root)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// printUploads lists the root's unfinished uploads, which fsck reports
+// without counting them as problems.
+func (g *globals) printUploads(rep *opener.FsckReport) {
+	if len(rep.Uploads) == 0 {
+		return
+	}
+	fmt.Fprintf(g.stdout, "%d unfinished uploads hold %s (storage gc removes those older than --upload-age, default %s):\n", len(rep.Uploads), progress.Human(rep.UploadBytes), opener.DefaultUploadAge)
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	for _, u := range rep.Uploads {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tstarted %s\n", u.Repository, u.ID, progress.Human(u.Size), u.StartedAt.UTC().Format(time.RFC3339))
+	}
+	_ = tw.Flush()
 }
 
 func orDash(s string) string {
@@ -183,6 +201,7 @@ func newStorageGCCmd(g *globals) *cobra.Command {
 		root, configFile       string
 		dryRun, untagged, asJS bool
 		stopped                bool
+		uploadAge              time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "gc (--root ROOT | --config FILE) [--dry-run] [--delete-untagged]",
@@ -203,6 +222,9 @@ kept index lists them or they are referrers of a kept manifest.
 
 Content pushed by a sha512 digest is stored once, by its sha256 digest, with
 alias links; they are kept and removed together.
+
+Unfinished uploads (under each repository's _uploads: killed or abandoned
+pushes) that began more than --upload-age ago are removed too.
 
 Refuses to run while a ferry serve holds the root: collecting garbage under a
 live registry loses data. Stop other registries serving ROOT yourself.
@@ -228,7 +250,10 @@ running replica accepts writes.`,
 				return err
 			}
 			defer r.Close()
-			rep, err := r.GC(cmd.Context(), dryRun, untagged)
+			if uploadAge < 0 {
+				return usageErr(fmt.Errorf("%s: --upload-age must not be negative", cmd.CommandPath()))
+			}
+			rep, err := r.GC(cmd.Context(), dryRun, untagged, uploadAge)
 			if err != nil {
 				return err
 			}
@@ -246,6 +271,7 @@ running replica accepts writes.`,
 	f.BoolVar(&asJS, "json", false, "print the report as JSON")
 	f.StringVar(&configFile, "config", "", "a registry configuration file naming the storage (filesystem, or shared storage such as s3)")
 	f.BoolVar(&stopped, "i-stopped-all-replicas", false, "with shared storage: every registry writing to it is stopped")
+	f.DurationVar(&uploadAge, "upload-age", opener.DefaultUploadAge, "also remove unfinished uploads (killed or abandoned pushes) that began longer ago than this; 0 removes them all")
 	return cmd
 }
 
@@ -261,10 +287,13 @@ func (g *globals) printGC(rep *opener.GCReport) {
 	for _, l := range rep.Links {
 		fmt.Fprintf(tw, "%s %s link\t%s\t%s\n", verb, l.Kind, l.Digest, l.Repository)
 	}
+	for _, u := range rep.Uploads {
+		fmt.Fprintf(tw, "%s upload\t%s\t%s\t%s, started %s\n", verb, u.ID, u.Repository, progress.Human(u.Size), u.StartedAt.UTC().Format(time.RFC3339))
+	}
 	_ = tw.Flush()
 	if rep.DryRun {
-		fmt.Fprintf(g.stdout, "dry run: would remove %d blobs and %d links, freeing %s; nothing removed\n", len(rep.Blobs), len(rep.Links), progress.Human(rep.BytesFreed))
+		fmt.Fprintf(g.stdout, "dry run: would remove %d blobs, %d links and %d uploads, freeing %s; nothing removed\n", len(rep.Blobs), len(rep.Links), len(rep.Uploads), progress.Human(rep.BytesFreed))
 		return
 	}
-	fmt.Fprintf(g.stdout, "removed %d blobs and %d links, freed %s\n", len(rep.Blobs), len(rep.Links), progress.Human(rep.BytesFreed))
+	fmt.Fprintf(g.stdout, "removed %d blobs, %d links and %d uploads, freed %s\n", len(rep.Blobs), len(rep.Links), len(rep.Uploads), progress.Human(rep.BytesFreed))
 }

@@ -21,17 +21,22 @@ import (
 // appOn builds an application image on base: two ordinary layers with a
 // history entry each, one empty_layer history entry, a label, an extra
 // env var, its own entrypoint and created time, and ann as manifest
-// annotations.
+// annotations. Its layers are of the base manifest's schema (Docker or
+// OCI gzip layers).
 func appOn(t *testing.T, base v1.Image, seed int64, ann map[string]string) v1.Image {
 	t.Helper()
+	mt := types.DockerLayer
+	if m, err := base.MediaType(); err == nil && m == types.OCIManifestSchema1 {
+		mt = types.OCILayer
+	}
 	var adds []mutate.Addendum
 	for i := range 2 {
 		b := fixture.LayerTar(seed, 100+i, 4<<10)
-		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, tarball.WithMediaType(types.DockerLayer))
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, tarball.WithMediaType(mt))
 		if err != nil {
 			t.Fatal(err)
 		}
-		adds = append(adds, mutate.Addendum{Layer: l, MediaType: types.DockerLayer,
+		adds = append(adds, mutate.Addendum{Layer: l, MediaType: mt,
 			History: v1.History{Created: v1.Time{Time: fixture.Created}, CreatedBy: fmt.Sprintf("app layer %d", i)}})
 	}
 	img, err := mutate.Append(base, adds...)

@@ -12,6 +12,7 @@
 //	aliaslinks/      the links naming content by a digest other than sha256
 //	replicas/        serve replicas on one shared driver seeing each other
 //	s3driver/        ferry's S3 storage driver, on aws-sdk-go-v2
+//	uploads/         unfinished uploads: listed by fsck, removed by gc and serve
 package regstorage
 
 import (
@@ -76,4 +77,11 @@ func (f withoutAliasLookups) Format(e *logrus.Entry) ([]byte, error) {
 		return nil, nil
 	}
 	return f.Formatter.Format(e)
+}
+
+// SetFormatter sets the formatter of distribution's log.
+func SetFormatter(f logrus.Formatter) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	logrus.SetFormatter(f)
 }

@@ -111,6 +111,9 @@ func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: malformed: %w", p, err)
 	}
+	if err := mediatype.CheckSizes(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
 	return idx, nil
 }
 
@@ -226,7 +229,14 @@ func (l *Layout) FetchManifest(ctx context.Context, desc v1.Descriptor) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(vr)
+	raw, err := io.ReadAll(vr)
+	if err != nil {
+		return nil, err
+	}
+	if err := mediatype.CheckSizes(raw); err != nil {
+		return nil, fmt.Errorf("manifest %s in %s: %w", desc.Digest, l.name, err)
+	}
+	return raw, nil
 }
 
 // checkedBlobName returns the blob's name in fsys, refusing digests that

@@ -464,20 +464,3 @@ func sameContent(got string, want v1.Hash, raw []byte) bool {
 	}
 	return blob.Names(h, raw) && blob.Names(want, raw)
 }
-
-// Delete implements store.Deleter: it resolves a tag to its digest first,
-// since the API deletes by digest.
-func (r *Repo) Delete(ctx context.Context) error {
-	desc, err := r.Resolve(ctx)
-	if err != nil {
-		return err
-	}
-	resp, err := r.c.do(ctx, func() (*http.Request, error) {
-		return http.NewRequestWithContext(ctx, http.MethodDelete, r.url("manifests", desc.Digest.String()), nil)
-	}, http.StatusAccepted, http.StatusOK)
-	if err != nil {
-		return fmt.Errorf("delete %s@%s: %w", r.repo, desc.Digest, err)
-	}
-	resp.Body.Close()
-	return nil
-}

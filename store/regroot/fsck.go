@@ -44,6 +44,11 @@ type Report struct {
 	// Problems lists every fault, sorted by path; empty when the root is
 	// sound.
 	Problems []Problem `json:"problems"`
+	// Uploads lists the unfinished uploads (uploads.go), which are no
+	// fault but hold disk space until gc removes them; UploadBytes is
+	// their total size.
+	Uploads     []Upload `json:"uploads"`
+	UploadBytes int64    `json:"uploadBytes"`
 }
 
 // OK reports whether no problem was found.
@@ -101,6 +106,12 @@ func Fsck(ctx context.Context, dir string) (*Report, error) {
 		c.checkRepository(name)
 	}
 	c.rep.Repositories = len(repos)
+	if c.rep.Uploads, err = listUploads(ctx, dir); err != nil {
+		return nil, err
+	}
+	for _, u := range c.rep.Uploads {
+		c.rep.UploadBytes += u.Size
+	}
 	sort.SliceStable(c.rep.Problems, func(i, j int) bool { return c.rep.Problems[i].Path < c.rep.Problems[j].Path })
 	return c.rep, nil
 }

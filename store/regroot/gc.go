@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -16,6 +17,7 @@ import (
 type gcOptions struct {
 	dryRun         bool
 	removeUntagged bool
+	uploadAge      *time.Duration // uploads.go
 }
 
 // GCOption configures GC.
@@ -56,7 +58,10 @@ type GCReport struct {
 	Blobs []RemovedBlob `json:"blobs"`
 	// Links are the repository links to them (and untagged manifests).
 	Links []RemovedLink `json:"links"`
-	// BytesFreed is the sum of the blobs' sizes.
+	// Uploads are the unfinished uploads older than the upload age
+	// (uploads.go).
+	Uploads []Upload `json:"uploads"`
+	// BytesFreed is the sum of the blobs' and the uploads' sizes.
 	BytesFreed int64 `json:"bytesFreed"`
 }
 
@@ -101,7 +106,11 @@ func (r *Root) GC(ctx context.Context, opts ...GCOption) (*GCReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("gc %s: %w", r.dir, err)
 	}
-	return rep, nil
+	rep.Uploads, err = r.removeUploads(ctx, o)
+	for _, u := range rep.Uploads {
+		rep.BytesFreed += u.Size
+	}
+	return rep, err
 }
 
 // recordingDriver passes everything through to the storage driver but
@@ -172,7 +181,7 @@ func linkOf(parts []string) (kind, name string, d digest.Digest, ok bool) {
 func (d *recordingDriver) report() *GCReport {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	rep := &GCReport{DryRun: d.dryRun, Blobs: append([]RemovedBlob{}, d.blobs...), Links: append([]RemovedLink{}, d.links...)}
+	rep := &GCReport{DryRun: d.dryRun, Blobs: append([]RemovedBlob{}, d.blobs...), Links: append([]RemovedLink{}, d.links...), Uploads: []Upload{}}
 	sort.Slice(rep.Blobs, func(i, j int) bool { return rep.Blobs[i].Digest < rep.Blobs[j].Digest })
 	sort.Slice(rep.Links, func(i, j int) bool {
 		a, b := rep.Links[i], rep.Links[j]
