@@ -150,19 +150,27 @@ func (r *reg) wantBlob(repo string, data []byte) {
 // the response and the manifest's descriptor.
 func (r *reg) pushManifest(repo, ref string, m any) (*http.Response, ocispec.Descriptor) {
 	r.t.Helper()
+	resp, desc, _ := r.pushManifestBy(digest.Canonical, repo, ref, m)
+	return resp, desc
+}
+
+// pushManifestBy is pushManifest with the digest in algorithm alg; ref
+// "" (or "?query") pushes by that digest. It also returns the bytes.
+func (r *reg) pushManifestBy(alg digest.Algorithm, repo, ref string, m any) (*http.Response, ocispec.Descriptor, []byte) {
+	r.t.Helper()
 	b, err := json.Marshal(m)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	var mt struct{ MediaType string }
 	_ = json.Unmarshal(b, &mt)
-	d := digest.FromBytes(b)
-	if ref == "" {
-		ref = d.String()
+	d := alg.FromBytes(b)
+	if ref == "" || strings.HasPrefix(ref, "?") {
+		ref = d.String() + ref
 	}
 	resp, body := r.do(http.MethodPut, "/v2/"+repo+"/manifests/"+ref, b, "Content-Type", mt.MediaType)
 	r.want(resp, body, http.StatusCreated)
-	return resp, ocispec.Descriptor{MediaType: mt.MediaType, Digest: d, Size: int64(len(b))}
+	return resp, ocispec.Descriptor{MediaType: mt.MediaType, Digest: d, Size: int64(len(b))}, b
 }
 
 // image pushes a config and a layer to repo and returns an image manifest

@@ -22,15 +22,26 @@ package server
 // The cost is one walk of the repository's revision links per query. Parsing
 // is paid once per manifest: manifests are content-addressed, so what a
 // digest's manifest says about its subject never changes and is cached.
+//
+// Paging. The list is sorted by digest and cut into pages of at most
+// referrersPageSize descriptors, and never more than a manifest may hold;
+// a page that is not the last has a Link header (rel="next") to the rest,
+// with `last` (the digest to continue after) and `n`, the tags list's
+// parameters, which a client may also give itself.
+//
+// Deleted subjects. Deleting a manifest (ferry serve --delete) leaves its
+// referrers: they are still listed under its digest and pullable by theirs
+// until `ferry storage gc` removes them with what only they reference
+// (store/regroot's markReferrers).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +130,7 @@ type ociLayer struct {
 	referrers *mux.Router
 	cache     manifestCache
 	urls      *urlPolicy
+	driver    storagedriver.StorageDriver // under ns, for alias links (digests.go)
 }
 
 // newOCILayer puts the OCI layer in front of next, distribution's App built
@@ -135,6 +147,7 @@ func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *name
 		referrers: mux.NewRouter(),
 		cache:     manifestCache{m: map[digest.Digest]manifestFacts{}},
 		urls:      urls,
+		driver:    sink.driver,
 	}
 	// The same access controller distribution builds, so the referrers API
 	// is guarded exactly as a manifest GET is.
@@ -160,7 +173,15 @@ func (l *ociLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.serveReferrers(w, r, m.Vars["name"], m.Vars["digest"])
 		return
 	}
-	if r.Method == http.MethodPut && l.manifests.Match(r, &m) && m.Route.GetName() == v2.RouteNameManifest {
+	if !l.manifests.Match(r, &m) {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	w, r, ok := l.digests(w, r, &m) // digests.go
+	if !ok {
+		return
+	}
+	if r.Method == http.MethodPut && m.Route.GetName() == v2.RouteNameManifest {
 		l.putManifest(w, r, m.Vars["name"])
 		return
 	}
@@ -180,10 +201,7 @@ func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name stri
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+	r.Body = replay(body, r.Body)
 	if err == nil && len(body) <= maxManifestSize {
 		if err := l.urls.check(r.Header.Get("Content-Type"), body); err != nil {
 			serveError(w, errcode.ErrorCodeManifestInvalid.WithMessage(err.Error()))
@@ -191,38 +209,16 @@ func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name stri
 		}
 		mt, _ := contentMediaType(r.Header.Get("Content-Type")) // "" if unparsable: the body's mediaType decides
 		if facts, ok := parseManifest(mt, body); ok && facts.subject != "" {
-			w = &subjectWriter{ResponseWriter: w, subject: facts.subject}
+			w = &hookWriter{ResponseWriter: w, before: func(code int) error {
+				if code == http.StatusCreated {
+					w.Header().Set(headerSubject, facts.subject.String())
+				}
+				return nil
+			}}
 		}
 	}
 	l.next.ServeHTTP(w, r)
 }
-
-// subjectWriter adds OCI-Subject to a successful response.
-type subjectWriter struct {
-	http.ResponseWriter
-	subject digest.Digest
-	wrote   bool
-}
-
-// WriteHeader implements http.ResponseWriter.
-func (s *subjectWriter) WriteHeader(code int) {
-	if !s.wrote && code == http.StatusCreated {
-		s.Header().Set(headerSubject, s.subject.String())
-	}
-	s.wrote = true
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Write implements http.ResponseWriter.
-func (s *subjectWriter) Write(b []byte) (int, error) {
-	if !s.wrote {
-		s.WriteHeader(http.StatusOK)
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *subjectWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // serveReferrers answers GET /v2/<name>/referrers/<digest>[?artifactType=T].
 // A repository that does not exist has no referrers: the spec forbids a 404
@@ -257,17 +253,29 @@ func (l *ociLayer) serveReferrers(w http.ResponseWriter, r *http.Request, name, 
 		serveError(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
 		return
 	}
-	if q := r.URL.Query(); q.Has("artifactType") {
+	q := r.URL.Query()
+	if q.Has("artifactType") {
 		types := q["artifactType"]
 		refs = slices.DeleteFunc(refs, func(d ocispec.Descriptor) bool { return !slices.Contains(types, d.ArtifactType) })
 		w.Header().Set(headerFiltersApplied, "artifactType")
 	}
-	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: refs}
+	page, next, err := referrersPage(refs, q)
+	if err != nil {
+		serveError(w, err)
+		return
+	}
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: page}
 	idx.SchemaVersion = 2
 	body, err := json.Marshal(idx)
 	if err != nil {
 		serveError(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
 		return
+	}
+	if next != "" {
+		q.Set("last", string(next))
+		q.Set("n", strconv.Itoa(len(page)))
+		u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+		w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="next"`, u.String()))
 	}
 	w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -275,6 +283,59 @@ func (l *ociLayer) serveReferrers(w http.ResponseWriter, r *http.Request, name, 
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
+}
+
+// referrersPageSize is the most descriptors one referrers response holds;
+// a larger list is paged (Link). A variable for tests.
+var referrersPageSize = 1000
+
+// referrersPage cuts one page out of refs (sorted by digest), as the query
+// asks: after the digest "last", at most "n" descriptors — the parameters
+// of the tags list, which the spec's Link header for referrers leaves to
+// the registry. A page is never more than referrersPageSize descriptors,
+// nor, encoded, more than a registry accepts as a manifest (the spec: a
+// Link "when the descriptor list cannot be returned in a single
+// manifest"). next is the digest to continue after, "" on the last page.
+func referrersPage(refs []ocispec.Descriptor, q url.Values) (page []ocispec.Descriptor, next digest.Digest, err error) {
+	limit := referrersPageSize
+	if q.Has("n") {
+		n, err := strconv.Atoi(q.Get("n"))
+		if err != nil || n < 0 {
+			return nil, "", errcode.ErrorCodePaginationNumberInvalid.WithDetail(q.Get("n"))
+		}
+		limit = min(n, limit)
+	}
+	if limit == 0 {
+		return []ocispec.Descriptor{}, "", nil
+	}
+	if q.Has("last") {
+		last, err := digest.Parse(q.Get("last"))
+		if err != nil {
+			return nil, "", errcode.ErrorCodeDigestInvalid.WithDetail(err.Error())
+		}
+		i, _ := slices.BinarySearchFunc(refs, last, func(d ocispec.Descriptor, t digest.Digest) int {
+			return strings.Compare(string(d.Digest), string(t))
+		})
+		if i < len(refs) && refs[i].Digest == last {
+			i++
+		}
+		refs = refs[i:]
+	}
+	// The index around the descriptors, with room to spare.
+	size := 256
+	page = []ocispec.Descriptor{}
+	for _, d := range refs {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return nil, "", errcode.ErrorCodeUnknown.WithDetail(err.Error())
+		}
+		if len(page) == limit || (len(page) > 0 && size+len(b)+1 > maxManifestSize) {
+			return page, page[len(page)-1].Digest, nil
+		}
+		size += len(b) + 1
+		page = append(page, d)
+	}
+	return page, "", nil
 }
 
 // authorized asks the access controller for pull access to name, answering
@@ -332,14 +393,20 @@ func (l *ociLayer) list(ctx context.Context, named reference.Named, subject dige
 		return nil, fmt.Errorf("manifests of %s cannot be enumerated", named.Name())
 	}
 	var mu sync.Mutex // drivers may walk in parallel
+	seen := map[digest.Digest]bool{}
 	err = enum.Enumerate(ctx, func(d digest.Digest) error {
 		facts, err := l.facts(ctx, d)
 		if err != nil || facts.subject != subject {
 			return err
 		}
 		mu.Lock()
-		refs = append(refs, facts.desc)
-		mu.Unlock()
+		defer mu.Unlock()
+		// An alias revision (a manifest pushed by a sha512 digest)
+		// enumerates as the canonical digest it links to: one entry.
+		if !seen[d] {
+			seen[d] = true
+			refs = append(refs, facts.desc)
+		}
 		return nil
 	})
 	if err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {

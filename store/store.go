@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -74,6 +75,44 @@ type Mounter interface {
 	// when src is not mountable from here (different registry) or the
 	// registry declined the mount.
 	MountBlob(ctx context.Context, desc v1.Descriptor, src Source) (bool, error)
+}
+
+// Renamer is a Target that may store a manifest under a digest of another
+// algorithm than the one it was written by: a registry or a storage root
+// keeps a manifest pushed by its sha512 digest under its sha256 one
+// (distribution), and a tag then resolves to that.
+type Renamer interface {
+	// StoredAs returns the digest the target stores the manifest desc
+	// names by, once written: desc.Digest when it is the same or the
+	// target did not say.
+	StoredAs(desc v1.Descriptor) v1.Hash
+}
+
+// Renames records the manifests a Target stored under another digest than
+// the one they were written by; embedded, it gives the Target StoredAs.
+type Renames struct {
+	mu sync.Mutex
+	m  map[v1.Hash]v1.Hash
+}
+
+// Remember records that the manifest written as pushed is stored as stored.
+func (r *Renames) Remember(pushed, stored v1.Hash) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[v1.Hash]v1.Hash{}
+	}
+	r.m[pushed] = stored
+}
+
+// StoredAs implements Renamer.
+func (r *Renames) StoredAs(desc v1.Descriptor) v1.Hash {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h, ok := r.m[desc.Digest]; ok {
+		return h
+	}
+	return desc.Digest
 }
 
 // Lister lists the tags of a repository.

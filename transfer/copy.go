@@ -118,6 +118,11 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 		}
 	}
 	c.res.Written = root.out
+	if rn, ok := dst.(store.Renamer); ok {
+		// As the destination stores it: a tag on a registry resolves to
+		// the sha256 digest of a manifest written by its sha512 one.
+		c.res.Written.Digest = rn.StoredAs(root.out)
+	}
 	c.res.Seconds = time.Since(start).Seconds()
 	return c.res, nil
 }

@@ -211,10 +211,17 @@ every manifest and what it references, then remove the blobs and layer links
 nothing marked. Prints each blob removed (or, with --dry-run, that would be)
 and the bytes freed.
 
+Referrers follow their subject: an untagged signature, SBOM or attestation
+whose subject is kept stays (with its own referrers and what they reference);
+one whose subject is gone (deleted through ferry serve --delete, which leaves
+referrers listed until gc) is removed, with or without --delete-untagged.
+A tagged referrer stays.
+
 With --delete-untagged, manifests no tag points at are removed too, unless a
-kept index lists them or they are referrers of a kept manifest (an untagged
-signature, SBOM or attestation whose subject is kept, and its own referrers):
-those stay, with what they reference.
+kept index lists them or they are referrers of a kept manifest.
+
+Content pushed by a sha512 digest is stored once, by its sha256 digest, with
+alias links; they are kept and removed together.
 
 Unfinished uploads (under each repository's _uploads: killed or abandoned
 pushes) that began more than --upload-age ago are removed too.

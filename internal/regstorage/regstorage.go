@@ -9,6 +9,7 @@
 //	rootlock/        the OS lock that keeps ferry serve and storage gc apart
 //	storedmanifest/  reading manifests as distribution stored them
 //	urlrules/        the allow/deny rules for foreign-layer URLs
+//	aliaslinks/      the links naming content by a digest other than sha256
 //	replicas/        serve replicas on one shared driver seeing each other
 //	s3driver/        ferry's S3 storage driver, on aws-sdk-go-v2
 //	uploads/         unfinished uploads: listed by fsck, removed by gc and serve
@@ -17,6 +18,7 @@ package regstorage
 import (
 	"errors"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/sirupsen/logrus"
@@ -44,13 +46,37 @@ func SetLog(w io.Writer, level logrus.Level) {
 
 // QuietLog keeps distribution's log at warnings and errors when it is set
 // to say more: its info-level storage log (one line per blob deleted or
-// linked) has no place on a terminal. Its output is left as it is.
+// linked) has no place on a terminal. Nor has the warning distribution
+// gives on every read of content by a sha512 digest, which is how such
+// content is stored (internal/regstorage/aliaslinks), not a fault: it is
+// dropped. Its output is left as it is.
 func QuietLog() {
 	logMu.Lock()
 	defer logMu.Unlock()
 	if logrus.GetLevel() > logrus.WarnLevel {
 		logrus.SetLevel(logrus.WarnLevel)
 	}
+	if f := logrus.StandardLogger().Formatter; f != nil {
+		if _, ok := f.(withoutAliasLookups); !ok {
+			logrus.SetFormatter(withoutAliasLookups{f})
+		}
+	}
+}
+
+// aliasLookup starts distribution's warning on reading content by an alias
+// link (registry/storage/linkedblobstore.go).
+const aliasLookup = "looking up blob with canonical target"
+
+// withoutAliasLookups formats every entry but aliasLookup's as its
+// Formatter does, and that one as nothing.
+type withoutAliasLookups struct{ logrus.Formatter }
+
+// Format implements logrus.Formatter.
+func (f withoutAliasLookups) Format(e *logrus.Entry) ([]byte, error) {
+	if strings.HasPrefix(e.Message, aliasLookup) {
+		return nil, nil
+	}
+	return f.Formatter.Format(e)
 }
 
 // SetFormatter sets the formatter of distribution's log.

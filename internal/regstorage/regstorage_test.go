@@ -28,3 +28,21 @@ func TestQuietLog(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietLogDropsAliasLookups: distribution's warning on every read by a
+// sha512 digest goes, other warnings stay.
+func TestQuietLogDropsAliasLookups(t *testing.T) {
+	defer SetLog(logrus.StandardLogger().Out, logrus.GetLevel())
+	var buf bytes.Buffer
+	SetLog(&buf, logrus.InfoLevel)
+	QuietLog()
+	QuietLog() // once wrapped is enough
+	logrus.Warnf("looking up blob with canonical target: sha512:aa -> sha256:bb")
+	if buf.Len() != 0 {
+		t.Errorf("the alias lookup warning was written: %q", buf.String())
+	}
+	logrus.Warn("something else")
+	if !bytes.Contains(buf.Bytes(), []byte("something else")) || bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
+		t.Errorf("other warnings: %q, want the one line", buf.String())
+	}
+}

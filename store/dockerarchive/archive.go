@@ -42,6 +42,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 
@@ -49,6 +50,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/mediatype"
@@ -270,7 +272,23 @@ func findImage(l *ocilayout.Layout, cfg v1.Hash) (v1.Descriptor, bool, error) {
 	return walk(idx.Manifests, 0)
 }
 
-var hex64 = regexp.MustCompile(`[0-9a-f]{64}`)
+// hex64 is a sha256 digest's hex standing alone in a file name, as crane
+// and docker name layer files.
+var hex64 = regexp.MustCompile(`(?:^|[^0-9a-f])([0-9a-f]{64})(?:[^0-9a-f]|$)`)
+
+// nameDigest returns the digest a compressed layer's file name states:
+// blobs/<algorithm>/<hex> as an OCI layout (and ferry) names it, in any
+// algorithm go-digest knows, or a sha256 hex standing alone.
+func nameDigest(clean string) (v1.Hash, bool) {
+	dir, enc := path.Split(clean)
+	if d, err := digest.Parse(path.Base(dir) + ":" + enc); err == nil {
+		return v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, true
+	}
+	if m := hex64.FindStringSubmatch(clean); m != nil {
+		return v1.Hash{Algorithm: "sha256", Hex: m[1]}, true
+	}
+	return v1.Hash{}, false
+}
 
 // build makes a Docker v2 schema 2 manifest for an archive without an OCI
 // layout manifest.
@@ -336,10 +354,10 @@ func (s *Source) layer(file string, diffID v1.Hash, sources map[v1.Hash]v1.Descr
 		return v1.Descriptor{MediaType: types.DockerUncompressedLayer, Size: fi.Size(), Digest: diffID}, nil
 	}
 	d := v1.Descriptor{MediaType: types.DockerLayer, Size: fi.Size()}
-	if h := hex64.FindString(clean); h != "" && h != diffID.Hex {
+	if h, ok := nameDigest(clean); ok && h != diffID {
 		// crane and ferry name compressed layers by their digest; a lie
 		// fails verification when the blob is read.
-		d.Digest = v1.Hash{Algorithm: "sha256", Hex: h}
+		d.Digest = h
 	} else if d.Digest, err = hashFile(s.toc, clean); err != nil {
 		return v1.Descriptor{}, err
 	}

@@ -41,6 +41,9 @@ type Repo struct {
 
 	mu      sync.Mutex
 	pending map[v1.Hash]string // uploads opened by declined mounts, by digest
+	// Renames are the manifests the registry answered with another
+	// digest (sha256 for a push by sha512).
+	store.Renames
 }
 
 var (
@@ -49,6 +52,7 @@ var (
 	_ store.Mounter = (*Repo)(nil)
 	_ store.Lister  = (*Repo)(nil)
 	_ store.Deleter = (*Repo)(nil)
+	_ store.Renamer = (*Repo)(nil)
 )
 
 // Open connects to the repository ref names, with pull access (and push
@@ -377,9 +381,21 @@ func (r *Repo) cancelUpload(ctx context.Context, loc string) {
 	}
 }
 
-// PushManifest implements store.Target.
+// PushManifest implements store.Target. A manifest known by a digest of
+// another algorithm than sha256 that the registry refuses by that digest
+// (DIGEST_INVALID, although putManifest has checked the bytes hash to it:
+// distribution takes manifests by sha256 digests only) is pushed by its
+// sha256 digest instead; StoredAs then says so.
 func (r *Repo) PushManifest(ctx context.Context, desc v1.Descriptor, raw []byte) error {
-	return r.putManifest(ctx, desc.Digest.String(), desc, raw)
+	err := r.putManifest(ctx, desc.Digest.String(), desc, raw)
+	if err != nil && desc.Digest.Algorithm != "sha256" && errors.Is(err, blob.ErrDigestMismatch) {
+		canonical := blob.DescriptorOf(raw, desc.MediaType).Digest
+		if err2 := r.putManifest(ctx, canonical.String(), desc, raw); err2 == nil {
+			r.Remember(desc.Digest, canonical)
+			return nil
+		}
+	}
+	return err
 }
 
 // Tag implements store.Target: PUT the manifest under the reference's tag
@@ -412,8 +428,12 @@ func (r *Repo) putManifest(ctx context.Context, ident string, desc v1.Descriptor
 		return fmt.Errorf("manifest %s%s%s: %w", r.repo, sep(ident), ident, classifyPut(err))
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && !sameContent(got, desc.Digest, raw) {
+	got := resp.Header.Get("Docker-Content-Digest")
+	if got != "" && !sameContent(got, desc.Digest, raw) {
 		return fmt.Errorf("manifest %s%s%s: registry stored it as %s, not %s", r.repo, sep(ident), ident, got, desc.Digest)
+	}
+	if h, err := v1.NewHash(got); err == nil && h != desc.Digest {
+		r.Remember(desc.Digest, h)
 	}
 	return nil
 }

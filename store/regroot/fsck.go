@@ -60,6 +60,9 @@ type checker struct {
 	rep      *Report
 	blobs    map[digest.Digest]bool // true: content matches the name
 	reported map[string]bool        // paths already in Problems
+	// aliases caches whether a blob's content hashes to a digest of
+	// another algorithm, keyed by that digest and the blob's.
+	aliases map[[2]digest.Digest]bool
 }
 
 // Fsck checks the registry storage root at dir, reading only:
@@ -67,7 +70,10 @@ type checker struct {
 //   - every blob's data file hashes to the blob's name;
 //   - every link file (a repository's layers, manifest revisions, tags'
 //     current and index links) holds a digest and points at an existing
-//     blob;
+//     blob; an alias link (internal/regstorage/aliaslinks: a sha512
+//     digest's link holding the sha256 digest the blob is stored by) is
+//     sound when the blob's content also hashes to the alias, and a tag
+//     may point at an alias revision;
 //   - every tag's manifest parses and what it needs is linked in its
 //     repository and present: an image's config and layers (foreign layers
 //     may be absent), an index's manifests, recursively.
@@ -84,6 +90,7 @@ func Fsck(ctx context.Context, dir string) (*Report, error) {
 		rep:      &Report{Problems: []Problem{}},
 		blobs:    map[digest.Digest]bool{},
 		reported: map[string]bool{},
+		aliases:  map[[2]digest.Digest]bool{},
 	}
 	if err := c.checkBlobs(ctx); err != nil {
 		return nil, err
@@ -228,10 +235,28 @@ func (c *checker) findRepositories() ([]string, error) {
 	return names, nil
 }
 
-// readLink reads the link file at p and checks it names a present blob. It
-// returns the digest, or "" when the file is missing (reported when
-// required) or after reporting what is wrong with it.
-func (c *checker) readLink(p string, required bool) digest.Digest {
+// readLink reads the link file at p and checks it names a present blob,
+// or, when aliases is given, a revision those aliases name. It returns the
+// digest, or "" when the file is missing (reported when required) or
+// after reporting what is wrong with it.
+func (c *checker) readLink(p string, required bool, aliases map[digest.Digest]digest.Digest) digest.Digest {
+	d := c.readLinkDigest(p, required)
+	if d == "" {
+		return ""
+	}
+	if _, ok := c.blobs[d]; ok {
+		return d
+	}
+	if _, ok := aliases[d]; ok {
+		return d
+	}
+	c.problem(p, d, "link points at a missing blob")
+	return ""
+}
+
+// readLinkDigest reads the digest in the link file at p, "" when the file
+// is missing (reported when required) or after reporting what is wrong.
+func (c *checker) readLinkDigest(p string, required bool) digest.Digest {
 	f, err := os.Open(c.osPath(p))
 	if errors.Is(err, fs.ErrNotExist) {
 		if required {
@@ -255,20 +280,20 @@ func (c *checker) readLink(p string, required bool) digest.Digest {
 		c.problem(p, "", "link file does not hold a digest: %q", b)
 		return ""
 	}
-	if _, ok := c.blobs[d]; !ok {
-		c.problem(p, d, "link points at a missing blob")
-		return ""
-	}
 	return d
 }
 
 // readLinkDir reads every <algorithm>/<hex>/link under dir, checking each
-// names the blob its directory does. It returns the digests whose links
-// are sound. A directory without its link file is what distribution
-// leaves when it deletes a manifest or layer link, so it is no problem
-// unless a tagged image needs the link (see checkManifest).
-func (c *checker) readLinkDir(dir string) (map[digest.Digest]bool, error) {
-	linked := map[digest.Digest]bool{}
+// names the blob its directory does, or is a sound alias (the blob it
+// names hashes to the directory's digest in the directory's algorithm).
+// Links naming themselves may name the aliases given instead of a blob
+// (a tag's index of alias revisions). It returns, for each digest whose
+// link is sound, the blob it is stored as. A directory without its link
+// file is what distribution leaves when it deletes a manifest or layer
+// link, so it is no problem unless a tagged image needs the link (see
+// checkManifest).
+func (c *checker) readLinkDir(dir string, aliases map[digest.Digest]digest.Digest) (map[digest.Digest]digest.Digest, error) {
+	linked := map[digest.Digest]digest.Digest{}
 	algs, err := c.readDir(dir)
 	if err != nil {
 		return nil, err
@@ -280,36 +305,86 @@ func (c *checker) readLinkDir(dir string) (map[digest.Digest]bool, error) {
 		}
 		for _, h := range hexes {
 			p := path.Join(dir, a.Name(), h.Name(), "link")
-			d := c.readLink(p, false)
-			if d == "" {
+			want := digest.NewDigestFromEncoded(digest.Algorithm(a.Name()), h.Name())
+			if aliases != nil && aliases[want] != "" {
+				if d := c.readLinkDigest(p, false); d != "" && d != want {
+					c.problem(p, d, "link in the directory of %s names another revision", want)
+				} else if d != "" {
+					linked[want] = aliases[want]
+				}
 				continue
 			}
-			if want := digest.NewDigestFromEncoded(digest.Algorithm(a.Name()), h.Name()); d != want {
+			d := c.readLink(p, false, nil)
+			switch {
+			case d == "":
+			case d == want:
+				linked[d] = d
+			case want.Validate() != nil:
+				c.problem(p, d, "link in a directory that is not a digest (%s)", want)
+			case want.Algorithm() == d.Algorithm():
 				c.problem(p, d, "link in the directory of %s names another blob", want)
-				continue
+			case !c.blobs[d]:
+				// The blob is corrupt: reported with the blob.
+			case !c.hashesTo(d, want):
+				c.problem(p, d, "alias link: the content of %s does not hash to %s", d, want)
+			default:
+				linked[want] = d
 			}
-			linked[d] = true
 		}
 	}
 	return linked, nil
 }
 
+// hashesTo reports whether blob d's content hashes to alias, in alias's
+// algorithm.
+func (c *checker) hashesTo(d, alias digest.Digest) bool {
+	key := [2]digest.Digest{alias, d}
+	if ok, done := c.aliases[key]; done {
+		return ok
+	}
+	ok := false
+	if f, err := os.Open(c.osPath(blobData(d))); err == nil {
+		v := alias.Verifier()
+		_, err = io.Copy(v, f)
+		f.Close()
+		ok = err == nil && v.Verified()
+	}
+	c.aliases[key] = ok
+	return ok
+}
+
+// blobData is the path of blob d's data file.
+func blobData(d digest.Digest) string {
+	return path.Join("blobs", string(d.Algorithm()), d.Encoded()[:2], d.Encoded(), "data")
+}
+
 // repoCheck holds one repository's links while its tags are checked.
 type repoCheck struct {
-	dir       string // repositories/<name>
-	layers    map[digest.Digest]bool
-	revisions map[digest.Digest]bool
+	dir string // repositories/<name>
+	// layers and revisions map the digests the repository links to the
+	// blobs they are stored as (themselves, or the canonical digest of
+	// an alias).
+	layers    map[digest.Digest]digest.Digest
+	revisions map[digest.Digest]digest.Digest
 	done      map[digest.Digest]bool // manifests already checked
 }
 
 func (c *checker) checkRepository(name string) {
 	r := &repoCheck{dir: "repositories/" + name, done: map[digest.Digest]bool{}}
 	var err error
-	if r.layers, err = c.readLinkDir(r.dir + "/_layers"); err != nil {
+	if r.layers, err = c.readLinkDir(r.dir+"/_layers", nil); err != nil {
 		c.problem(r.dir+"/_layers", "", "%v", err)
 	}
-	if r.revisions, err = c.readLinkDir(r.dir + "/_manifests/revisions"); err != nil {
+	if r.revisions, err = c.readLinkDir(r.dir+"/_manifests/revisions", nil); err != nil {
 		c.problem(r.dir+"/_manifests/revisions", "", "%v", err)
+	}
+	// A tag may point at a revision alias (ferry serve's tag parameters
+	// tag by the digest the client pushed by).
+	aliasRevisions := map[digest.Digest]digest.Digest{}
+	for d, stored := range r.revisions {
+		if d != stored {
+			aliasRevisions[d] = stored
+		}
 	}
 	tags, err := c.readDir(r.dir + "/_manifests/tags")
 	if err != nil {
@@ -318,10 +393,10 @@ func (c *checker) checkRepository(name string) {
 	for _, t := range tags {
 		c.rep.Tags++
 		tdir := r.dir + "/_manifests/tags/" + t.Name()
-		if _, err := c.readLinkDir(tdir + "/index"); err != nil {
+		if _, err := c.readLinkDir(tdir+"/index", aliasRevisions); err != nil {
 			c.problem(tdir+"/index", "", "%v", err)
 		}
-		d := c.readLink(tdir+"/current/link", true)
+		d := c.readLink(tdir+"/current/link", true, aliasRevisions)
 		if d == "" {
 			continue
 		}
@@ -351,14 +426,15 @@ func (c *checker) checkManifest(r *repoCheck, d digest.Digest, by string) {
 	}
 	r.done[d] = true
 	link := path.Join(r.dir, "_manifests/revisions", string(d.Algorithm()), d.Encoded(), "link")
-	if !r.revisions[d] {
+	stored, ok := r.revisions[d]
+	if !ok {
 		c.problem(link, d, "manifest needed by %s is not linked in the repository (link file missing)", by)
 		return
 	}
-	if !c.blobs[d] {
+	if !c.blobs[stored] {
 		return // corrupt: reported with the blob
 	}
-	data := path.Join("blobs", string(d.Algorithm()), d.Encoded()[:2], d.Encoded(), "data")
+	data := blobData(stored)
 	raw, err := os.ReadFile(c.osPath(data))
 	if err != nil || len(raw) > mediatype.MaxManifestSize {
 		c.problem(data, d, "manifest needed by %s is unreadable or larger than %d bytes", by, mediatype.MaxManifestSize)
@@ -381,7 +457,7 @@ func (c *checker) checkManifest(r *repoCheck, d digest.Digest, by string) {
 		c.checkLayer(r, *m.Config, "config of "+what)
 	}
 	for _, l := range m.Layers {
-		if len(l.URLs) > 0 && mediatype.IsForeign(l.MediaType) && !r.layers[l.Digest] {
+		if _, linked := r.layers[l.Digest]; len(l.URLs) > 0 && mediatype.IsForeign(l.MediaType) && !linked {
 			continue // foreign, left at its URLs
 		}
 		c.checkLayer(r, l, "layer of "+what)
@@ -394,7 +470,7 @@ func (c *checker) checkLayer(r *repoCheck, l descriptor, what string) {
 		c.problem(r.dir, l.Digest, "%s: invalid digest", what)
 		return
 	}
-	if r.layers[l.Digest] {
+	if _, ok := r.layers[l.Digest]; ok {
 		return
 	}
 	link := path.Join(r.dir, "_layers", string(l.Digest.Algorithm()), l.Digest.Encoded(), "link")

@@ -31,7 +31,7 @@ func DryRun(on bool) GCOption { return func(o *gcOptions) { o.dryRun = on } }
 // then what only they referenced), as distribution's
 // --delete-untagged does, except the referrers of what is kept: an
 // untagged manifest whose subject is kept stays. The default keeps them
-// all.
+// all but the referrers of subjects not kept.
 func RemoveUntagged(on bool) GCOption { return func(o *gcOptions) { o.removeUntagged = on } }
 
 // RemovedBlob is a blob GC removed, or would remove.
@@ -69,15 +69,23 @@ type GCReport struct {
 // as storage.MarkAndSweep does it, plus referrers: it marks every manifest
 // of every repository (only the tagged ones with RemoveUntagged) and what
 // they reference, then removes the blobs and layer links nothing marked
-// (and, with RemoveUntagged, the revisions of the unmarked manifests). It
+// (and the revisions of the unmarked manifests). It
 // must not run while a registry serves the root; callers hold the root's
 // lock (internal/regstorage/rootlock).
 //
-// With RemoveUntagged, an untagged manifest whose subject is marked — a
-// signature, SBOM or attestation of a kept image, which the registry's
-// referrers API lists — is kept with what it references, and so,
-// transitively, are the referrers of what that keeps (see markReferrers).
-// storage.MarkAndSweep would remove them.
+// Referrers follow their subject. An untagged manifest whose subject is
+// marked — a signature, SBOM or attestation of a kept image, which the
+// registry's referrers API lists — is kept with what it references, and
+// so, transitively, are the referrers of what that keeps (see
+// markReferrers); storage.MarkAndSweep would remove them with
+// RemoveUntagged. An untagged manifest whose subject is not kept (deleted
+// from the registry, say with ferry serve --delete, which leaves its
+// referrers listed until then) is removed, with or without RemoveUntagged,
+// as are the blobs only it referenced. A tagged referrer is kept.
+//
+// Content linked under a digest of another algorithm (sha512 alias links,
+// internal/regstorage/aliaslinks) is kept by either digest, and its alias
+// links are removed with the canonical ones.
 //
 // GC prints no progress of its own; it records every removal as it
 // reaches the storage driver, with the blob's size read just before. With DryRun the driver

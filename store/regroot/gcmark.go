@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 )
 
@@ -44,6 +45,16 @@ type collector struct {
 	// subjects caches the subject each untagged manifest names ("" for
 	// none).
 	subjects map[digest.Digest]digest.Digest
+	// driver is the driver ns is built on, through which alias links
+	// are read.
+	driver storagedriver.StorageDriver
+	// canonicalOf maps, per repository, each alias (a digest of another
+	// algorithm linked to a canonical one: internal/regstorage/aliaslinks)
+	// to the canonical digest its content is stored by.
+	canonicalOf map[string]map[digest.Digest]digest.Digest
+	// aliases are, per repository, the aliases of each canonical digest
+	// among its layers and its revisions.
+	aliases map[string]map[aliaslinks.Kind]map[digest.Digest][]digest.Digest
 }
 
 // untaggedManifest is a manifest revision no tag points at.
@@ -60,11 +71,17 @@ type untaggedManifest struct {
 }
 
 // markAndSweep collects the garbage of the registry ns on driver d (the
-// driver ns is built on). Without removeUntagged it does exactly what
-// storage.MarkAndSweep does. With it, it also keeps the referrers of what
-// is kept: the untagged manifests whose subject is marked, transitively,
-// with what they reference and the layer links to that in their
-// repository.
+// driver ns is built on). Without removeUntagged it does what
+// storage.MarkAndSweep does, except for referrers: an untagged manifest
+// with a subject is kept only while its subject is (see markReferrers),
+// so the referrers of a deleted manifest go with it at the next gc. With
+// removeUntagged, it removes the untagged manifests but keeps the
+// referrers of what is kept. Either way a referrer is kept with what it
+// references and the layer links to that in its repository.
+//
+// Content linked by an alias (a sha512 digest linked to the sha256 one the
+// blob is stored by) is marked by both digests, and an alias link goes
+// with the link or revision of its canonical digest.
 func markAndSweep(ctx context.Context, d storagedriver.StorageDriver, ns distribution.Namespace, removeUntagged bool) error {
 	repos, ok := ns.(distribution.RepositoryEnumerator)
 	if !ok {
@@ -77,6 +94,9 @@ func markAndSweep(ctx context.Context, d storagedriver.StorageDriver, ns distrib
 		layers:         map[string][]digest.Digest{},
 		keepLinks:      map[string]map[digest.Digest]bool{},
 		subjects:       map[digest.Digest]digest.Digest{},
+		driver:         d,
+		canonicalOf:    map[string]map[digest.Digest]digest.Digest{},
+		aliases:        map[string]map[aliaslinks.Kind]map[digest.Digest][]digest.Digest{},
 	}
 	// The repositories are marked in the order the walk finds them, as
 	// distribution does (a layer link's fate depends on what the
@@ -121,6 +141,9 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("manifests of %s: %w", name, err)
 	}
+	if err := c.readAliases(ctx, name); err != nil {
+		return err
+	}
 	revisions, ok := ms.(distribution.ManifestEnumerator)
 	if !ok {
 		return fmt.Errorf("manifests of %s cannot be listed", name)
@@ -129,10 +152,15 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 		found []digest.Digest
 		mu    sync.Mutex
 	)
+	seen := map[digest.Digest]bool{}
 	err = revisions.Enumerate(ctx, func(d digest.Digest) error {
 		mu.Lock()
 		defer mu.Unlock()
-		found = append(found, d)
+		// An alias revision enumerates as its canonical digest.
+		if !seen[d] {
+			seen[d] = true
+			found = append(found, d)
+		}
 		return nil
 	})
 	// A repository without revisions (only uploads, or its _manifests
@@ -141,8 +169,8 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 		return fmt.Errorf("manifests of %s: %w", name, err)
 	}
 	var tags *repoTags
-	if c.removeUntagged && len(found) > 0 {
-		if tags, err = readTags(ctx, name, repo); err != nil {
+	if len(found) > 0 {
+		if tags, err = readTags(ctx, name, repo, c.canonicalOf[name]); err != nil {
 			return err
 		}
 	}
@@ -156,10 +184,12 @@ func (c *collector) markRepository(ctx context.Context, name string) error {
 		return fmt.Errorf("layers of %s cannot be listed", name)
 	}
 	var unmarked []digest.Digest
+	clear(seen)
 	err = layers.Enumerate(ctx, func(d digest.Digest) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if !c.marked[d] {
+		if !c.marked[d] && !seen[d] {
+			seen[d] = true
 			unmarked = append(unmarked, d)
 		}
 		return nil
@@ -182,8 +212,9 @@ type repoTags struct {
 
 // readTags reads the tags of repository name: the list of its tags, then
 // each tag's current link, once, where the tag service's Lookup would
-// read them all again for every manifest.
-func readTags(ctx context.Context, name string, repo distribution.Repository) (*repoTags, error) {
+// read them all again for every manifest. A tag pointing at an alias
+// counts for the canonical digest canonicalOf maps it to.
+func readTags(ctx context.Context, name string, repo distribution.Repository, canonicalOf map[digest.Digest]digest.Digest) (*repoTags, error) {
 	ts := repo.Tags(ctx)
 	all, err := ts.All(ctx)
 	if err != nil && !errors.As(err, new(distribution.ErrRepositoryUnknown)) {
@@ -199,16 +230,29 @@ func readTags(ctx context.Context, name string, repo distribution.Repository) (*
 		if err != nil {
 			return nil, fmt.Errorf("tags of %s: tag %s: %w", name, tag, err)
 		}
-		t.of[desc.Digest] = append(t.of[desc.Digest], tag)
+		d := desc.Digest
+		if cd, ok := canonicalOf[d]; ok {
+			d = cd
+		}
+		t.of[d] = append(t.of[d], tag)
 	}
 	return t, nil
 }
 
 // markRevision marks manifest d of repository name and what it
-// references, unless tags are given (removeUntagged is on) and none
-// points at it: then it is noted as untagged.
+// references, unless no tag points at it and it is to be collected
+// unless something keeps it (removeUntagged is on, or it is a referrer):
+// then it is noted as untagged.
 func (c *collector) markRevision(ctx context.Context, name string, ms distribution.ManifestService, tags *repoTags, d digest.Digest) error {
-	if tags != nil && len(tags.of[d]) == 0 {
+	untagged := tags != nil && len(tags.of[d]) == 0
+	if untagged && !c.removeUntagged {
+		s, err := c.subject(ctx, d)
+		if err != nil {
+			return err
+		}
+		untagged = s != ""
+	}
+	if untagged {
 		// Every tag's history may name it. distribution skips a
 		// manifest of a repository without tags altogether, which
 		// leaves its revision link to a removed blob; here it is
@@ -218,12 +262,51 @@ func (c *collector) markRevision(ctx context.Context, name string, ms distributi
 	}
 	c.marked[d] = true
 	return markReferences(ctx, ms, d, func(ref digest.Digest) bool {
-		if c.marked[ref] {
-			return true
-		}
-		c.marked[ref] = true
-		return false
+		return c.mark(name, ref)
 	})
+}
+
+// mark marks d, referenced in repository name, and the canonical digest
+// it is an alias of there, if it is one. It reports whether d was marked
+// already.
+func (c *collector) mark(name string, d digest.Digest) (seen bool) {
+	seen = c.marked[d]
+	c.marked[d] = true
+	if cd, ok := c.canonicalOf[name][d]; ok {
+		c.marked[cd] = true
+	}
+	return seen
+}
+
+// isMarked reports whether d, or the canonical digest it is an alias of
+// in repository name, is marked.
+func (c *collector) isMarked(name string, d digest.Digest) bool {
+	if c.marked[d] {
+		return true
+	}
+	cd, ok := c.canonicalOf[name][d]
+	return ok && c.marked[cd]
+}
+
+// readAliases reads repository name's alias links.
+func (c *collector) readAliases(ctx context.Context, name string) error {
+	byKind := map[aliaslinks.Kind]map[digest.Digest][]digest.Digest{}
+	canonicalOf := map[digest.Digest]digest.Digest{}
+	for _, k := range []aliaslinks.Kind{aliaslinks.Layers, aliaslinks.Revisions} {
+		all, err := aliaslinks.All(ctx, c.driver, name, k)
+		if err != nil {
+			return fmt.Errorf("alias links of %s: %w", name, err)
+		}
+		byKind[k] = all
+		for cd, as := range all {
+			for _, a := range as {
+				canonicalOf[a] = cd
+			}
+		}
+	}
+	c.aliases[name] = byKind
+	c.canonicalOf[name] = canonicalOf
+	return nil
 }
 
 // markReferences passes what manifest d references to ingest, and
@@ -271,7 +354,7 @@ func (c *collector) markReferrers(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if s == "" || !c.marked[s] {
+			if s == "" || !c.isMarked(u.repo, s) {
 				continue
 			}
 			u.referrer, more = true, true
@@ -282,11 +365,14 @@ func (c *collector) markReferrers(ctx context.Context) error {
 			}
 			c.marked[u.digest] = true
 			err = markReferences(ctx, u.ms, u.digest, func(ref digest.Digest) bool {
-				c.marked[ref] = true
+				c.mark(u.repo, ref)
 				if links[ref] {
 					return true
 				}
 				links[ref] = true
+				if cd, ok := c.canonicalOf[u.repo][ref]; ok {
+					links[cd] = true
+				}
 				return false
 			})
 			if err != nil {
@@ -329,8 +415,10 @@ func (c *collector) sweep(ctx context.Context, v storage.Vacuum) error {
 		if c.marked[u.digest] {
 			continue
 		}
-		if err := v.RemoveManifest(u.repo, u.digest, u.tags); err != nil {
-			return fmt.Errorf("sweep: remove manifest %s@%s: %w", u.repo, u.digest, err)
+		for _, d := range append([]digest.Digest{u.digest}, c.aliases[u.repo][aliaslinks.Revisions][u.digest]...) {
+			if err := v.RemoveManifest(u.repo, d, u.tags); err != nil {
+				return fmt.Errorf("sweep: remove manifest %s@%s: %w", u.repo, d, err)
+			}
 		}
 	}
 	var (
@@ -359,8 +447,10 @@ func (c *collector) sweep(ctx context.Context, v storage.Vacuum) error {
 			if c.keepLinks[repo][d] {
 				continue
 			}
-			if err := v.RemoveLayer(repo, d); err != nil {
-				return fmt.Errorf("sweep: remove layer link %s of %s: %w", d, repo, err)
+			for _, l := range append([]digest.Digest{d}, c.aliases[repo][aliaslinks.Layers][d]...) {
+				if err := v.RemoveLayer(repo, l); err != nil {
+					return fmt.Errorf("sweep: remove layer link %s of %s: %w", l, repo, err)
+				}
 			}
 		}
 	}

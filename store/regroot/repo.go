@@ -14,6 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/store"
 )
 
@@ -24,6 +25,10 @@ type Repo struct {
 	name string
 	tag  string
 	repo distribution.Repository
+
+	// Renames are the manifests stored by another digest (the root
+	// stores every manifest by its sha256 digest).
+	store.Renames
 }
 
 var (
@@ -32,6 +37,7 @@ var (
 	_ store.Lister  = (*Repo)(nil)
 	_ store.Deleter = (*Repo)(nil)
 	_ store.Named   = (*Repo)(nil)
+	_ store.Renamer = (*Repo)(nil)
 )
 
 // Repository binds to the repository name and tag (as ParseName returns
@@ -214,6 +220,13 @@ func (p *Repo) putManifest(ctx context.Context, desc v1.Descriptor, raw []byte) 
 			return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: stored as %s", desc.Digest, p.Name(), got)
 		}
 		stored.Digest = h
+		p.Remember(desc.Digest, h)
+		// A revision alias, as ferry serve writes for a manifest pushed
+		// by a sha512 digest: the manifest is then found by that digest
+		// too, and so is an index naming it so.
+		if err := aliaslinks.Write(ctx, p.root.driver, p.name, aliaslinks.Revisions, digest.Digest(desc.Digest.String()), got); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("manifest %s to %s: %w", desc.Digest, p.Name(), err)
+		}
 	}
 	return stored, nil
 }
