@@ -138,6 +138,10 @@ their bytes, or localize them into ordinary layers.`,
 		newStorageCmd(g),
 		newVersionCmd(g),
 	)
+	// cobra's completion command (bash, zsh, fish, powershell), added now
+	// rather than when the tree first runs, so that the README check and
+	// the release's generator see it.
+	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		refuseUnknownSubcommands(c)
 	}
