@@ -521,18 +521,20 @@ func groupReferrers(refs []ocispec.Descriptor) []uiReferrers {
 	return out
 }
 
-// pullLines are the command lines that pull the reference from host.
+// pullLines are the command lines that pull the reference from host:
+// ferry into an OCI layout named after the repository, docker, and crane
+// into a tarball.
 func pullLines(host, name, tag string, d digest.Digest) []string {
-	ref := host + "/" + name + "@" + d.String()
-	local := name[strings.LastIndex(name, "/")+1:]
+	ref, local := host+"/"+name+"@"+d.String(), name[strings.LastIndex(name, "/")+1:]
+	layout := "oci:./" + local
 	if tag != "" {
 		ref = host + "/" + name + ":" + tag
-		local += ":" + tag
+		layout += ":" + tag
 	}
 	return []string{
-		"ferry copy " + ref + " oci:./" + strings.ReplaceAll(local, ":", "-") + ":" + cmp.Or(tag, "latest"),
+		"ferry copy " + ref + " " + layout,
 		"docker pull " + ref,
-		"crane pull " + ref + " " + strings.ReplaceAll(local, ":", "-") + ".tar",
+		"crane pull " + ref + " " + local + ".tar",
 	}
 }
 
