@@ -30,6 +30,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
+	"github.com/ferry-dev/ferry/internal/units"
 	"github.com/ferry-dev/ferry/mediatype"
 )
 
@@ -61,7 +62,7 @@ type webUI struct {
 
 func newWebUI(next http.Handler, oci *ociLayer) (*webUI, error) {
 	u := &webUI{next: next, oci: oci, pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{"size": humanSize, "short": shortDigest, "path": url.PathEscape}
+	funcs := template.FuncMap{"size": units.Bytes, "short": shortDigest, "path": url.PathEscape}
 	for _, p := range []string{"repos", "tags", "manifest"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(uiFiles, "ui/templates/layout.html", "ui/templates/"+p+".html")
 		if err != nil {
@@ -287,15 +288,15 @@ type manifestPage struct {
 
 // uiPlatform is one entry of an index.
 type uiPlatform struct {
-	Digest     digest.Digest `json:"digest"`
-	MediaType  string        `json:"mediaType"`
-	OS         string        `json:"os,omitempty"`
-	Arch       string        `json:"architecture,omitempty"`
-	Variant    string        `json:"variant,omitempty"`
-	OSVersion  string        `json:"os.version,omitempty"`
-	Size       int64         `json:"size"`
-	TotalSize  int64         `json:"totalSize"`
-	Annotation string        `json:"artifactType,omitempty"`
+	Digest       digest.Digest `json:"digest"`
+	MediaType    string        `json:"mediaType"`
+	OS           string        `json:"os,omitempty"`
+	Arch         string        `json:"architecture,omitempty"`
+	Variant      string        `json:"variant,omitempty"`
+	OSVersion    string        `json:"os.version,omitempty"`
+	Size         int64         `json:"size"`
+	TotalSize    int64         `json:"totalSize"`
+	ArtifactType string        `json:"artifactType,omitempty"`
 }
 
 // uiImage is what an image manifest and its config say.
@@ -421,7 +422,7 @@ func (u *webUI) manifestPage(w http.ResponseWriter, r *http.Request, ref string)
 	if len(m.Manifests) > 0 || m.MediaType == ocispec.MediaTypeImageIndex || m.MediaType == "application/vnd.docker.distribution.manifest.list.v2+json" {
 		page.TotalSize = size
 		for _, c := range m.Manifests {
-			p := uiPlatform{Digest: c.Digest, MediaType: c.MediaType, Size: c.Size, TotalSize: c.Size, Annotation: c.ArtifactType}
+			p := uiPlatform{Digest: c.Digest, MediaType: c.MediaType, Size: c.Size, TotalSize: c.Size, ArtifactType: c.ArtifactType}
 			if c.Platform != nil {
 				p.OS, p.Arch, p.Variant, p.OSVersion = c.Platform.OS, c.Platform.Architecture, c.Platform.Variant, c.Platform.OSVersion
 			}
@@ -536,19 +537,6 @@ func pullLines(host, name, tag string, d digest.Digest) []string {
 		"docker pull " + ref,
 		"crane pull " + ref + " " + local + ".tar",
 	}
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func shortDigest(d digest.Digest) string {

@@ -32,14 +32,9 @@ type uiEnv struct {
 	Evil v1.Hash
 }
 
-func newUIEnv(t testing.TB, opts ...server.Option) *uiEnv {
+func newUIEnv(t testing.TB) *uiEnv {
 	t.Helper()
 	e := &uiEnv{Env: fixture.MicrosoftLike(t)}
-	if len(opts) > 0 {
-		// The same content, in a registry with opts.
-		e.Reg = fixture.NewRegistry(t, opts...)
-		e.Index, _ = e.Reg.PushIndex(t, fixture.Repo, fixture.IndexTag, e.Platform...)
-	}
 	idx, err := remote.Get(mustRef(t, e.Reg.Ref(fixture.Repo, fixture.IndexTag)))
 	if err != nil {
 		t.Fatal(err)
