@@ -278,6 +278,10 @@ func TestUIRequiresLogin(t *testing.T) {
 			}
 		}
 	}
+	// The stylesheet holds nothing of the registry's.
+	if code, h, _ := getUI(t, r.URL, "/ui/static/style.css", false); code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/css") {
+		t.Errorf("GET the stylesheet = %d %s, want 200 text/css", code, h.Get("Content-Type"))
+	}
 	if code, _, body := getUI(t, r.URL, "/", true, "admin", "pw"); code != 200 || !strings.Contains(body, `"repositories"`) {
 		t.Errorf("GET / logged in = %d %s", code, body)
 	}
