@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ferry-dev/ferry/internal/units"
 	"github.com/ferry-dev/ferry/transfer"
 )
 
@@ -235,15 +236,4 @@ func short(d v1.Hash) string {
 }
 
 // Human formats a byte count in binary units: "1.5 GiB".
-func Human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func Human(n int64) string { return units.Bytes(n) }

@@ -135,7 +135,7 @@ type ociLayer struct {
 
 // newOCILayer puts the OCI layer in front of next, distribution's App built
 // from cfg, whose namespace sink has been filled.
-func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *namespaceSink, urls *urlPolicy) (http.Handler, error) {
+func newOCILayer(next http.Handler, cfg *configuration.Configuration, sink *namespaceSink, urls *urlPolicy) (*ociLayer, error) {
 	if sink.ns == nil {
 		return nil, errors.New("server: distribution did not apply the referrers middleware")
 	}

@@ -68,6 +68,7 @@ type options struct {
 	loginEvery  time.Duration
 	purgeAge    time.Duration // uploads.go
 	purgeEvery  time.Duration // 0: by storage type
+	noUI        bool          // no web view at / and /ui/ (ui.go)
 }
 
 // Option configures the embedded registry.
@@ -335,11 +336,18 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 		}
 	}
 	app := handlers.NewApp(ctx, cfg)
-	if h, err = newOCILayer(app, cfg, sink, urls); err != nil {
+	oci, err := newOCILayer(app, cfg, sink, urls)
+	if err != nil {
 		return nil, nil, err
 	}
+	h = oci
 	if m != nil {
 		h = m.handler(h, cfg)
+	}
+	if !o.noUI {
+		if h, err = newWebUI(h, oci); err != nil { // ui.go
+			return nil, nil, err
+		}
 	}
 	if largeWritesSafe(cfg.Storage.Type()) {
 		h = largeReads(h)

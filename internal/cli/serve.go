@@ -16,7 +16,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	var (
 		root, addr, configFile, htpasswd, tlsCert, tlsKey string
 		allow, deny                                       []string
-		deleteOK, behindProxy                             bool
+		deleteOK, behindProxy, ui                         bool
 		logLevel, logFormat                               string
 		s3                                                server.S3
 		mirror                                            mirrorFlags
@@ -43,6 +43,11 @@ With --proxy it is a read-only pull-through mirror of one or more
 registries that also caches foreign layers, fetched from their urls
 (docs/mirror.md).
 
+It also answers / with a read-only web view (--ui=false turns it off):
+repositories, tags, indexes with their platforms and os.version, images
+with their config, layers (foreign ones flagged), history and referrers,
+each page also JSON with Accept: application/json.
+
 By default it listens on loopback only, and accepts manifests whose foreign
 layers point at https URLs, so Windows images can be mirrored with
 --foreign keep. With --config, the file's values (http.addr, http.tls,
@@ -64,7 +69,7 @@ logins are limited per client (429 with Retry-After).`,
 			if onS3 && s3.Bucket == "" {
 				return usageErr(fmt.Errorf("--s3-endpoint and --s3-region need --s3-bucket"))
 			}
-			opts := []server.Option{server.WithDelete(deleteOK), server.WithSecret(envSecret()), server.WithTLSTerminatedByProxy(behindProxy)}
+			opts := []server.Option{server.WithDelete(deleteOK), server.WithSecret(envSecret()), server.WithTLSTerminatedByProxy(behindProxy), server.WithUI(ui)}
 			// A configuration file's values count unless a flag is given.
 			fromFlag := func(name, v string) string {
 				if configFile != "" && !cmd.Flags().Changed(name) {
@@ -132,6 +137,7 @@ logins are limited per client (429 with Retry-After).`,
 	f.StringArrayVar(&allow, "foreign-urls-allow", nil, "regular expression foreign-layer URLs in pushed manifests must match (default ^https://); given, it replaces --config's validation.manifests.urls.allow")
 	f.StringArrayVar(&deny, "foreign-urls-deny", nil, "regular expression foreign-layer URLs in pushed manifests must not match; given, it replaces --config's validation.manifests.urls.deny")
 	f.BoolVar(&deleteOK, "delete", false, "enable deleting manifests and blobs")
+	f.BoolVar(&ui, "ui", true, "serve a read-only web view of the registry at / (same login as the API with --htpasswd)")
 	f.StringVar(&logLevel, "log-level", "error", "registry log level (error, warn, info, debug)")
 	f.StringVar(&logFormat, "log-format", server.LogText, "registry log format: text or json")
 	f.BoolVar(&behindProxy, "tls-terminated-by-proxy", false, "TLS ends at a reverse proxy in front: allow --htpasswd on plain HTTP, trust X-Forwarded-For for the failed-login limit")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -174,6 +175,48 @@ func TestDeleteAbortsUploads(t *testing.T) {
 	}
 	if got := uploads(t, fd, "/del"); len(got) != 0 {
 		t.Errorf("uploads after Delete /del: %q", got)
+	}
+}
+
+// clientFunc is an s3.HTTPClient made of a function.
+type clientFunc func(*http.Request) (*http.Response, error)
+
+func (f clientFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestDeleteRetriesCutAnswers: a DeleteObjects whose answer is cut after
+// the status line, as radosgw's sometimes is, on every SDK attempt of a
+// first call, is sent again and the delete succeeds; an API error is not
+// retried.
+func TestDeleteRetriesCutAnswers(t *testing.T) {
+	var calls atomic.Int32
+	d, fd := testDrivers(t, "", nil)
+	next := fd.client.Options().HTTPClient
+	fd.client = s3.New(fd.client.Options(), func(o *s3.Options) {
+		o.HTTPClient = clientFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := next.Do(r)
+			if err != nil || r.Method != http.MethodPost || !r.URL.Query().Has("delete") {
+				return resp, err
+			}
+			if calls.Add(1) > 3 { // the SDK's three attempts of the first call
+				return resp, err
+			}
+			resp.Body.Close()
+			resp.Body = io.NopCloser(errAfter{r: strings.NewReader("")}) // as "use of closed network connection"
+			return resp, nil
+		})
+	})
+	ctx := context.Background()
+	if err := d.PutContent(ctx, "/cut/a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fd.Delete(ctx, "/cut"); err != nil {
+		t.Fatalf("Delete with cut answers: %v", err)
+	}
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d DeleteObjects requests, want 3 cut and 1 answered", n)
+	}
+	if _, err := d.Stat(ctx, "/cut/a"); !errors.As(err, new(storagedriver.PathNotFoundError)) {
+		t.Errorf("Stat after Delete: %v, want PathNotFoundError", err)
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 	smithyendpoints "github.com/aws/smithy-go/endpoints"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-dev/ferry/internal/wait"
 )
 
 // redirectExpiry is how long a redirect URL is valid, as with the s3-aws
@@ -300,6 +302,29 @@ func (d *driver) copyParts(ctx context.Context, src, dst, uploadID string, size,
 	return parts, ctx.Err()
 }
 
+// A DeleteObjects whose answer never arrives whole (the connection cut
+// after the status line: seen with Ceph's radosgw 16 on loopback, three
+// SDK attempts in a row on one pool of dead keep-alive connections) is
+// sent again a few times, waiting between: deleting keys is idempotent.
+// An answer S3 gave (an API error) is final.
+const deleteTries = 4
+
+var deleteBackoff = wait.Backoff{Base: 200 * time.Millisecond, Max: 2 * time.Second}
+
+// deleteObjects is DeleteObjects, sent again while no answer arrives.
+func (d *driver) deleteObjects(ctx context.Context, in *s3.DeleteObjectsInput) (*s3.DeleteObjectsOutput, error) {
+	for try := 1; ; try++ {
+		out, err := d.client.DeleteObjects(ctx, in)
+		var ae smithy.APIError
+		if err == nil || try == deleteTries || errors.As(err, &ae) || ctx.Err() != nil {
+			return out, err
+		}
+		if werr := deleteBackoff.Wait(ctx, try, nil); werr != nil {
+			return nil, errors.Join(err, werr)
+		}
+	}
+}
+
 // Delete implements storagedriver.StorageDriver: the object at path and
 // every object under path + "/", in batches of 1000; not "/a/bc" for
 // "/a/b". Multipart uploads in progress there are aborted first, so that
@@ -319,7 +344,7 @@ func (d *driver) Delete(ctx context.Context, path string) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		out, err := d.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		out, err := d.deleteObjects(ctx, &s3.DeleteObjectsInput{
 			Bucket: aws.String(d.p.bucket),
 			Delete: &types.Delete{Objects: batch, Quiet: aws.Bool(true)},
 		})
