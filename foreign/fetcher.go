@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/internal/wait"
+	"github.com/ferry-dev/ferry/version"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -146,7 +147,8 @@ func WithTransport(rt *http.Transport) Option {
 	return func(o *options) error { o.transport = rt; return nil }
 }
 
-// WithUserAgent sets the User-Agent header. The default is "ferry".
+// WithUserAgent sets the User-Agent header. The default is
+// version.UserAgent(), "ferry/VERSION (os/arch)".
 func WithUserAgent(s string) Option {
 	return func(o *options) error { o.userAgent = s; return nil }
 }
@@ -188,7 +190,7 @@ func NewFetcher(opts ...Option) (*Fetcher, error) {
 		retries:      defaultRetries,
 		backoff:      wait.Backoff{Base: defaultBackoffBase, Max: defaultBackoffMax},
 		stall:        stall.DefaultTimeout,
-		userAgent:    "ferry",
+		userAgent:    version.UserAgent(),
 		events:       func(Event) {},
 		connections:  1,
 	}
@@ -236,7 +238,7 @@ func NewFetcher(opts ...Option) (*Fetcher, error) {
 	t.DisableCompression = true
 
 	f.client = &http.Client{
-		Transport:     stall.Wrap(&policyTransport{policy: p, base: t, proxy: proxy}, o.stall),
+		Transport:     stall.Wrap(&policyTransport{policy: p, base: t, proxy: proxy, userAgent: o.userAgent}, o.stall),
 		CheckRedirect: f.checkRedirect,
 	}
 	return f, nil
@@ -272,6 +274,9 @@ type policyTransport struct {
 	policy *Policy
 	base   *http.Transport
 	proxy  func(*http.Request) (*url.URL, error)
+	// userAgent goes on every request that names none, so that a caller
+	// of Client (imagemod's foreign layers) sends it too.
+	userAgent string
 }
 
 func (t *policyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -299,7 +304,15 @@ func (t *policyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
-	return t.base.RoundTrip(req.WithContext(context.WithValue(req.Context(), targetKey{}, tg)))
+	out := req.WithContext(context.WithValue(req.Context(), targetKey{}, tg))
+	if out.Header.Get("User-Agent") == "" {
+		out.Header = out.Header.Clone()
+		if out.Header == nil {
+			out.Header = http.Header{}
+		}
+		out.Header.Set("User-Agent", t.userAgent)
+	}
+	return t.base.RoundTrip(out)
 }
 
 // proxyAddr is the address the transport dials to reach proxy u.

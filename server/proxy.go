@@ -247,7 +247,7 @@ func newMirror(ctx context.Context, o *proxyOptions) (*mirror, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := foreign.NewFetcher(foreign.WithAllow(o.allow...), foreign.WithUserAgent("ferry-mirror"))
+	f, err := foreign.NewFetcher(foreign.WithAllow(o.allow...))
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

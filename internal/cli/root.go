@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/store"
+	"github.com/ferry-dev/ferry/version"
 )
 
 // ExitError carries a process exit code.
@@ -94,7 +95,9 @@ registry storage, with no Docker engine. Windows images and their foreign
 their bytes, or localize them into ordinary layers.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
@@ -133,7 +136,12 @@ their bytes, or localize them into ordinary layers.`,
 		newAssembleCmd(g),
 		newIndexCmd(g),
 		newStorageCmd(g),
+		newVersionCmd(g),
 	)
+	// cobra's completion command (bash, zsh, fish, powershell), added now
+	// rather than when the tree first runs, so that the README check and
+	// the release's generator see it.
+	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		refuseUnknownSubcommands(c)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/stall"
+	"github.com/ferry-dev/ferry/version"
 )
 
 type options struct {
@@ -81,7 +82,8 @@ func WithMountFrom(repo name.Repository) Option {
 	}
 }
 
-// WithUserAgent sets the User-Agent prefix.
+// WithUserAgent sets the User-Agent prefix; the default is
+// version.UserAgent(), "ferry/VERSION (os/arch)".
 func WithUserAgent(ua string) Option {
 	return func(o *options) error { o.userAgent = ua; return nil }
 }
@@ -165,7 +167,7 @@ func WithRetryDelay(d time.Duration) Option {
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{transport: DefaultTransport, retries: 4, userAgent: "ferry", stall: DefaultStallTimeout}
+	o := &options{transport: DefaultTransport, retries: 4, userAgent: version.UserAgent(), stall: DefaultStallTimeout}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
