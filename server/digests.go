@@ -295,10 +295,9 @@ func (l *ociLayer) putManifestByDigest(w http.ResponseWriter, r *http.Request, n
 	}
 	canonical := d
 	if d.Algorithm() != digest.Canonical {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
-		if err != nil || len(body) > maxManifestSize {
+		body, ok := manifestBody(r)
+		if !ok {
 			// Distribution refuses it, by size or by digest.
-			r.Body = replay(body, r.Body)
 			return w, r, true
 		}
 		if got := d.Algorithm().FromBytes(body); got != d {
@@ -306,8 +305,7 @@ func (l *ociLayer) putManifestByDigest(w http.ResponseWriter, r *http.Request, n
 			return w, r, false
 		}
 		canonical = digest.FromBytes(body)
-		r = withLastSegment(r, d, canonical)
-		r.Body = replay(body, r.Body)
+		r = withLastSegment(r, d, canonical) // keeps the held body
 	}
 	ctx := r.Context()
 	return &hookWriter{ResponseWriter: w, before: func(code int) error {
@@ -348,12 +346,31 @@ func withLastSegment(r *http.Request, from, to digest.Digest) *http.Request {
 	return r
 }
 
-// replay is a request body that reads read again, then the rest of body.
-func replay(read []byte, body io.ReadCloser) io.ReadCloser {
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(read), body), body}
+// heldBody is a request body whose first bytes, a manifest up to
+// distribution's size limit, were read ahead: they are read again, then
+// the rest of the original body.
+type heldBody struct {
+	io.Reader
+	io.Closer
+	held     []byte
+	complete bool // held is the whole body, within the limit
+}
+
+// manifestBody reads a manifest PUT's body ahead and gives r its body
+// back whole. The body is read once however many of ferry's layers look
+// at it (the hardening guard, the digest layer, the OCI-Subject layer all
+// run before distribution reads it). ok is false for a body over
+// distribution's limit or one that failed to read: those are left to
+// distribution, which refuses them.
+func manifestBody(r *http.Request) (body []byte, ok bool) {
+	if h, held := r.Body.(*heldBody); held {
+		return h.held, h.complete
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
+	h := &heldBody{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body, held: body}
+	h.complete = err == nil && len(body) <= maxManifestSize
+	r.Body = h
+	return body, h.complete
 }
 
 // hookWriter calls before with the status code before the response's

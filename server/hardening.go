@@ -139,12 +139,8 @@ func (g *guard) check(r *http.Request, route string, vars map[string]string) (in
 // has a descriptor of negative size, and gives r the body back. Bodies
 // over the size limit are left to distribution, which refuses them.
 func checkManifestBody(r *http.Request) (int, errcode.ErrorCode, string) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, mediatype.MaxManifestSize+1))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-	if err != nil || len(body) > mediatype.MaxManifestSize {
+	body, ok := manifestBody(r)
+	if !ok {
 		return 0, errcode.ErrorCode(0), ""
 	}
 	var obj map[string]json.RawMessage

@@ -39,7 +39,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -200,9 +199,7 @@ func (l *ociLayer) putManifest(w http.ResponseWriter, r *http.Request, name stri
 		l.next.ServeHTTP(w, r)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
-	r.Body = replay(body, r.Body)
-	if err == nil && len(body) <= maxManifestSize {
+	if body, ok := manifestBody(r); ok {
 		if err := l.urls.check(r.Header.Get("Content-Type"), body); err != nil {
 			serveError(w, errcode.ErrorCodeManifestInvalid.WithMessage(err.Error()))
 			return
