@@ -312,8 +312,11 @@ type manifestPage struct {
 	Image     *uiImage      `json:"image,omitempty"`
 	Referrers []uiReferrers `json:"referrers"`
 	Pull      []string      `json:"pull"`
-	// Upstream is where a mirror's repository came from.
-	Upstream *uiUpstream `json:"upstream,omitempty"`
+	// Upstream is where a mirror's repository came from; LocalizedAs is
+	// the localized manifest a mirror with --proxy-foreign localize
+	// serves for this one, when it has derived it since it started.
+	Upstream    *uiUpstream   `json:"upstream,omitempty"`
+	LocalizedAs digest.Digest `json:"localizedAs,omitempty"`
 }
 
 // uiPlatform is one entry of an index.
@@ -486,6 +489,7 @@ func (u *webUI) manifestPage(w http.ResponseWriter, r *http.Request, ref string)
 	if refs, err := u.oci.list(ctx, named, d); err == nil {
 		page.Referrers = groupReferrers(refs)
 	}
+	page.LocalizedAs, _ = u.mirror.localizedAs(name, d)
 	page.Pull = pullLines(r.Host, name, tag, d)
 	u.render(w, r, "manifest", page)
 }

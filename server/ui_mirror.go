@@ -8,6 +8,8 @@ package server
 
 import (
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // uiUpstream is the upstream a mirror's repository came from.
@@ -65,3 +67,17 @@ func (m *mirror) lastChecked(local, tag string) (time.Time, bool) {
 // localizes reports whether the mirror serves foreign layers as ordinary
 // ones (--proxy-foreign localize).
 func (m *mirror) localizes() bool { return m != nil && m.localize }
+
+// localizedAs returns the digest of the localized manifest the mirror
+// serves for upstream manifest d of the local repository, when it has
+// derived one since it started and it differs from d.
+func (m *mirror) localizedAs(local string, d digest.Digest) (digest.Digest, bool) {
+	if !m.localizes() {
+		return "", false
+	}
+	desc, ok := m.loc.get(local + "@" + d.String())
+	if !ok || desc.Digest == d {
+		return "", false
+	}
+	return desc.Digest, true
+}

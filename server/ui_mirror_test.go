@@ -140,6 +140,20 @@ func TestUIMirror(t *testing.T) {
 		wantBlob(t, lm.URL, fixture.Repo, h)
 	}
 	localName := strings.ReplaceAll(e.Reg.Host, ":", "_") + "/" + fixture.Repo
+	code, _, served := get(t, http.MethodGet, lm.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag)
+	if code != http.StatusOK || served == e.SingleID.String() {
+		t.Fatalf("the localizing mirror serves tag %s as %d %s", fixture.SingleTag, code, served)
+	}
+	var tagPage struct{ Digest, LocalizedAs string }
+	if _, _, body := getUI(t, lm.URL, "/ui/m/"+localName+":"+fixture.SingleTag, true); json.Unmarshal([]byte(body), &tagPage) != nil ||
+		tagPage.Digest != e.SingleID.String() || tagPage.LocalizedAs != served {
+		t.Errorf("localizing mirror's tag page: upstream digest %s served as %s, want %s served as %s", tagPage.Digest, tagPage.LocalizedAs, e.SingleID, served)
+	}
+	_, _, html = getUI(t, lm.URL, "/ui/m/"+localName+":"+fixture.SingleTag, false)
+	wantContains(t, "localizing mirror's tag page", html, `id="localized"`, `href="/ui/m/`+localName+`@`+served+`"`)
+	if code, _, body := getUI(t, lm.URL, "/ui/m/"+localName+"@"+served, true); code != http.StatusOK || strings.Contains(body, `"foreign": true`) {
+		t.Errorf("the localized manifest's page: %d %s", code, body)
+	}
 	page, _ = mirrorUI(t, lm.URL, "/ui/m/"+localName+"@"+e.Manifests[0].String())
 	for _, l := range page.Image.Layers {
 		if l.Foreign && l.Blob != "localized" || !l.Foreign && l.Blob != "cached" {
