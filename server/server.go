@@ -345,7 +345,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 		h = m.handler(h, cfg)
 	}
 	if !o.noUI {
-		if h, err = newWebUI(h, oci); err != nil { // ui.go
+		if h, err = newWebUI(h, oci, m); err != nil { // ui.go
 			return nil, nil, err
 		}
 	}

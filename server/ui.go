@@ -4,7 +4,8 @@ package server
 // (issue 21): server-side rendered pages, every one also JSON with
 // Accept: application/json. It reads through distribution's storage
 // namespace, the one the registry serves, and loads no blob but manifests
-// and image configs.
+// and image configs. For a mirror it also shows where each repository
+// came from (ui_mirror.go).
 
 import (
 	"cmp"
@@ -32,6 +33,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 	"github.com/ferry-dev/ferry/internal/units"
 	"github.com/ferry-dev/ferry/mediatype"
+	"github.com/ferry-dev/ferry/platform"
 )
 
 //go:embed ui/templates/*.html ui/static/*
@@ -56,12 +58,13 @@ func WithUI(enabled bool) Option {
 type webUI struct {
 	next   http.Handler
 	oci    *ociLayer // the namespace, access controller and referrers lister
+	mirror *mirror   // nil unless the registry is a mirror
 	pages  map[string]*template.Template
 	static http.Handler
 }
 
-func newWebUI(next http.Handler, oci *ociLayer) (*webUI, error) {
-	u := &webUI{next: next, oci: oci, pages: map[string]*template.Template{}}
+func newWebUI(next http.Handler, oci *ociLayer, m *mirror) (*webUI, error) {
+	u := &webUI{next: next, oci: oci, mirror: m, pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{"size": units.Bytes, "short": shortDigest, "path": url.PathEscape}
 	for _, p := range []string{"repos", "tags", "manifest"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(uiFiles, "ui/templates/layout.html", "ui/templates/"+p+".html")
@@ -192,11 +195,15 @@ type reposPage struct {
 	Repositories []string `json:"repositories"`
 	// Next is the ?last= of the next page; "" on the last page.
 	Next string `json:"next,omitempty"`
+	// MirrorOf lists a mirror's upstreams; Upstream gives, by
+	// repository, the one it came from.
+	MirrorOf []uiUpstream           `json:"mirrorOf,omitempty"`
+	Upstream map[string]*uiUpstream `json:"upstream,omitempty"`
 }
 
 func (u *webUI) repos(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	page := reposPage{Filter: q.Get("q"), Repositories: []string{}}
+	page := reposPage{Filter: q.Get("q"), Repositories: []string{}, MirrorOf: u.mirror.upstreamList()}
 	n, last := pageSize(r), q.Get("last")
 	buf := make([]string, max(n, 100))
 	// The catalog is walked a batch at a time until a page of names
@@ -227,6 +234,14 @@ walk:
 	if more {
 		page.Next = last
 	}
+	for _, name := range page.Repositories {
+		if o := u.mirror.origin(name); o != nil {
+			if page.Upstream == nil {
+				page.Upstream = map[string]*uiUpstream{}
+			}
+			page.Upstream[name] = o
+		}
+	}
 	u.render(w, r, "repos", page)
 }
 
@@ -235,6 +250,11 @@ type tagsPage struct {
 	Repository string   `json:"repository"`
 	Tags       []string `json:"tags"`
 	Next       string   `json:"next,omitempty"`
+	// Upstream is where a mirror's repository came from; LastChecked
+	// gives, by tag, when the mirror last checked it upstream (RFC 3339;
+	// tags not checked since the server started are absent).
+	Upstream    *uiUpstream       `json:"upstream,omitempty"`
+	LastChecked map[string]string `json:"lastChecked,omitempty"`
 }
 
 func (u *webUI) repo(w http.ResponseWriter, r *http.Request, name string) {
@@ -262,10 +282,18 @@ func (u *webUI) repo(w http.ResponseWriter, r *http.Request, name string) {
 		u.fail(w, r, http.StatusServiceUnavailable, "the tags of "+name+" cannot be read")
 		return
 	}
-	page := tagsPage{Repository: name, Tags: tags}
+	page := tagsPage{Repository: name, Tags: tags, Upstream: u.mirror.origin(name)}
 	if len(tags) > n {
 		page.Tags = tags[:n]
 		page.Next = tags[n-1]
+	}
+	for _, tag := range page.Tags {
+		if at, ok := u.mirror.lastChecked(name, tag); ok {
+			if page.LastChecked == nil {
+				page.LastChecked = map[string]string{}
+			}
+			page.LastChecked[tag] = at.UTC().Format(time.RFC3339)
+		}
 	}
 	u.render(w, r, "tags", page)
 }
@@ -284,19 +312,32 @@ type manifestPage struct {
 	Image     *uiImage      `json:"image,omitempty"`
 	Referrers []uiReferrers `json:"referrers"`
 	Pull      []string      `json:"pull"`
+	// Upstream is where a mirror's repository came from; LocalizedAs is
+	// the localized manifest a mirror with --proxy-foreign localize
+	// serves for this one, when it has derived it since it started.
+	Upstream    *uiUpstream   `json:"upstream,omitempty"`
+	LocalizedAs digest.Digest `json:"localizedAs,omitempty"`
 }
 
 // uiPlatform is one entry of an index.
 type uiPlatform struct {
-	Digest       digest.Digest `json:"digest"`
-	MediaType    string        `json:"mediaType"`
-	OS           string        `json:"os,omitempty"`
-	Arch         string        `json:"architecture,omitempty"`
-	Variant      string        `json:"variant,omitempty"`
-	OSVersion    string        `json:"os.version,omitempty"`
-	Size         int64         `json:"size"`
-	TotalSize    int64         `json:"totalSize"`
-	ArtifactType string        `json:"artifactType,omitempty"`
+	Digest    digest.Digest `json:"digest"`
+	MediaType string        `json:"mediaType"`
+	OS        string        `json:"os,omitempty"`
+	Arch      string        `json:"architecture,omitempty"`
+	Variant   string        `json:"variant,omitempty"`
+	OSVersion string        `json:"os.version,omitempty"`
+	// Release is the Windows release OSVersion's build is, e.g.
+	// "ltsc2022" for 10.0.20348.*.
+	Release      string `json:"release,omitempty"`
+	Size         int64  `json:"size"`
+	TotalSize    int64  `json:"totalSize"`
+	ArtifactType string `json:"artifactType,omitempty"`
+	// Cached says whether the registry holds the platform's manifest;
+	// LayersCached of Layers of its layers' blobs are held.
+	Cached       bool `json:"cached"`
+	Layers       int  `json:"layers"`
+	LayersCached int  `json:"layersCached"`
 }
 
 // uiImage is what an image manifest and its config say.
@@ -306,6 +347,7 @@ type uiImage struct {
 	OS           string            `json:"os,omitempty"`
 	Arch         string            `json:"architecture,omitempty"`
 	OSVersion    string            `json:"os.version,omitempty"`
+	Release      string            `json:"release,omitempty"`
 	Entrypoint   []string          `json:"entrypoint,omitempty"`
 	Cmd          []string          `json:"cmd,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
@@ -314,9 +356,10 @@ type uiImage struct {
 	History      []uiHistory       `json:"history,omitempty"`
 }
 
-// uiLayer is one layer; Blob says whether the registry holds its bytes
-// ("cached" or "missing"; for a foreign layer "missing" is normal, its
-// bytes being at its urls).
+// uiLayer is one layer; Blob says whether the registry holds its bytes:
+// "cached", "missing" (for a foreign layer that is normal, its bytes being
+// at its urls) or, for a foreign layer a mirror holds and serves as an
+// ordinary one (--proxy-foreign localize), "localized".
 type uiLayer struct {
 	Digest    digest.Digest `json:"digest"`
 	MediaType string        `json:"mediaType"`
@@ -412,7 +455,7 @@ func (u *webUI) manifestPage(w http.ResponseWriter, r *http.Request, ref string)
 		}
 		d = desc.Digest
 	}
-	page := manifestPage{Repository: name, Tag: tag, Digest: d, Referrers: []uiReferrers{}}
+	page := manifestPage{Repository: name, Tag: tag, Digest: d, Referrers: []uiReferrers{}, Upstream: u.mirror.origin(name)}
 	m, size, ok := u.readManifest(ctx, repo, d)
 	if !ok {
 		u.fail(w, r, http.StatusNotFound, fmt.Sprintf("no manifest %s in %s", d, name))
@@ -425,9 +468,16 @@ func (u *webUI) manifestPage(w http.ResponseWriter, r *http.Request, ref string)
 			p := uiPlatform{Digest: c.Digest, MediaType: c.MediaType, Size: c.Size, TotalSize: c.Size, ArtifactType: c.ArtifactType}
 			if c.Platform != nil {
 				p.OS, p.Arch, p.Variant, p.OSVersion = c.Platform.OS, c.Platform.Architecture, c.Platform.Variant, c.Platform.OSVersion
+				p.Release = windowsRelease(p.OSVersion)
 			}
 			if cm, _, ok := u.readManifest(ctx, repo, c.Digest); ok {
 				p.TotalSize += cm.Config.Size + layersSize(cm.Layers)
+				p.Cached, p.Layers = true, len(cm.Layers)
+				for _, l := range cm.Layers {
+					if u.held(ctx, repo, l.Digest) {
+						p.LayersCached++
+					}
+				}
 			}
 			page.TotalSize += p.TotalSize
 			page.Platforms = append(page.Platforms, p)
@@ -439,6 +489,7 @@ func (u *webUI) manifestPage(w http.ResponseWriter, r *http.Request, ref string)
 	if refs, err := u.oci.list(ctx, named, d); err == nil {
 		page.Referrers = groupReferrers(refs)
 	}
+	page.LocalizedAs, _ = u.mirror.localizedAs(name, d)
 	page.Pull = pullLines(r.Host, name, tag, d)
 	u.render(w, r, "manifest", page)
 }
@@ -470,9 +521,12 @@ func (u *webUI) image(ctx context.Context, repo distribution.Repository, m rawMa
 	img := &uiImage{ConfigDigest: m.Config.Digest, Annotations: m.Annotations, Layers: []uiLayer{}}
 	blobs := repo.Blobs(ctx)
 	for _, l := range m.Layers {
-		ul := uiLayer{Digest: l.Digest, MediaType: l.MediaType, Size: l.Size, URLs: l.URLs, Foreign: mediatype.IsForeign(l.MediaType), Blob: "cached"}
-		if _, err := blobs.Stat(ctx, l.Digest); err != nil {
-			ul.Blob = "missing"
+		ul := uiLayer{Digest: l.Digest, MediaType: l.MediaType, Size: l.Size, URLs: l.URLs, Foreign: mediatype.IsForeign(l.MediaType), Blob: "missing"}
+		if u.held(ctx, repo, l.Digest) {
+			ul.Blob = "cached"
+			if ul.Foreign && u.mirror.localizes() {
+				ul.Blob = "localized"
+			}
 		}
 		img.Layers = append(img.Layers, ul)
 	}
@@ -487,7 +541,7 @@ func (u *webUI) image(ctx context.Context, repo distribution.Repository, m rawMa
 	if c.Created != nil {
 		img.Created = c.Created.UTC().Format(time.RFC3339)
 	}
-	img.OS, img.Arch, img.OSVersion = c.OS, c.Arch, c.OSVersion
+	img.OS, img.Arch, img.OSVersion, img.Release = c.OS, c.Arch, c.OSVersion, windowsRelease(c.OSVersion)
 	img.Entrypoint, img.Cmd, img.Labels = c.Config.Entrypoint, c.Config.Cmd, c.Config.Labels
 	for _, h := range c.History {
 		uh := uiHistory{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer}
@@ -497,6 +551,30 @@ func (u *webUI) image(ctx context.Context, repo distribution.Repository, m rawMa
 		img.History = append(img.History, uh)
 	}
 	return img
+}
+
+// held reports whether the repository links blob d (a stat, no read).
+func (u *webUI) held(ctx context.Context, repo distribution.Repository, d digest.Digest) bool {
+	_, err := repo.Blobs(ctx).Stat(ctx, d)
+	return err == nil
+}
+
+// windowsRelease names the Windows release of os.version v by its build
+// (platform.Aliases), an LTSC name first; "" when none is known.
+func windowsRelease(v string) string {
+	var names []string
+	for name, build := range platform.Aliases {
+		if v == build || strings.HasPrefix(v, build+".") {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(b[0], a[0]), strings.Compare(a, b)) // "ltsc…" before "1809"
+	})
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }
 
 func layersSize(ls []ocispec.Descriptor) int64 {

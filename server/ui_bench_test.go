@@ -18,7 +18,7 @@ import (
 
 // BenchmarkUITagsFirstPage measures the web view's first page of a
 // repository holding 10,000 tags, on a filesystem root (issue 21: under
-// 200 ms on the CI machine; about 45 ms on the 2-core development VM).
+// 200 ms on the CI machine; 21 ms on the 2-core development VM at load 8).
 // Tagging 10,000 times first takes about a minute and a half.
 func BenchmarkUITagsFirstPage(b *testing.B) {
 	const tags = 10000

@@ -118,6 +118,10 @@ func TestUIPages(t *testing.T) {
 			t.Fatalf("GET / = %d %s", code, h.Get("Content-Type"))
 		}
 		wantContains(t, "/", body, `href="/ui/r/windows/servercore"`, `href="/ui/r/evil/repo"`, `<form method="get" action="/"`, `/ui/static/style.css`)
+		// Not a mirror: no upstreams. No script, and the policy allows none.
+		if strings.Contains(body, "upstream") || strings.Contains(body, "<script") || strings.Contains(h.Get("Content-Security-Policy"), "script-src") {
+			t.Errorf("GET / names an upstream or has or allows scripts (policy %q):\n%s", h.Get("Content-Security-Policy"), body)
+		}
 		var page struct{ Repositories []string }
 		code, _, body = getUI(t, base, "/?q=servercore", true)
 		if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil || fmt.Sprint(page.Repositories) != "[windows/servercore]" {
@@ -135,7 +139,7 @@ func TestUIPages(t *testing.T) {
 	})
 	t.Run("index", func(t *testing.T) {
 		_, _, body := getUI(t, base, "/ui/m/windows/servercore:ltsc", false)
-		wantContains(t, "index page", body, e.Index.String(), fixture.OSVersion1, fixture.OSVersion2,
+		wantContains(t, "index page", body, e.Index.String(), "ltsc2019 · "+fixture.OSVersion1, "ltsc2022 · "+fixture.OSVersion2,
 			"/ui/m/windows/servercore@"+e.Manifests[1].String(), "application/vnd.example.sbom.v1", e.SBOM.String(),
 			"docker pull "+host+"/windows/servercore:ltsc", "ferry copy "+host+"/windows/servercore:ltsc", "crane pull "+host+"/windows/servercore:ltsc")
 		var page struct {
@@ -144,6 +148,7 @@ func TestUIPages(t *testing.T) {
 			Platforms []struct {
 				OS        string
 				OSVersion string `json:"os.version"`
+				Release   string
 				Digest    string
 			}
 			Referrers []struct {
@@ -155,7 +160,7 @@ func TestUIPages(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &page); err != nil {
 			t.Fatal(err)
 		}
-		if page.MediaType != string(types.DockerManifestList) || len(page.Platforms) != 2 || page.Platforms[1].OSVersion != fixture.OSVersion2 ||
+		if page.MediaType != string(types.DockerManifestList) || len(page.Platforms) != 2 || page.Platforms[1].OSVersion != fixture.OSVersion2 || page.Platforms[0].Release != "ltsc2019" || page.Platforms[1].Release != "ltsc2022" ||
 			len(page.Referrers) != 1 || page.Referrers[0].ArtifactType != sbomType || page.TotalSize <= 0 {
 			t.Fatalf("index as JSON: %+v\n%s", page, body)
 		}
@@ -195,6 +200,11 @@ func TestUIPages(t *testing.T) {
 			t.Fatalf("markup from a label or annotation rendered as markup:\n%s", body)
 		}
 		wantContains(t, "evil page", body, "&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;script&gt;alert(2)&lt;/script&gt;")
+		// The filter is given back in the page.
+		_, _, body = getUI(t, base, "/?q=%3Cscript%3Ealert(3)%3C/script%3E", false)
+		if strings.Contains(body, "<script") || !strings.Contains(body, "&lt;script&gt;alert(3)&lt;/script&gt;") {
+			t.Fatalf("a filter holding markup is not given back as text:\n%s", body)
+		}
 	})
 	t.Run("not found", func(t *testing.T) {
 		for _, p := range []string{"/ui/m/windows/servercore:nope", "/ui/r/no/such", "/ui/m/evil/repo@" + e.Manifests[0].String(), "/ui/nothing"} {
