@@ -339,7 +339,7 @@ func (c *copier) move(ctx context.Context, d v1.Descriptor) error {
 				return err
 			}
 		}
-		n, err := c.copyBlob(ctx, d)
+		n, err := c.streamBlob(ctx, d)
 		if err == nil {
 			c.count(func(r *Result) { r.BlobsCopied++; r.Bytes += n })
 			emit(BlobCopied)
@@ -366,6 +366,16 @@ func retryable(ctx context.Context, err error) bool {
 		}
 	}
 	return true
+}
+
+// streamBlob is copyBlob in a place of the ledger's bound on streams.
+func (c *copier) streamBlob(ctx context.Context, d v1.Descriptor) (int64, error) {
+	done, err := c.o.ledger.startMove(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	return c.copyBlob(ctx, d)
 }
 
 // copyBlob opens the blob at the source (the registry first; for a
