@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -141,5 +142,53 @@ func TestLedgerLimitMovesBoundsStreamsAndWaitersHoldNone(t *testing.T) {
 	}
 	if !dst.has[sharedDesc.Digest] || dst.pushedOther != 2*images {
 		t.Errorf("shared blob pushed: %v; other blobs pushed: %d, want %d", dst.has[sharedDesc.Digest], dst.pushedOther, 2*images)
+	}
+}
+
+// orderTarget records the order blobs are pushed in.
+type orderTarget struct {
+	mu     sync.Mutex
+	pushed []v1.Hash
+}
+
+func (o *orderTarget) HasBlob(context.Context, v1.Descriptor) (bool, error) { return false, nil }
+func (o *orderTarget) PushBlob(_ context.Context, d v1.Descriptor, r io.Reader) error {
+	o.mu.Lock()
+	o.pushed = append(o.pushed, d.Digest)
+	o.mu.Unlock()
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+func (o *orderTarget) PushManifest(context.Context, v1.Descriptor, []byte) error { return nil }
+func (o *orderTarget) Tag(context.Context, v1.Descriptor, []byte) error          { return nil }
+func (o *orderTarget) Close() error                                              { return nil }
+
+// TestCopyMovesLargestBlobFirst: with one job, the blobs go largest first
+// (the base layer listed first in the manifest is not the largest here),
+// so that the longest transfer is never queued behind small ones.
+func TestCopyMovesLargestBlobFirst(t *testing.T) {
+	src := &memSource{blobs: map[v1.Hash][]byte{}}
+	var layers []v1.Descriptor
+	for _, n := range []int{10, 300, 20, 200} {
+		b := bytes.Repeat([]byte{byte(n)}, n)
+		d := blob.DescriptorOf(b, types.OCILayer)
+		src.blobs[d.Digest] = b
+		layers = append(layers, d)
+	}
+	cfg := []byte(`{}`)
+	cfgDesc := blob.DescriptorOf(cfg, types.OCIConfigJSON)
+	src.blobs[cfgDesc.Digest] = cfg
+	raw, err := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: cfgDesc, Layers: layers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.root, src.raw = blob.DescriptorOf(raw, types.OCIManifestSchema1), raw
+	dst := &orderTarget{}
+	if _, err := Copy(context.Background(), src, dst, WithJobs(1)); err != nil {
+		t.Fatal(err)
+	}
+	want := []v1.Hash{layers[1].Digest, layers[3].Digest, layers[2].Digest, layers[0].Digest, cfgDesc.Digest}
+	if !slices.Equal(dst.pushed, want) {
+		t.Errorf("pushed %v, want largest first %v", dst.pushed, want)
 	}
 }
