@@ -87,15 +87,8 @@ func Open(ctx context.Context, ref name.Reference, opts ...Option) (*Repo, error
 	if o.push {
 		scope = repo.Scope(transport.PushScope)
 	}
-	if o.auth == nil {
-		// Resolved once, for the mount clients too (a credential helper
-		// is a process to run).
-		if o.auth, err = o.keychain.Resolve(reg); err != nil {
-			return nil, fmt.Errorf("credentials for %s: %w", reg, err)
-		}
-	}
 	scopes := append([]string{scope}, o.scopes...)
-	c, err := newClient(ctx, reg, scopes, o)
+	c, err := o.client(ctx, reg, scopes)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +97,7 @@ func Open(ctx context.Context, ref name.Reference, opts ...Option) (*Repo, error
 		r.covered[s] = true
 	}
 	r.mountClient = func(ctx context.Context, from name.Repository) (*Client, error) {
-		return newClient(ctx, reg, append(slices.Clone(scopes), from.Scope(transport.PullScope)), o)
+		return o.client(ctx, reg, append(slices.Clone(scopes), from.Scope(transport.PullScope)))
 	}
 	return r, nil
 }
