@@ -260,7 +260,7 @@ func median(ms []measurement) (sec float64, rss int64, ok bool) {
 
 func render(c config, img *image, lim machine, res results) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Results\n\nImage: Windows-like, OCI, a %d MiB base and a %d MiB delta layer, %.0f MB gzip. Registries on loopback: the reference registry %s (source) and ferry serve (destination). %d runs per tool, alternating; medians. Foreign scenario: base layer at a URL capped at %.0f MB/s per connection, ferry with --foreign-connections %d.\n\n",
+	fmt.Fprintf(&b, "## Results\n\nImage: Windows-like, OCI, a %d MiB base and a %d MiB delta layer, %.0f MB gzip. Registries on loopback: the reference registry %s (source) and ferry serve (destination; the sync scenario's is its own). %d runs per tool, alternating; medians. Foreign scenario: base layer at a URL capped at %.0f MB/s per connection, ferry with --foreign-connections %d.\n\n",
 		c.baseMiB, c.deltaMiB, float64(img.Bytes())/1e6, registryVersion, c.runs, c.capMBps, c.connections)
 	fmt.Fprintf(&b, "Machine, same run: %d CPUs; sha256 %.0f MB/s on one core; loopback HTTP %.0f MB/s; disk write %.0f MB/s.\n\n", lim.cpus, lim.sha256MBps, lim.loopMBps, lim.dwr)
 	for _, scenario := range c.scenarios {
