@@ -135,36 +135,7 @@ func ceilingPush(dst string, img *image, open func(blobDesc) (io.ReadCloser, err
 	base := "http://" + v2(dst)
 	var g errgroup.Group
 	for _, d := range []blobDesc{img.Config, img.Base, img.Delta} {
-		g.Go(func() error {
-			resp, err := ceilingTransport.RoundTrip(mustRequest(http.MethodPost, base+"/blobs/uploads/", nil))
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			loc, err := resp.Location()
-			if err != nil {
-				return fmt.Errorf("POST upload: %s: %w", resp.Status, err)
-			}
-			q := loc.Query()
-			q.Set("digest", d.Digest)
-			loc.RawQuery = q.Encode()
-			body, err := open(d)
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			req := mustRequest(http.MethodPut, loc.String(), body)
-			req.ContentLength = d.Size
-			resp, err = ceilingTransport.RoundTrip(req)
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				return fmt.Errorf("PUT blob %s: %s", d.Digest, resp.Status)
-			}
-			return nil
-		})
+		g.Go(func() error { return pushBlob(base, d, open) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -173,15 +144,53 @@ func ceilingPush(dst string, img *image, open func(blobDesc) (io.ReadCloser, err
 	if err != nil {
 		return err
 	}
-	req := mustRequest(http.MethodPut, base+"/manifests/v1", bytes.NewReader(raw))
-	req.Header.Set("Content-Type", img.Manifest.MediaType)
+	return putManifest(base, "v1", img.Manifest.MediaType, raw)
+}
+
+// pushBlob uploads one blob to the repository at base (http://HOST/v2/REPO)
+// with a POST and one streamed PUT of what open returns.
+func pushBlob(base string, d blobDesc, open func(blobDesc) (io.ReadCloser, error)) error {
+	resp, err := ceilingTransport.RoundTrip(mustRequest(http.MethodPost, base+"/blobs/uploads/", nil))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		return fmt.Errorf("POST upload: %s: %w", resp.Status, err)
+	}
+	q := loc.Query()
+	q.Set("digest", d.Digest)
+	loc.RawQuery = q.Encode()
+	body, err := open(d)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	req := mustRequest(http.MethodPut, loc.String(), body)
+	req.ContentLength = d.Size
+	resp, err = ceilingTransport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("PUT blob %s: %s", d.Digest, resp.Status)
+	}
+	return nil
+}
+
+// putManifest puts raw under ref in the repository at base.
+func putManifest(base, ref, mediaType string, raw []byte) error {
+	req := mustRequest(http.MethodPut, base+"/manifests/"+ref, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", mediaType)
 	resp, err := ceilingTransport.RoundTrip(req)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("PUT manifest: %s", resp.Status)
+		return fmt.Errorf("PUT manifest %s: %s", ref, resp.Status)
 	}
 	return nil
 }

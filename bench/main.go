@@ -3,7 +3,9 @@
 // layout, push from one, and a foreign-layer copy with include from a
 // bandwidth-capped URL server (as a CDN caps each connection); and, with
 // -scenarios sync -tools ferry,skopeo,regsync,crane, a sync of 10 images
-// sharing the base across 3 repositories, first run and no-op rerun.
+// sharing the base across 3 repositories into an empty reference
+// registry, first run and no-op rerun, with the bytes each tool sends
+// (bench/sync.go; the sizes: -base-mib 256 -delta-mib 256).
 //
 //	go run ./bench                      # 1 GiB base + 256 MiB delta, 3 runs
 //	go run ./bench -base-mib 64 -delta-mib 16 -runs 1   # a quick look

@@ -71,14 +71,13 @@ func run(c config) error {
 		if err := seedSync(ferryBin, src.host, c.work, t.env); err != nil {
 			return err
 		}
-		c.scenarios = append(c.scenarios, "sync-rerun") // reported, run by sync
 	}
 	limits := measureLimits(c.work)
 	res := results{}
 	for r := 0; r < c.runs; r++ {
 		for _, scenario := range c.scenarios {
-			if scenario == "sync-rerun" || scenario == "mirror" {
-				continue // sync-rerun runs with sync; mirrorScenario, below
+			if scenario == "sync" || scenario == "mirror" {
+				continue // their own sections, below
 			}
 			if res[scenario] == nil {
 				res[scenario] = map[string][]measurement{}
@@ -93,23 +92,8 @@ func run(c config) error {
 				if pseudoTool(tool) && scenario == "foreign" {
 					continue // the minimal client does not fetch URLs
 				}
-				if scenario == "sync" && !syncTools[tool] || scenario != "sync" && tool == "regsync" {
-					continue // regsync only syncs; sync compares the sync tools
-				}
-				if scenario == "sync" {
-					first, rerun := runSync(t, tool, r, src.host, dst.host, c.work)
-					for name, m := range map[string]measurement{"sync": first, "sync-rerun": rerun} {
-						if res[name] == nil {
-							res[name] = map[string][]measurement{}
-						}
-						res[name][tool] = append(res[name][tool], m)
-						if m.err != nil {
-							fmt.Fprintf(os.Stderr, "%s %s run %d: %v\n", tool, name, r+1, m.err)
-						} else {
-							fmt.Fprintf(os.Stderr, "%-7s %-10s run %d: %6.2fs %5.1f MiB\n", tool, name, r+1, m.seconds, float64(m.rss)/(1<<20))
-						}
-					}
-					continue
+				if tool == "regsync" {
+					continue // regsync only syncs
 				}
 				m := runOne(t, tool, scenario, r, src.host, dst.host, img, c.work)
 				if m.err != nil {
@@ -122,6 +106,13 @@ func run(c config) error {
 		}
 	}
 	report := render(c, img, limits, res)
+	if slices.Contains(c.scenarios, "sync") {
+		section, err := syncScenario(c, t, src.host)
+		if err != nil {
+			return fmt.Errorf("sync scenario: %w", err)
+		}
+		report += section
+	}
 	if slices.Contains(c.scenarios, "mirror") {
 		section, err := mirrorScenario(c, t, ferryBin, src.host, img)
 		if err != nil {
@@ -269,12 +260,12 @@ func median(ms []measurement) (sec float64, rss int64, ok bool) {
 
 func render(c config, img *image, lim machine, res results) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Results\n\nImage: Windows-like, OCI, a %d MiB base and a %d MiB delta layer, %.0f MB gzip. Registries on loopback: the reference registry %s (source) and ferry serve (destination). %d runs per tool, alternating; medians. Foreign scenario: base layer at a URL capped at %.0f MB/s per connection, ferry with --foreign-connections %d.\n\n",
+	fmt.Fprintf(&b, "## Results\n\nImage: Windows-like, OCI, a %d MiB base and a %d MiB delta layer, %.0f MB gzip. Registries on loopback: the reference registry %s (source) and ferry serve (destination; the sync scenario's is its own). %d runs per tool, alternating; medians. Foreign scenario: base layer at a URL capped at %.0f MB/s per connection, ferry with --foreign-connections %d.\n\n",
 		c.baseMiB, c.deltaMiB, float64(img.Bytes())/1e6, registryVersion, c.runs, c.capMBps, c.connections)
 	fmt.Fprintf(&b, "Machine, same run: %d CPUs; sha256 %.0f MB/s on one core; loopback HTTP %.0f MB/s; disk write %.0f MB/s.\n\n", lim.cpus, lim.sha256MBps, lim.loopMBps, lim.dwr)
 	for _, scenario := range c.scenarios {
-		if scenario == "mirror" {
-			continue // its own table (mirror.go)
+		if scenario == "mirror" || scenario == "sync" {
+			continue // their own tables (mirror.go, sync.go)
 		}
 		fsec, _, fok := median(res[scenario]["ferry"])
 		fmt.Fprintf(&b, "### %s\n\n| tool | median s | MB/s | peak RSS MiB | ferry's time / tool's |\n| --- | ---: | ---: | ---: | ---: |\n", scenario)

@@ -32,7 +32,7 @@ type Access struct {
 // WithAccess returns an opener like o whose registry stores reach their
 // registry as a says. It shares nothing to close with o.
 func (o *Opener) WithAccess(a Access) (*Opener, error) {
-	n := &Opener{net: o.net, extra: append([]registry.Option(nil), o.extra...)}
+	n := &Opener{net: o.net, extra: append([]registry.Option(nil), o.extra...), clients: &registry.Clients{}}
 	n.net.Insecure = n.net.Insecure || a.Insecure
 	if a.Username != "" {
 		n.extra = append(n.extra, registry.WithAuth(authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password})))
@@ -50,7 +50,11 @@ func (o *Opener) WithAccess(a Access) (*Opener, error) {
 // registryOptions are the registry client's options: the network's and
 // the access's.
 func (o *Opener) registryOptions() []registry.Option {
-	return append(o.net.RegistryOptions(), o.extra...)
+	opts := append(o.net.RegistryOptions(), o.extra...)
+	if o.clients != nil {
+		opts = append(opts, registry.WithClients(o.clients))
+	}
+	return opts
 }
 
 // certTransport is the registry transport trusting the authorities in

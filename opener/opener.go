@@ -95,14 +95,16 @@ func (n Network) Parse(s string) (location.Location, error) {
 // them; Close closes what the opener keeps itself: the sources its
 // Resolver opened and the storage roots it opened.
 type Opener struct {
-	net    Network
-	extra  []registry.Option // WithAccess's
-	closer []io.Closer
+	net     Network
+	extra   []registry.Option // WithAccess's
+	clients *registry.Clients // shared by the repositories it opens
+	closer  []io.Closer
 }
 
 // New returns an Opener that talks to registries and foreign URLs as net
-// says.
-func New(net Network) *Opener { return &Opener{net: net} }
+// says. The registry repositories it opens share their clients (one
+// connection pool and token per registry and access asked for).
+func New(net Network) *Opener { return &Opener{net: net, clients: &registry.Clients{}} }
 
 // Network returns the opener's network settings.
 func (o *Opener) Network() Network { return o.net }

@@ -78,6 +78,11 @@ type Report struct {
 	Totals Totals   `json:"totals"`
 }
 
+// StreamsPerJob is how many images, and blob streams, each of
+// Options.Jobs stands for: 4, the blobs one copy moves at once by
+// default.
+const StreamsPerJob = 4
+
 // ErrImagesFailed is returned (wrapped) when some images failed and the
 // others were synced.
 var ErrImagesFailed = errors.New("some images failed")
@@ -86,7 +91,12 @@ var ErrImagesFailed = errors.New("some images failed")
 type Options struct {
 	// Opener opens the stores; required.
 	Opener *opener.Opener
-	// Jobs is how many images are planned and copied at once (default 4).
+	// Jobs bounds the run's concurrency (default 4). Up to StreamsPerJob
+	// × Jobs images are planned and copied at once, and at most as many
+	// blobs stream at once across them: an image waiting for a blob
+	// another image is moving holds no stream, so a shared base layer
+	// does not hold up the other images' own layers (transfer.Ledger's
+	// LimitMoves).
 	Jobs int
 	// Foreign is the foreign-layer policy unless the file sets one; nil:
 	// keep for a registry destination, include for a file or layout.
@@ -191,7 +201,7 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 			}
 		}
 	}
-	parallel(ctx, imgs, o.Jobs, func(ctx context.Context, img *Image) {
+	parallel(ctx, imgs, StreamsPerJob*o.Jobs, func(ctx context.Context, img *Image) {
 		if img.Status == Failed {
 			return
 		}
@@ -340,7 +350,7 @@ func resolve(ctx context.Context, img *Image) {
 // execute copies the planned images, jobs at a time, skipping those the
 // destination already has; one failure does not stop the others.
 func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
-	ledger := transfer.NewLedger()
+	ledger := transfer.NewLedger().LimitMoves(StreamsPerJob * o.Jobs)
 	var mu sync.Mutex
 	var targets []store.Target
 	defer func() {
@@ -350,7 +360,7 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 	}()
 	var done sync.Mutex
 	report := func(img *Image) { done.Lock(); o.Done(img); done.Unlock() }
-	parallel(ctx, imgs, o.Jobs, func(ctx context.Context, img *Image) {
+	parallel(ctx, imgs, StreamsPerJob*o.Jobs, func(ctx context.Context, img *Image) {
 		if img.Status == Failed {
 			report(img)
 			return

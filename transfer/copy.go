@@ -7,11 +7,13 @@ package transfer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -260,7 +262,7 @@ func (c *copier) checkImagePlatform(ctx context.Context, n *node) error {
 }
 
 // copyBlobs transfers every blob of the tree, each digest once, with at
-// most jobs at a time.
+// most jobs at a time, largest first.
 func (c *copier) copyBlobs(ctx context.Context, root *node) error {
 	seen := map[v1.Hash]bool{}
 	var all []v1.Descriptor
@@ -277,6 +279,10 @@ func (c *copier) copyBlobs(ctx context.Context, root *node) error {
 		}
 	}
 	walk(root)
+	// The largest first: the longest transfer starts before the queue of
+	// small ones (and, sharing a ledger, before other copies take the
+	// streams), so it ends as early as it can.
+	slices.SortStableFunc(all, func(a, b v1.Descriptor) int { return cmp.Compare(b.Size, a.Size) })
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.o.jobs)
 	for _, d := range all {
@@ -339,7 +345,7 @@ func (c *copier) move(ctx context.Context, d v1.Descriptor) error {
 				return err
 			}
 		}
-		n, err := c.copyBlob(ctx, d)
+		n, err := c.streamBlob(ctx, d)
 		if err == nil {
 			c.count(func(r *Result) { r.BlobsCopied++; r.Bytes += n })
 			emit(BlobCopied)
@@ -366,6 +372,16 @@ func retryable(ctx context.Context, err error) bool {
 		}
 	}
 	return true
+}
+
+// streamBlob is copyBlob in a place of the ledger's bound on streams.
+func (c *copier) streamBlob(ctx context.Context, d v1.Descriptor) (int64, error) {
+	done, err := c.o.ledger.startMove(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	return c.copyBlob(ctx, d)
 }
 
 // copyBlob opens the blob at the source (the registry first; for a

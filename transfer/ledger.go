@@ -20,8 +20,9 @@ import (
 // The holders are the copies' targets: the caller keeps them open (not
 // closed) until every copy sharing the ledger is done.
 type Ledger struct {
-	mu sync.Mutex
-	m  map[v1.Hash]*ledgerEntry
+	mu    sync.Mutex
+	m     map[v1.Hash]*ledgerEntry
+	moves chan struct{} // a place per blob streaming; nil: no bound
 }
 
 type ledgerEntry struct {
@@ -32,6 +33,35 @@ type ledgerEntry struct {
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger { return &Ledger{m: map[v1.Hash]*ledgerEntry{}} }
+
+// LimitMoves bounds how many blobs the copies sharing l stream at once,
+// all together, to n: a copy holds a place only while a blob's bytes
+// stream, not while it skips or mounts a blob or waits for a blob another
+// copy is moving. So many copies can run at once, those waiting for a
+// shared blob holding no place, and the bytes in flight stay bounded. It
+// returns l; call it before the ledger is shared. n < 1 removes the bound
+// (the default: each copy's WithJobs is the only one).
+func (l *Ledger) LimitMoves(n int) *Ledger {
+	l.moves = nil
+	if n > 0 {
+		l.moves = make(chan struct{}, n)
+	}
+	return l
+}
+
+// startMove takes a place for one blob's stream (see LimitMoves) and
+// returns the function that gives it back; l may be nil.
+func (l *Ledger) startMove(ctx context.Context) (func(), error) {
+	if l == nil || l.moves == nil {
+		return func() {}, nil
+	}
+	select {
+	case l.moves <- struct{}{}:
+		return func() { <-l.moves }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
 // WithLedger shares blob transfers with the other copies given the same
 // ledger (see Ledger). The default shares nothing.

@@ -15,8 +15,8 @@ import (
 )
 
 // blobJobs is how many blobs each image of a sync moves at once, as copy
-// does by default; sync's --jobs counts images.
-const blobJobs = 4
+// does by default (syncer.StreamsPerJob).
+const blobJobs = syncer.StreamsPerJob
 
 func newSyncCmd(g *globals) *cobra.Command {
 	var f copyFlags
@@ -38,9 +38,10 @@ repositories: NAME: — to DEST:
 
 The run is planned first (tags listed, digests resolved, filters applied):
 an image whose destination already has the digest is skipped without
-touching a blob. Images are copied --jobs at a time; each blob moves at
-most once in a run (later images mount it from the destination repository
-that received it). A failing image does not stop the others: each failure
+touching a blob. Up to 4×--jobs images are copied at once, with at most
+4×--jobs blobs streaming across them (an image waiting for a blob another
+image is moving holds none); each blob moves at most once in a run (later
+images mount it from the destination repository that received it). A failing image does not stop the others: each failure
 is named at the end and the exit code is 1.`,
 		Example: `  ferry sync windows.yaml registry.internal:5000/mirror
   ferry sync --dry-run windows.yaml registry.internal:5000/mirror
@@ -118,7 +119,7 @@ is named at the end and the exit code is 1.`,
 	}
 	f.register(cmd, "")
 	f.registerReferrers(cmd)
-	cmd.Flags().Lookup("jobs").Usage = "images copied in parallel (each moves up to 4 blobs at once)"
+	cmd.Flags().Lookup("jobs").Usage = "concurrency: up to 4×N images in flight and 4×N blobs streaming at once across them"
 	cmd.Flags().Lookup("platform").Usage = "copy only these platforms of each index, unless the file says otherwise: " + strings.TrimPrefix(cmd.Flags().Lookup("platform").Usage, "copy only these platforms of an index: ")
 	cmd.Flags().Lookup("json").Usage = "print a JSON report on stdout: per image source, destination, digest, status, bytes; and totals"
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan (each source → destination, digest, why skipped) and write nothing")

@@ -29,6 +29,7 @@ type options struct {
 	retries   int
 	stall     time.Duration
 	delay     time.Duration
+	clients   *Clients
 }
 
 // Option configures a Repo.
@@ -80,6 +81,14 @@ func WithMountFrom(repo name.Repository) Option {
 		o.scopes = append(o.scopes, repo.Scope(transport.PullScope))
 		return nil
 	}
+}
+
+// WithClients shares clients through cs (see Clients): Repos opened with
+// the same cs, the same other options and the same scopes use one client.
+// The default opens a client (a ping, and a token under token
+// authentication) for every Repo.
+func WithClients(cs *Clients) Option {
+	return func(o *options) error { o.clients = cs; return nil }
 }
 
 // WithUserAgent sets the User-Agent prefix; the default is

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,8 +40,15 @@ type Repo struct {
 	repo name.Repository
 	c    *Client
 
-	mu      sync.Mutex
-	pending map[v1.Hash]string // uploads opened by declined mounts, by digest
+	// mountClient opens a client whose token also grants pull on a
+	// repository to mount from; covered are the repositories c's token
+	// already grants pull on, mounters the clients opened so far.
+	mountClient func(context.Context, name.Repository) (*Client, error)
+	covered     map[string]bool
+
+	mu       sync.Mutex
+	pending  map[v1.Hash]string // uploads opened by declined mounts, by digest
+	mounters map[string]*Client
 	// Renames are the manifests the registry answered with another
 	// digest (sha256 for a push by sha512).
 	store.Renames
@@ -79,11 +87,46 @@ func Open(ctx context.Context, ref name.Reference, opts ...Option) (*Repo, error
 	if o.push {
 		scope = repo.Scope(transport.PushScope)
 	}
-	c, err := newClient(ctx, reg, append([]string{scope}, o.scopes...), o)
+	scopes := append([]string{scope}, o.scopes...)
+	c, err := o.client(ctx, reg, scopes)
 	if err != nil {
 		return nil, err
 	}
-	return &Repo{ref: ref, repo: repo, c: c}, nil
+	r := &Repo{ref: ref, repo: repo, c: c, covered: map[string]bool{}}
+	for _, s := range scopes {
+		r.covered[s] = true
+	}
+	r.mountClient = func(ctx context.Context, from name.Repository) (*Client, error) {
+		return o.client(ctx, reg, append(slices.Clone(scopes), from.Scope(transport.PullScope)))
+	}
+	return r, nil
+}
+
+// clientToMountFrom returns a client whose token grants pull on from as
+// well as push here, as a cross-repository mount needs under token
+// authentication. A registry's challenge to a mount names both scopes in
+// one parameter, which go-containerregistry's transport passes on as one
+// scope and token services that read one scope per parameter grant
+// nothing for; so the scope is asked for up front, as ggcr's remote.Write
+// does for the repositories it mounts from.
+func (r *Repo) clientToMountFrom(ctx context.Context, from name.Repository) (*Client, error) {
+	if r.mountClient == nil || r.covered[from.Scope(transport.PullScope)] || r.covered[from.Scope(transport.PushScope)] {
+		return r.c, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.mounters[from.Name()]; ok {
+		return c, nil
+	}
+	c, err := r.mountClient(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	if r.mounters == nil {
+		r.mounters = map[string]*Client{}
+	}
+	r.mounters[from.Name()] = c
+	return c, nil
 }
 
 // Name returns the reference as given.
@@ -261,7 +304,7 @@ func (r *Repo) PushBlob(ctx context.Context, desc v1.Descriptor, src io.Reader) 
 	loc := r.takeUpload(desc.Digest)
 	if loc == "" {
 		var err error
-		if loc, err = r.startUpload(ctx, ""); err != nil {
+		if loc, err = r.startUpload(ctx, r.c, ""); err != nil {
 			return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
 		}
 	}
@@ -301,11 +344,12 @@ func (r *Repo) putBlob(ctx context.Context, loc string, desc v1.Descriptor, body
 	return err
 }
 
-// startUpload POSTs to the upload endpoint, with a mount request when from
-// is set. It returns the upload location, or "" when the blob was mounted.
-func (r *Repo) startUpload(ctx context.Context, query string) (string, error) {
+// startUpload POSTs to the upload endpoint through c, with a mount
+// request when query has one. It returns the upload location, or "" when
+// the blob was mounted.
+func (r *Repo) startUpload(ctx context.Context, c *Client, query string) (string, error) {
 	u := r.url("blobs", "uploads/") + query
-	resp, err := r.c.do(ctx, func() (*http.Request, error) {
+	resp, err := c.do(ctx, func() (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	}, http.StatusAccepted, http.StatusCreated)
 	if err != nil {
@@ -334,8 +378,12 @@ func (r *Repo) MountBlob(ctx context.Context, desc v1.Descriptor, src store.Sour
 	if !ok || from.repo.RegistryStr() != r.repo.RegistryStr() || from.repo.RepositoryStr() == r.repo.RepositoryStr() {
 		return false, nil
 	}
+	c, err := r.clientToMountFrom(ctx, from.repo)
+	if err != nil {
+		return false, fmt.Errorf("mount %s from %s to %s: %w", desc.Digest, from.repo, r.repo, err)
+	}
 	q := "?" + url.Values{"mount": {desc.Digest.String()}, "from": {from.repo.RepositoryStr()}}.Encode()
-	loc, err := r.startUpload(ctx, q)
+	loc, err := r.startUpload(ctx, c, q)
 	if err != nil {
 		return false, fmt.Errorf("mount %s from %s to %s: %w", desc.Digest, from.repo, r.repo, err)
 	}
