@@ -78,10 +78,14 @@ type Report struct {
 	Totals Totals   `json:"totals"`
 }
 
-// StreamsPerJob is how many images, and blob streams, each of
-// Options.Jobs stands for: 4, the blobs one copy moves at once by
-// default.
-const StreamsPerJob = 4
+// BlobsPerImage is how many blobs one image's copy moves at once, as
+// ferry copy does by default; it is also the least number of blob streams
+// a run allows across its images.
+const BlobsPerImage = 4
+
+// DefaultJobs is how many images a run copies at once unless
+// Options.Jobs says otherwise.
+const DefaultJobs = 16
 
 // ErrImagesFailed is returned (wrapped) when some images failed and the
 // others were synced.
@@ -91,12 +95,12 @@ var ErrImagesFailed = errors.New("some images failed")
 type Options struct {
 	// Opener opens the stores; required.
 	Opener *opener.Opener
-	// Jobs bounds the run's concurrency (default 4). Up to StreamsPerJob
-	// × Jobs images are planned and copied at once, and at most as many
-	// blobs stream at once across them: an image waiting for a blob
-	// another image is moving holds no stream, so a shared base layer
-	// does not hold up the other images' own layers (transfer.Ledger's
-	// LimitMoves).
+	// Jobs is how many images are planned and copied at once
+	// (DefaultJobs). At most max(Jobs, BlobsPerImage) blobs stream at
+	// once across them, each image moving up to BlobsPerImage: an image
+	// waiting for a blob another image is moving holds no stream, so a
+	// shared base layer does not hold up the other images' own layers
+	// (transfer.Ledger's LimitMoves).
 	Jobs int
 	// Foreign is the foreign-layer policy unless the file sets one; nil:
 	// keep for a registry destination, include for a file or layout.
@@ -125,7 +129,7 @@ type Options struct {
 func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, error) {
 	start := time.Now()
 	if o.Jobs < 1 {
-		o.Jobs = 4
+		o.Jobs = DefaultJobs
 	}
 	if o.Done == nil {
 		o.Done = func(*Image) {}
@@ -201,7 +205,7 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 			}
 		}
 	}
-	parallel(ctx, imgs, StreamsPerJob*o.Jobs, func(ctx context.Context, img *Image) {
+	parallel(ctx, imgs, o.Jobs, func(ctx context.Context, img *Image) {
 		if img.Status == Failed {
 			return
 		}
@@ -350,7 +354,7 @@ func resolve(ctx context.Context, img *Image) {
 // execute copies the planned images, jobs at a time, skipping those the
 // destination already has; one failure does not stop the others.
 func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
-	ledger := transfer.NewLedger().LimitMoves(StreamsPerJob * o.Jobs)
+	ledger := transfer.NewLedger().LimitMoves(max(o.Jobs, BlobsPerImage))
 	var mu sync.Mutex
 	var targets []store.Target
 	defer func() {
@@ -360,7 +364,7 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 	}()
 	var done sync.Mutex
 	report := func(img *Image) { done.Lock(); o.Done(img); done.Unlock() }
-	parallel(ctx, imgs, StreamsPerJob*o.Jobs, func(ctx context.Context, img *Image) {
+	parallel(ctx, imgs, o.Jobs, func(ctx context.Context, img *Image) {
 		if img.Status == Failed {
 			report(img)
 			return

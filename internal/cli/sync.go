@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,8 +16,8 @@ import (
 )
 
 // blobJobs is how many blobs each image of a sync moves at once, as copy
-// does by default (syncer.StreamsPerJob).
-const blobJobs = syncer.StreamsPerJob
+// does by default (syncer.BlobsPerImage).
+const blobJobs = syncer.BlobsPerImage
 
 func newSyncCmd(g *globals) *cobra.Command {
 	var f copyFlags
@@ -38,9 +39,10 @@ repositories: NAME: — to DEST:
 
 The run is planned first (tags listed, digests resolved, filters applied):
 an image whose destination already has the digest is skipped without
-touching a blob. Up to 4×--jobs images are copied at once, with at most
-4×--jobs blobs streaming across them (an image waiting for a blob another
-image is moving holds none); each blob moves at most once in a run (later
+touching a blob. Up to --jobs images are copied at once (16 by default),
+each moving up to 4 blobs at once, with at most --jobs blobs (4 or more)
+streaming across them (an image waiting for a blob another image is
+moving holds none); each blob moves at most once in a run (later
 images mount it from the destination repository that received it). A failing image does not stop the others: each failure
 is named at the end and the exit code is 1.`,
 		Example: `  ferry sync windows.yaml registry.internal:5000/mirror
@@ -119,7 +121,10 @@ is named at the end and the exit code is 1.`,
 	}
 	f.register(cmd, "")
 	f.registerReferrers(cmd)
-	cmd.Flags().Lookup("jobs").Usage = "concurrency: up to 4×N images in flight and 4×N blobs streaming at once across them"
+	jobs := cmd.Flags().Lookup("jobs")
+	jobs.Usage = "images copied at once; at most max(N, 4) blobs stream at once across them"
+	jobs.DefValue = strconv.Itoa(syncer.DefaultJobs)
+	f.jobs = syncer.DefaultJobs
 	cmd.Flags().Lookup("platform").Usage = "copy only these platforms of each index, unless the file says otherwise: " + strings.TrimPrefix(cmd.Flags().Lookup("platform").Usage, "copy only these platforms of an index: ")
 	cmd.Flags().Lookup("json").Usage = "print a JSON report on stdout: per image source, destination, digest, status, bytes; and totals"
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan (each source → destination, digest, why skipped) and write nothing")
