@@ -50,15 +50,15 @@ type AppendResult struct {
 // result records the base in org.opencontainers.image.base.name/.digest.
 // Every layer is read and hashed before anything is written.
 //
-// Options: WithPlatform, WithLabels, WithAnnotations, WithBaseName,
-// WithBlobs, WithTempDir.
+// Options: WithPlatform, WithLabels, WithAnnotations, WithEntrypoint,
+// WithCreated, WithBaseName, WithBlobs, WithTempDir.
 func Append(ctx context.Context, base store.Source, dst store.Target, layers []Layer, opts ...Option) (*AppendResult, error) {
-	o, err := makeOptions("append", opts, "platform", "labels", "annotations", "base name", "temp dir")
+	o, err := makeOptions("append", opts, "platform", "labels", "annotations", "entrypoint", "created", "base name", "temp dir")
 	if err != nil {
 		return nil, err
 	}
-	if len(layers) == 0 && len(o.labels) == 0 && len(o.annotations) == 0 {
-		return nil, errors.New("append: nothing to add (no layers, labels or annotations)")
+	if len(layers) == 0 && len(o.labels) == 0 && len(o.annotations) == 0 && o.entrypoint == nil {
+		return nil, errors.New("append: nothing to add (no layers, labels, annotations or entrypoint)")
 	}
 	var im *image
 	if base == nil {
@@ -90,7 +90,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 	if im.src != nil {
 		res.Base = im.desc.Digest
 	}
-	cfg, err := appendConfig(im, prepared, o.labels)
+	cfg, err := appendConfig(im, prepared, o)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -209,9 +209,10 @@ func pickBase(ctx context.Context, src store.Source, p *platform.Spec) (*image, 
 	return loadImage(ctx, src, entries[sel[0]])
 }
 
-// appendConfig adds the layers' diff_ids and history entries and the
-// labels to the base config, keeping its other fields.
-func appendConfig(base *image, layers []*preparedLayer, labels map[string]string) ([]byte, error) {
+// appendConfig adds the layers' diff_ids and history entries, the labels
+// and the entrypoint to the base config, and sets its created time when o
+// gives one, keeping its other fields.
+func appendConfig(base *image, layers []*preparedLayer, o *options) ([]byte, error) {
 	cfg, err := parseObject(base.cfgRaw)
 	if err != nil {
 		return nil, err
@@ -229,7 +230,7 @@ func appendConfig(base *image, layers []*preparedLayer, labels map[string]string
 		if l.layer.URL != "" {
 			by = "ferry append --foreign-url " + l.layer.URL
 		}
-		h, err := encode(v1.History{CreatedBy: by})
+		h, err := encode(v1.History{CreatedBy: by, Created: v1.Time{Time: o.created}})
 		if err != nil {
 			return nil, err
 		}
@@ -247,28 +248,42 @@ func appendConfig(base *image, layers []*preparedLayer, labels map[string]string
 			return nil, err
 		}
 	}
-	if len(labels) > 0 {
-		inner := object{}
-		if raw, ok := cfg["config"]; ok {
-			if inner, err = parseObject(raw); err != nil {
-				return nil, fmt.Errorf("config: %w", err)
-			}
+	if !o.created.IsZero() {
+		if err := cfg.set("created", o.created); err != nil {
+			return nil, err
 		}
+	}
+	if len(o.labels) == 0 && o.entrypoint == nil {
+		return encode(cfg)
+	}
+	inner := object{}
+	if raw, ok := cfg["config"]; ok {
+		if inner, err = parseObject(raw); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	if len(o.labels) > 0 {
 		all := map[string]string{}
 		if raw, ok := inner["Labels"]; ok && string(raw) != "null" {
 			if err := json.Unmarshal(raw, &all); err != nil {
 				return nil, fmt.Errorf("labels: %w", err)
 			}
 		}
-		for k, v := range labels {
+		for k, v := range o.labels {
 			all[k] = v
 		}
 		if err := inner.set("Labels", all); err != nil {
 			return nil, err
 		}
-		if err := cfg.set("config", inner); err != nil {
+	}
+	if o.entrypoint != nil {
+		if err := inner.set("Entrypoint", o.entrypoint); err != nil {
 			return nil, err
 		}
+		delete(inner, "Cmd")
+	}
+	if err := cfg.set("config", inner); err != nil {
+		return nil, err
 	}
 	return encode(cfg)
 }

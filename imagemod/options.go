@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/store"
@@ -22,6 +23,8 @@ type options struct {
 	labels      map[string]string
 	annotations map[string]string
 	tempDir     string
+	entrypoint  []string
+	created     time.Time
 }
 
 // Option configures Rebase, Append, IndexCreate and PushSpec. Each
@@ -105,8 +108,35 @@ func WithLabels(kv map[string]string) Option {
 	})
 }
 
-// WithAnnotations adds manifest (Append) or index (IndexCreate, PushSpec)
-// annotations. The default adds none.
+// WithEntrypoint sets the config's entrypoint (Append), replacing the
+// base's, and clears the base's cmd, whose arguments were meant for the
+// old entrypoint. The default keeps the base's.
+func WithEntrypoint(argv ...string) Option {
+	return named("entrypoint", func(o *options) error {
+		if len(argv) == 0 || argv[0] == "" {
+			return errors.New("entrypoint: empty")
+		}
+		o.entrypoint = argv
+		return nil
+	})
+}
+
+// WithCreated sets the config's created time and that of the history
+// entries Append adds — for a reproducible image, a fixed time such as
+// the commit's. The default leaves created as the base has it (unset on
+// scratch) and the new history entries without one.
+func WithCreated(t time.Time) Option {
+	return named("created", func(o *options) error {
+		if t.IsZero() {
+			return errors.New("created: zero time")
+		}
+		o.created = t.UTC()
+		return nil
+	})
+}
+
+// WithAnnotations adds manifest (Append, Attach) or index (IndexCreate,
+// PushSpec) annotations. The default adds none.
 func WithAnnotations(kv map[string]string) Option {
 	return named("annotations", func(o *options) error {
 		for k, v := range kv {

@@ -14,7 +14,8 @@ import (
 )
 
 // archiveFile is one file of an archive: its name inside, the file it is
-// read from and its mode there.
+// read from and its mode there. A tar may also hold directories: a mode
+// with os.ModeDir (the sticky bit kept) and no path.
 type archiveFile struct {
 	name string
 	path string
@@ -28,8 +29,8 @@ func sorted(files []archiveFile) []archiveFile {
 	return out
 }
 
-// writeTarGz writes files into a gzip-compressed tar at path: sorted,
-// every mtime mtime, uid and gid 0 with no names, the given modes, and a
+// writeTarGz writes files into a gzip-compressed tar at path: sorted
+// (a directory's entry before what it holds), every mtime mtime, uid and gid 0 with no names, the given modes, and a
 // gzip header without file name or time — the same bytes on every run.
 func writeTarGz(path string, files []archiveFile, mtime time.Time) (err error) {
 	return writeFile(path, func(w io.Writer) error {
@@ -39,8 +40,19 @@ func writeTarGz(path string, files []archiveFile, mtime time.Time) (err error) {
 		}
 		tw := tar.NewWriter(gz)
 		for _, f := range sorted(files) {
+			mode := int64(f.mode.Perm())
+			if f.mode&os.ModeSticky != 0 {
+				mode |= 0o1000 // tar's TSVTX
+			}
+			if f.mode.IsDir() {
+				hdr := &tar.Header{Typeflag: tar.TypeDir, Name: f.name + "/", Mode: mode, ModTime: mtime, Format: tar.FormatUSTAR}
+				if err := tw.WriteHeader(hdr); err != nil {
+					return err
+				}
+				continue
+			}
 			err := copyInto(f, func(size int64) (io.Writer, error) {
-				hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: size, Mode: int64(f.mode.Perm()), ModTime: mtime, Format: tar.FormatUSTAR}
+				hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: size, Mode: mode, ModTime: mtime, Format: tar.FormatUSTAR}
 				return tw, tw.WriteHeader(hdr)
 			})
 			if err != nil {

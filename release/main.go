@@ -34,6 +34,10 @@
 // sbom.go from the binary's embedded module list (debug/buildinfo, what
 // go version -m prints), not by cyclonedx-gomod, for the same reason.
 //
+// `go run ./release image --dist DIR (--oci LAYOUT | --push REF)` builds
+// ferry's container image from the release directory's Linux archives:
+// see image.go.
+//
 // `go run ./release docs --out DIR --date UNIX` writes the completions and
 // man pages of the command tree it is built from; the release runs it
 // inside the clone, so that they describe the commit being released.
@@ -48,6 +52,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferry-dev/ferry/platform"
 )
 
 func main() {
@@ -71,6 +77,9 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("docs: --out is required")
 		}
 		return writeDocs(*out, time.Unix(*date, 0).UTC())
+	}
+	if len(args) > 0 && args[0] == "image" {
+		return runImage(ctx, args[1:])
 	}
 	fs := flag.NewFlagSet("release", flag.ContinueOnError)
 	var o options
@@ -106,3 +115,28 @@ func knownTarget(t string) bool {
 
 // unixString is a Unix time as a decimal string.
 func unixString(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// runImage parses the image mode's flags and builds the image.
+func runImage(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("release image", flag.ContinueOnError)
+	var o imageOptions
+	fs.StringVar(&o.dist, "dist", "", "the release directory (what --out wrote) holding the linux/amd64 and linux/arm64 archives")
+	fs.StringVar(&o.oci, "oci", "", "write the image into this OCI layout directory, tagged with the version")
+	fs.StringVar(&o.push, "push", "", "push the image to this registry reference")
+	fs.StringVar(&o.caCerts, "ca-certs", "/etc/ssl/certs/ca-certificates.crt", "the CA bundle to install at /etc/ssl/certs/ca-certificates.crt")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.dist == "" {
+		return fmt.Errorf("image: --dist is required")
+	}
+	img, err := buildImage(ctx, o)
+	if err != nil {
+		return err
+	}
+	for i, p := range img.platforms {
+		fmt.Fprintf(os.Stderr, "release: %s %s, SBOM %s\n", platform.Format(p.Platform), p.Digest, img.sboms[i].Digest)
+	}
+	fmt.Printf("%s@%s\n", img.ref, img.index.Digest)
+	return nil
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"archive/zip"
-	"bufio"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -16,48 +15,77 @@ import (
 	"testing"
 )
 
-// TestReleaseIsReproducible runs the release twice for linux/amd64 and
-// windows/amd64 (all six targets cost CI too much time cold: about four
-// minutes of two cores per target) and checks that both runs write the
-// same SHA256SUMS, that SHA256SUMS matches the files, that each archive
-// holds ferry, its completions and man pages, and that each SBOM names
-// ferry's version and go-containerregistry. With wine prepared by
-// .ci/wine-tests, the zip's ferry.exe runs version.
+// distEnv names a release directory of every target, written by CI's
+// release run of the commit under test (.ci/run), which the tests check
+// rather than build the targets again.
+const distEnv = "FERRY_RELEASE_DIST"
+
+// TestReleaseIsReproducible builds linux/amd64 and windows/amd64 and
+// checks that every file is the same as in another release of the
+// commit: $FERRY_RELEASE_DIST (CI's release of all six targets) or,
+// without it, a second run here (all six targets cost too much time cold:
+// about 2.5 minutes of two cores per target). Then it checks that release
+// — all six targets from CI, the two otherwise — with checkRelease. With
+// wine prepared by .ci/wine-tests, the zip's ferry.exe runs version.
 func TestReleaseIsReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ferry twice for two platforms")
 	}
 	targets := []string{"linux/amd64", "windows/amd64"}
-	var dirs []string
-	for range 2 {
-		dir := filepath.Join(t.TempDir(), "out")
-		if err := release(context.Background(), options{snapshot: true, out: dir, targets: targets}); err != nil {
-			t.Fatal(err)
+	first, want := os.Getenv(distEnv), allTargets
+	if first == "" {
+		first, want = runRelease(t, targets), targets
+	} else {
+		t.Logf("comparing with the release in $%s=%s", distEnv, first)
+	}
+	second := runRelease(t, targets)
+	a, b := sumsOf(t, first), sumsOf(t, second)
+	for name, sum := range b {
+		if a[name] != sum {
+			t.Errorf("two releases of one commit differ: %s is %s, then %q", name, sum, a[name])
 		}
-		dirs = append(dirs, dir)
 	}
-	a, err := os.ReadFile(filepath.Join(dirs[0], "SHA256SUMS"))
-	if err != nil {
-		t.Fatal(err)
+	if len(b) != 2*len(targets) {
+		t.Errorf("the release of %v wrote %v", targets, b)
 	}
-	b, err := os.ReadFile(filepath.Join(dirs[1], "SHA256SUMS"))
-	if err != nil {
-		t.Fatal(err)
+	checkRelease(t, first, want)
+	zips, _ := filepath.Glob(filepath.Join(second, "*_windows_amd64.zip"))
+	if len(zips) != 1 {
+		t.Fatalf("no windows/amd64 zip: %v", zips)
 	}
-	if string(a) != string(b) {
-		t.Errorf("two releases of one commit differ:\n%s\n%s", a, b)
-	}
+	runUnderWine(t, zips[0])
+}
 
-	sums := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(string(a)))
-	for sc.Scan() {
-		sum, name, ok := strings.Cut(sc.Text(), "  ")
-		if !ok {
-			t.Fatalf("SHA256SUMS line %q", sc.Text())
-		}
-		sums[name] = sum
+// runRelease releases targets of HEAD in snapshot mode into a new
+// directory.
+func runRelease(t *testing.T, targets []string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := release(context.Background(), options{snapshot: true, out: dir, targets: targets}); err != nil {
+		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(dirs[0])
+	return dir
+}
+
+// sumsOf reads dir's SHA256SUMS.
+func sumsOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	sums, err := readSums(filepath.Join(dir, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
+}
+
+// checkRelease checks a release directory of targets: SHA256SUMS matches
+// its files and lists them all, there is one archive (zip for Windows,
+// tar.gz otherwise) and one SBOM per target, each archive holds ferry, its
+// completions and man pages, sorted, and each SBOM names ferry's version
+// and go-containerregistry.
+func checkRelease(t *testing.T, dir string, targets []string) {
+	t.Helper()
+	sums := sumsOf(t, dir)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +95,7 @@ func TestReleaseIsReproducible(t *testing.T) {
 		if n == "SHA256SUMS" {
 			continue
 		}
-		got, err := fileSHA256(filepath.Join(dirs[0], n))
+		got, err := fileSHA256(filepath.Join(dir, n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,12 +113,21 @@ func TestReleaseIsReproducible(t *testing.T) {
 	if len(sums) > 0 {
 		t.Errorf("SHA256SUMS lists files that are not there: %v", sums)
 	}
-	if len(archives) != 2 || len(sboms) != 2 {
-		t.Fatalf("archives %v, SBOMs %v; want one of each per target", archives, sboms)
+	if len(archives) != len(targets) || len(sboms) != len(targets) {
+		t.Fatalf("archives %v, SBOMs %v; want one of each per target of %v", archives, sboms, targets)
+	}
+	for _, target := range targets {
+		suffix := "_" + strings.ReplaceAll(target, "/", "_") + ".tar.gz"
+		if strings.HasPrefix(target, "windows/") {
+			suffix = strings.TrimSuffix(suffix, ".tar.gz") + ".zip"
+		}
+		if !slices.ContainsFunc(archives, func(n string) bool { return strings.HasSuffix(n, suffix) }) {
+			t.Errorf("no archive ferry_VERSION%s among %v", suffix, archives)
+		}
 	}
 
 	for _, n := range archives {
-		names := archiveNames(t, filepath.Join(dirs[0], n))
+		names := archiveNames(t, filepath.Join(dir, n))
 		exe := "ferry"
 		if strings.HasSuffix(n, ".zip") {
 			exe = "ferry.exe"
@@ -106,7 +143,7 @@ func TestReleaseIsReproducible(t *testing.T) {
 	}
 
 	for _, n := range sboms {
-		raw, err := os.ReadFile(filepath.Join(dirs[0], n))
+		raw, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,8 +163,6 @@ func TestReleaseIsReproducible(t *testing.T) {
 			t.Errorf("%s does not list github.com/google/go-containerregistry with its version and hash", n)
 		}
 	}
-
-	runUnderWine(t, filepath.Join(dirs[0], archives[slices.IndexFunc(archives, func(s string) bool { return strings.HasSuffix(s, ".zip") })]))
 }
 
 // archiveNames lists a tar.gz's or zip's entries in order.
