@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/version"
 )
 
 // DefaultProxyTTL is how long a mirror serves a tag it has checked
@@ -175,6 +177,10 @@ type upstream struct {
 
 	checkedMu sync.Mutex
 	checked   map[string]time.Time // "repo:tag" -> last checked upstream
+
+	keychain  authn.Keychain
+	clientsMu sync.Mutex
+	clients   map[string]blobClient // by upstream repository (proxyblobs.go)
 }
 
 // newUpstreams checks ups and indexes them.
@@ -227,22 +233,23 @@ func redactURL(s string) string {
 // foreign fetcher. It is the registry middleware's namespace
 // (distribution.Namespace) and the front handler's (proxyforeign.go).
 type mirror struct {
-	ctx      context.Context // the server's: ends downloads on shutdown
-	local    distribution.Namespace
-	driver   storagedriver.StorageDriver
-	ups      []*upstream
-	ttl      time.Duration
-	localize bool
-	keychain authn.Keychain
-	fetcher  *foreign.Fetcher
-	flights  flights
-	facts    foreignFacts
-	loc      localized
+	ctx        context.Context // the server's: ends downloads on shutdown
+	background *sync.WaitGroup // counts the downloads, for the server's Close
+	local      distribution.Namespace
+	driver     storagedriver.StorageDriver
+	ups        []*upstream
+	ttl        time.Duration
+	localize   bool
+	keychain   authn.Keychain
+	fetcher    *foreign.Fetcher
+	flights    flights
+	facts      foreignFacts
+	loc        localized
 }
 
 // newMirror builds the mirror the options describe; it gets its local
 // storage when distribution applies the registry middleware.
-func newMirror(ctx context.Context, o *proxyOptions) (*mirror, error) {
+func newMirror(ctx context.Context, o *proxyOptions, background *sync.WaitGroup) (*mirror, error) {
 	ups, err := newUpstreams(o.upstreams)
 	if err != nil {
 		return nil, err
@@ -251,7 +258,44 @@ func newMirror(ctx context.Context, o *proxyOptions) (*mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	return &mirror{ctx: ctx, ups: ups, ttl: o.ttl, localize: o.localize, keychain: authn.DefaultKeychain, fetcher: f}, nil
+	useUserAgent()
+	m := &mirror{ctx: ctx, background: background, ups: ups, ttl: o.ttl, localize: o.localize, keychain: authn.DefaultKeychain, fetcher: f}
+	for _, u := range ups {
+		u.keychain = m.keychain
+	}
+	return m, nil
+}
+
+// useUserAgent gives the requests distribution's proxy sends upstream
+// (manifests, tags, its /v2/ ping and token requests) ferry's
+// User-Agent. distribution offers no way to give its proxy a transport:
+// NewRegistryPullThroughCache and its repositories use
+// net/http.DefaultTransport (and http.Get), so the mirror wraps that, once
+// per process, with a transport that sets the header on requests that
+// carry none. The mirror's own requests (proxyblobs.go, the foreign
+// fetcher) set it themselves.
+var useUserAgent = sync.OnceFunc(func() {
+	http.DefaultTransport = userAgentDefault{http.DefaultTransport}
+})
+
+// userAgentDefault sets ferry's User-Agent on requests without one.
+type userAgentDefault struct{ http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper.
+func (t userAgentDefault) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("User-Agent") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("User-Agent", version.UserAgent())
+	}
+	return t.RoundTripper.RoundTrip(r)
+}
+
+// reachable reports whether the upstream's proxy was built, that is,
+// whether its /v2/ answered when last asked.
+func (u *upstream) reachable() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.px != nil
 }
 
 var registerMirror = sync.OnceValue(func() error {

@@ -40,11 +40,11 @@ func (r *mirrorRepo) Manifests(ctx context.Context, opts ...distribution.Manifes
 	return readOnlyManifests{ms}, nil
 }
 
-// Blobs implements distribution.Repository.
+// Blobs implements distribution.Repository: the cache's blobs only. A
+// blob it does not hold is answered 404, which the front handler takes
+// as its cue to fetch it (proxyblobs.go says why not through
+// distribution's proxy).
 func (r *mirrorRepo) Blobs(ctx context.Context) distribution.BlobStore {
-	if r.px != nil {
-		return r.px.Blobs(ctx)
-	}
 	return readOnlyBlobs{r.local.Blobs(ctx)}
 }
 
