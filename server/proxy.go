@@ -33,6 +33,9 @@ import (
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/version"
@@ -235,6 +238,7 @@ func redactURL(s string) string {
 type mirror struct {
 	ctx        context.Context // the server's: ends downloads on shutdown
 	background *sync.WaitGroup // counts the downloads, for the server's Close
+	storing    sync.RWMutex    // read-held by each manifest or tag store under way
 	local      distribution.Namespace
 	driver     storagedriver.StorageDriver
 	ups        []*upstream
@@ -448,7 +452,7 @@ func (u *upstream) build(m *mirror, done chan struct{}) {
 	never := time.Duration(0) // distribution's cache expiry: off, the mirror keeps what it fetched
 	cfg := configuration.Proxy{RemoteURL: u.URL, TTL: &never}
 	cfg.Username, cfg.Password = u.credentials(m.keychain)
-	px, err := proxy.NewRegistryPullThroughCache(m.ctx, prefixed{m.local, u.prefix}, m.driver, cfg)
+	px, err := proxy.NewRegistryPullThroughCache(m.ctx, prefixed{m.local, u.prefix, m}, m.driver, cfg)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.building = nil
@@ -487,10 +491,13 @@ func (u *upstream) credentials(k authn.Keychain) (string, string) {
 }
 
 // prefixed is the local storage as an upstream's proxy sees it: its names
-// are the upstream's, stored under the upstream's prefix.
+// are the upstream's, stored under the upstream's prefix, and what the
+// proxy stores there (manifests and tags it fetched) is stored in the
+// background (storeLater).
 type prefixed struct {
 	distribution.Namespace
 	prefix string
+	m      *mirror
 }
 
 // Repository implements distribution.Namespace.
@@ -499,5 +506,92 @@ func (p prefixed) Repository(ctx context.Context, named reference.Named) (distri
 	if err != nil {
 		return nil, distribution.ErrRepositoryNameInvalid{Name: named.Name(), Reason: err}
 	}
-	return p.Namespace.Repository(ctx, local)
+	repo, err := p.Namespace.Repository(ctx, local)
+	if err != nil {
+		return nil, err
+	}
+	return laterRepo{repo, p.m}, nil
+}
+
+// laterRepo is a cached repository whose manifest and tag writes are
+// stored in the background: distribution's proxy stores a manifest it
+// fetched (and the tag naming it) before it answers, and each of those
+// writes fsyncs files and directories, which on a busy disk took longer
+// than the pull itself. The client gets the manifest at once; the
+// mirror's Close waits for the writes, and a lookup of the cached
+// manifests (foreignLayer) waits for those under way.
+type laterRepo struct {
+	distribution.Repository
+	m *mirror
+}
+
+// Manifests implements distribution.Repository.
+func (r laterRepo) Manifests(ctx context.Context, opts ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
+	ms, err := r.Repository.Manifests(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return laterManifests{ms, r.m, r.Named().Name()}, nil
+}
+
+// Tags implements distribution.Repository.
+func (r laterRepo) Tags(ctx context.Context) distribution.TagService {
+	return laterTags{r.Repository.Tags(ctx), r.m, r.Named().Name()}
+}
+
+// laterManifests stores manifests in the background.
+type laterManifests struct {
+	distribution.ManifestService
+	m    *mirror
+	repo string
+}
+
+// Put implements distribution.ManifestService.
+func (s laterManifests) Put(ctx context.Context, mf distribution.Manifest, opts ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	_, payload, err := mf.Payload()
+	if err != nil {
+		return "", err
+	}
+	d := digest.FromBytes(payload)
+	s.m.storeLater(ctx, fmt.Sprintf("manifest %s of %s", d, s.repo), func(ctx context.Context) error {
+		_, err := s.ManifestService.Put(ctx, mf, opts...)
+		return err
+	})
+	return d, nil
+}
+
+// laterTags stores tags in the background.
+type laterTags struct {
+	distribution.TagService
+	m    *mirror
+	repo string
+}
+
+// Tag implements distribution.TagService.
+func (t laterTags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
+	t.m.storeLater(ctx, fmt.Sprintf("tag %s:%s", t.repo, tag), func(ctx context.Context) error {
+		return t.TagService.Tag(ctx, tag, desc)
+	})
+	return nil
+}
+
+// storeLater runs store in the background, under ctx without its
+// cancellation (the request's end does not stop it), logging a failure
+// naming what.
+func (m *mirror) storeLater(ctx context.Context, what string, store func(context.Context) error) {
+	m.storing.RLock()
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		defer m.storing.RUnlock()
+		if err := store(context.WithoutCancel(ctx)); err != nil {
+			logrus.Errorf("mirror: %s served but not stored: %v", what, err)
+		}
+	}()
+}
+
+// stored waits for the manifests and tags being stored.
+func (m *mirror) stored() {
+	m.storing.Lock()
+	defer m.storing.Unlock()
 }

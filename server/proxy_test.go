@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +32,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/server"
+	"github.com/ferry-dev/ferry/version"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -526,5 +529,72 @@ func TestMirrorConfigProxyRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "--proxy") || !strings.Contains(err.Error(), "proxy.remoteurl") {
 		t.Errorf("error %v names not both", err)
+	}
+}
+
+// TestMirrorUserAgent: every request the mirror sends, to the upstream
+// (its /v2/, tags, manifests, blobs) and to a foreign layer's URL,
+// carries ferry's User-Agent.
+func TestMirrorUserAgent(t *testing.T) {
+	var mu sync.Mutex
+	agents := map[string]string{} // "METHOD path" -> User-Agent
+	record := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			agents[r.Method+" "+r.URL.Path] = r.UserAgent()
+			mu.Unlock()
+			h.ServeHTTP(w, r)
+		})
+	}
+	reg := fixture.NewRegistry(t)
+	regURL, err := url.Parse(reg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(record(httputil.NewSingleHostReverseProxy(regURL)))
+	defer up.Close()
+	foreignBytes := []byte("a foreign layer, only at its URL")
+	cdn := httptest.NewServer(record(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(foreignBytes) })))
+	defer cdn.Close()
+	img, err := random.Image(300, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := static.NewLayer(foreignBytes, types.DockerForeignLayer)
+	if img, err = mutate.Append(img, mutate.Addendum{Layer: fl, URLs: []string{cdn.URL + "/layer"}}); err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "ua/app", "v1", img)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyForeignAllow(allowLoopback))
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/ua/app/manifests/v1"); code != http.StatusOK {
+		t.Fatalf("manifest: %d %s", code, b)
+	}
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/ua/app/tags/list"); code != http.StatusOK {
+		t.Fatalf("tag list: %d %s", code, b)
+	}
+	layers, _ := img.Layers()
+	cfg, _ := img.ConfigName()
+	digests := []v1.Hash{cfg}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	for _, d := range digests {
+		wantBlob(t, m.URL, "ua/app", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"GET /v2/", "GET /v2/ua/app/manifests/v1", "GET /v2/ua/app/tags/list", "GET /v2/ua/app/blobs/" + cfg.String(), "GET /layer"} {
+		if _, ok := agents[want]; !ok {
+			t.Errorf("no request %q reached the upstream or the URL; got %v", want, agents)
+		}
+	}
+	for req, ua := range agents {
+		if !strings.HasPrefix(ua, version.UserAgent()) {
+			t.Errorf("%s: User-Agent %q, want %q first", req, ua, version.UserAgent())
+		}
 	}
 }
