@@ -63,10 +63,11 @@ import (
 
 const (
 	// copyBuffer is the size of the reads from the source.
-	copyBuffer = 1 << 20
-	// storageQueue is how many chunks of copyBuffer bytes a download
-	// holds for the storage writer before it waits for it.
-	storageQueue = 16
+	copyBuffer = 256 << 10
+	// storageQueue is how many chunks (reads of at most copyBuffer
+	// bytes) a download holds for the storage writer, and for the hash,
+	// before it waits for them: 16 MiB at most.
+	storageQueue = 64
 )
 
 // chunks are the download buffers, reused.
@@ -283,7 +284,7 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 	}
 	defer src.Close()
 	f.update(func() { f.foreign = foreign })
-	queue := make(chan []byte, storageQueue)
+	queue := make(chan *chunk, storageQueue)
 	stored := make(chan error, 1)
 	var verified atomic.Bool
 	go func() { stored <- m.storeBlob(ctx, blobs, d, queue, &verified) }()
@@ -307,7 +308,7 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 // clients get their headers first (none when size is unknown: they are
 // then served from the storage) and the last byte once digest and size
 // match; f is released either way.
-func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight, queue chan<- []byte) error {
+func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight, queue chan<- *chunk) error {
 	var taps []*tap
 	f.update(func() {
 		f.opened = true
@@ -318,46 +319,34 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 	for _, t := range taps {
 		t.start(d, size)
 	}
-	err := func() error {
+	// The hash runs beside the stream, as the storage writer does: the
+	// clients' bytes wait for neither (unless one falls storageQueue
+	// behind); only their last byte waits, for the hash.
+	hashed := make(chan *chunk, storageQueue)
+	sum := make(chan digest.Digest, 1)
+	go func() {
 		h := d.Algorithm().Hash()
-		var n int64
-		for {
-			bp := chunks.Get().(*[]byte)
-			k, err := src.Read(*bp)
-			if k > 0 {
-				b := (*bp)[:k]
-				h.Write(b)
-				n += int64(k)
-				if size >= 0 && n > size {
-					chunks.Put(bp)
-					return fmt.Errorf("%w: more than %d bytes", errCorrupt, size)
-				}
-				for _, t := range taps {
-					_, _ = t.Write(b)
-				}
-				if queue != nil {
-					queue <- b // the storage writer puts it back
-				} else {
-					chunks.Put(bp)
-				}
-			} else {
-				chunks.Put(bp)
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				if errors.Is(err, errForeignFetch) {
-					return err
-				}
-				return fmt.Errorf("%w: %w", errUnreachable, err)
-			}
+		for c := range hashed {
+			h.Write(c.b)
+			c.release()
 		}
-		if got := digest.NewDigest(d.Algorithm(), h); got != d || size >= 0 && n != size {
-			return fmt.Errorf("%w: got %d bytes hashing to %s, want %d bytes, %s", errCorrupt, n, got, size, d)
-		}
-		return nil
+		sum <- digest.NewDigest(d.Algorithm(), h)
 	}()
+	n, err := readChunks(src, size, func(c *chunk) {
+		for _, t := range taps {
+			_, _ = t.Write(c.b)
+		}
+		if queue != nil {
+			c.refs.Add(1)
+			queue <- c
+		}
+		hashed <- c
+	})
+	close(hashed)
+	got := <-sum
+	if err == nil && (got != d || size >= 0 && n != size) {
+		err = fmt.Errorf("%w: got %d bytes hashing to %s, want %d bytes, %s", errCorrupt, n, got, size, d)
+	}
 	if err == nil {
 		for _, t := range taps {
 			t.finish()
@@ -372,21 +361,66 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 	return err
 }
 
+// chunk is a download buffer on its way to the hasher and the storage
+// writer; the last to be done with it returns it to the pool.
+type chunk struct {
+	buf  *[]byte
+	b    []byte
+	refs atomic.Int32
+}
+
+// release returns c's buffer to the pool when nobody holds it any more.
+func (c *chunk) release() {
+	if c.refs.Add(-1) == 0 {
+		chunks.Put(c.buf)
+	}
+}
+
+// readChunks reads src to its end in chunks, passing each to use (which
+// takes a reference on it), and returns how many bytes it read; more than
+// size (when known) is an error.
+func readChunks(src io.Reader, size int64, use func(*chunk)) (int64, error) {
+	var n int64
+	for {
+		c := &chunk{buf: chunks.Get().(*[]byte)}
+		c.refs.Store(1)
+		k, err := src.Read(*c.buf)
+		if k > 0 {
+			c.b = (*c.buf)[:k]
+			n += int64(k)
+			if size >= 0 && n > size {
+				c.release()
+				return n, fmt.Errorf("%w: more than %d bytes", errCorrupt, size)
+			}
+			use(c)
+		} else {
+			c.release()
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return n, nil
+		case errors.Is(err, errForeignFetch):
+			return n, err
+		case err != nil:
+			return n, fmt.Errorf("%w: %w", errUnreachable, err)
+		}
+	}
+}
+
 // storeBlob writes the chunks from queue into blobs through
 // distribution's blob writer, committing them as blob d once the queue
 // is closed with verified set; otherwise, or on failure, it stores
 // nothing. It drains the queue whatever happens.
-func (m *mirror) storeBlob(ctx context.Context, blobs distribution.BlobStore, d digest.Digest, queue <-chan []byte, verified *atomic.Bool) error {
+func (m *mirror) storeBlob(ctx context.Context, blobs distribution.BlobStore, d digest.Digest, queue <-chan *chunk, verified *atomic.Bool) error {
 	bw, err := blobs.Create(ctx)
 	var n int64
-	for b := range queue {
+	for c := range queue {
 		if err == nil {
 			var k int
-			k, err = bw.Write(b)
+			k, err = bw.Write(c.b)
 			n += int64(k)
 		}
-		b = b[:cap(b)]
-		chunks.Put(&b)
+		c.release()
 	}
 	switch {
 	case bw == nil:
@@ -404,14 +438,16 @@ func (m *mirror) storeBlob(ctx context.Context, blobs distribution.BlobStore, d 
 }
 
 // tap passes a download's bytes to a client streaming it. It holds back
-// the last byte until the blob is verified, so that a client never
+// the blob's last byte until the blob is verified, so that a client never
 // receives a whole body that failed verification; a client that goes
 // away is dropped and the download goes on.
 type tap struct {
 	w       http.ResponseWriter
 	mu      sync.Mutex
 	started bool
-	stopped bool // the handler returned, or the client failed
+	stopped bool  // the handler returned, or the client failed
+	size    int64 // the blob's
+	sent    int64 // bytes passed to w or held
 	last    []byte
 }
 
@@ -429,7 +465,7 @@ func (t *tap) start(d digest.Digest, size int64) {
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Etag", `"`+d.String()+`"`)
 	t.w.WriteHeader(http.StatusOK)
-	t.started = true
+	t.started, t.size = true, size
 }
 
 // Write implements io.Writer; it never fails, so that the download goes
@@ -440,17 +476,14 @@ func (t *tap) Write(p []byte) (int, error) {
 	if t.stopped || !t.started || len(p) == 0 {
 		return len(p), nil
 	}
-	if len(t.last) > 0 {
-		if _, err := t.w.Write(t.last); err != nil {
-			t.stopped = true
-			return len(p), nil
-		}
+	t.sent += int64(len(p))
+	out := p
+	if t.sent == t.size {
+		out, t.last = p[:len(p)-1], append(t.last[:0], p[len(p)-1])
 	}
-	if _, err := t.w.Write(p[:len(p)-1]); err != nil {
+	if _, err := t.w.Write(out); err != nil {
 		t.stopped = true
-		return len(p), nil
 	}
-	t.last = append(t.last[:0], p[len(p)-1])
 	return len(p), nil
 }
 
