@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -597,4 +599,46 @@ func TestMirrorUserAgent(t *testing.T) {
 			t.Errorf("%s: User-Agent %q, want %q first", req, ua, version.UserAgent())
 		}
 	}
+}
+
+// TestMirrorUpstreamCorrupt: an ordinary blob whose upstream bytes do
+// not match its digest is never served whole and not cached; once the
+// upstream serves it right, it is.
+func TestMirrorUpstreamCorrupt(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(4096, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	regURL, _ := url.Parse(reg.URL)
+	var corrupt sync.Map
+	corrupt.Store(d.String(), true)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if _, bad := corrupt.Load(path.Base(resp.Request.URL.Path)); bad && resp.Request.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			b[len(b)/2] ^= 0xff
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		return nil
+	}
+	up := httptest.NewServer(rp)
+	defer up.Close()
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	for range 2 {
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/app/blobs/"+d.String()); code == http.StatusOK {
+			t.Fatalf("a blob the upstream corrupted was served whole (%d bytes)", len(b))
+		}
+	}
+	if code, b, _ := get(t, http.MethodHead, m.URL, "/v2/app/blobs/"+d.String()); code != http.StatusNotFound {
+		t.Errorf("HEAD of a blob the upstream corrupts: %d %s, want 404", code, b)
+	}
+	corrupt.Delete(d.String())
+	wantBlob(t, m.URL, "app", d)
 }

@@ -212,7 +212,7 @@ func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string,
 		return
 	}
 	if f.err != nil {
-		m.blobFailed(w, local, d, f.err)
+		m.blobFailed(w, local, d, f.err, f.foreign)
 		return
 	}
 	next.ServeHTTP(w, r)
@@ -241,12 +241,14 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 // blobFailed answers a request for a blob whose download failed: 404
 // BLOB_UNKNOWN saying why in general terms (no URL, no upstream error;
 // those are logged by the download).
-func (m *mirror) blobFailed(w http.ResponseWriter, local string, d digest.Digest, err error) {
+func (m *mirror) blobFailed(w http.ResponseWriter, local string, d digest.Digest, err error, foreign bool) {
 	up, _ := m.split(local)
 	msg := "blob unknown to the mirror and to its upstream " + up.Name
 	switch {
-	case errors.Is(err, errForeignFetch), errors.Is(err, errCorrupt):
+	case errors.Is(err, errForeignFetch), foreign && errors.Is(err, errCorrupt):
 		msg = "foreign blob not in the cache, and it could not be fetched from its urls"
+	case errors.Is(err, errCorrupt):
+		msg = fmt.Sprintf("not in the mirror's cache, and what upstream %s sent did not match the digest", up.Name)
 	case errors.Is(err, errUnreachable):
 		msg = fmt.Sprintf("not in the mirror's cache, and upstream %s could not be asked for it", up.Name)
 	case !errors.Is(err, errNotUpstream):
