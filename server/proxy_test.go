@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -558,15 +559,7 @@ func TestMirrorUserAgent(t *testing.T) {
 	foreignBytes := []byte("a foreign layer, only at its URL")
 	cdn := httptest.NewServer(record(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(foreignBytes) })))
 	defer cdn.Close()
-	img, err := random.Image(300, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := static.NewLayer(foreignBytes, types.DockerForeignLayer)
-	if img, err = mutate.Append(img, mutate.Addendum{Layer: fl, URLs: []string{cdn.URL + "/layer"}}); err != nil {
-		t.Fatal(err)
-	}
-	reg.Push(t, "ua/app", "v1", img)
+	img, _ := pushWithForeign(t, reg, "ua/app", foreignBytes, cdn.URL+"/layer")
 	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyForeignAllow(allowLoopback))
 	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/ua/app/manifests/v1"); code != http.StatusOK {
 		t.Fatalf("manifest: %d %s", code, b)
@@ -641,4 +634,109 @@ func TestMirrorUpstreamCorrupt(t *testing.T) {
 	}
 	corrupt.Delete(d.String())
 	wantBlob(t, m.URL, "app", d)
+}
+
+// TestMirrorForeignLateClient: a client that asks for a foreign blob
+// after its download has begun streams the bytes already fetched at once,
+// not after the download; the URL is fetched once.
+func TestMirrorForeignLateClient(t *testing.T) {
+	blob := make([]byte, 256<<10)
+	for i := range blob {
+		blob[i] = byte(i * 7)
+	}
+	half := len(blob) / 2
+	release := make(chan struct{})
+	var requests atomic.Int32
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+		_, _ = w.Write(blob[:half])
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = w.Write(blob[half:])
+	}))
+	defer cdn.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	reg := fixture.NewRegistry(t)
+	_, d := pushWithForeign(t, reg, "late/app", blob, cdn.URL+"/layer")
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/late/app/manifests/v1"); code != http.StatusOK {
+		t.Fatalf("manifest: %d %s", code, b)
+	}
+	open := func() (*http.Response, []byte) {
+		type opened struct {
+			resp  *http.Response
+			first []byte
+			err   error
+		}
+		done := make(chan opened, 1)
+		go func() {
+			resp, err := http.Get(m.URL + "/v2/late/app/blobs/" + d.String())
+			if err != nil {
+				done <- opened{err: err}
+				return
+			}
+			if resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				done <- opened{err: fmt.Errorf("blob: %s", resp.Status)}
+				return
+			}
+			first := make([]byte, half)
+			_, err = io.ReadFull(resp.Body, first)
+			done <- opened{resp, first, err}
+		}()
+		select {
+		case o := <-done:
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			return o.resp, o.first
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first half of the blob did not come while the download waits for the rest")
+			return nil, nil
+		}
+	}
+	early, earlyFirst := open() // starts the download
+	late, lateFirst := open()   // comes after its first bytes went out
+	close(release)
+	for _, c := range []struct {
+		resp  *http.Response
+		first []byte
+	}{{early, earlyFirst}, {late, lateFirst}} {
+		rest, err := io.ReadAll(c.resp.Body)
+		c.resp.Body.Close()
+		if err != nil || sha(append(c.first, rest...)) != d.String() {
+			t.Errorf("blob through the mirror: %v, %d bytes hashing to %s, want %s", err, len(c.first)+len(rest), sha(append(c.first, rest...)), d)
+		}
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the URL was fetched %d times", n)
+	}
+}
+
+// pushWithForeign pushes to reg, as repo:v1, a random image with one more
+// layer, foreign, whose bytes are at url; it returns the image and that
+// layer's digest.
+func pushWithForeign(t *testing.T, reg *fixture.Registry, repo string, foreignBytes []byte, url string) (v1.Image, v1.Hash) {
+	t.Helper()
+	img, err := random.Image(300, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := static.NewLayer(foreignBytes, types.DockerForeignLayer)
+	if img, err = mutate.Append(img, mutate.Addendum{Layer: fl, URLs: []string{url}}); err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, repo, "v1", img)
+	d, err := fl.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, d
 }

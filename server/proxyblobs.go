@@ -32,8 +32,10 @@ package server
 //
 // Clients asking for a blob before its first bytes have gone out stream
 // from its download. One asking later streams an ordinary blob straight
-// from the upstream (verified the same way, not stored a second time),
-// and waits for a foreign blob to be stored (its URL is fetched once).
+// from the upstream (verified the same way, not stored a second time), or
+// waits for it to be stored once it is verified; a foreign blob (its URL
+// is fetched once) from a temporary spool file its download also writes,
+// removed when the download has ended and its last reader is done.
 
 import (
 	"context"
@@ -41,6 +43,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,9 +95,18 @@ type flight struct {
 	released bool          // verified (taps finished) or failed (taps cut short)
 	done     bool          // stored, or failed
 	err      error         // why it failed
+	size     int64         // the blob's, once opened; -1 when the source did not say
+
+	// A foreign blob's bytes are also kept in a temporary spool file
+	// while it downloads, for the clients that come after its first
+	// bytes have gone out (its URL is fetched once).
+	spool    *os.File
+	spooled  int64 // bytes in the spool
+	spoolErr error // writing the spool failed: its readers are cut short
+	refs     int   // the download's and the spool readers' references
 }
 
-func newFlight() *flight { return &flight{changed: make(chan struct{})} }
+func newFlight() *flight { return &flight{changed: make(chan struct{}), size: -1} }
 
 // update changes f under its lock and wakes whoever waits on it.
 func (f *flight) update(change func()) {
@@ -132,6 +144,79 @@ func (f *flight) subscribe(t *tap) bool {
 	}
 	f.taps = append(f.taps, t)
 	return true
+}
+
+// acquire takes a reference on f's spool; false when there is none.
+func (f *flight) acquire() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.spool == nil || f.size < 0 {
+		return false
+	}
+	f.refs++
+	return true
+}
+
+// release drops a reference on f's spool, removing it with the last.
+func (f *flight) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refs--
+	if f.refs == 0 && f.spool != nil {
+		name := f.spool.Name()
+		_ = f.spool.Close()
+		_ = os.Remove(name)
+		f.spool = nil
+	}
+}
+
+// spoolReader reads a flight's spool as it fills. It holds back the
+// blob's last byte until the blob is verified, returns the flight's error
+// if the download fails, and io.EOF once the blob is verified and read
+// whole.
+type spoolReader struct {
+	ctx context.Context
+	f   *flight
+	off int64
+}
+
+// Read implements io.Reader.
+func (r *spoolReader) Read(p []byte) (int, error) {
+	f := r.f
+	var avail int64
+	var err error
+	if werr := f.wait(r.ctx, func() bool {
+		verified := f.released && f.err == nil
+		switch {
+		case f.err != nil:
+			err = f.err
+		case f.spoolErr != nil:
+			err = f.spoolErr
+		case verified && r.off >= f.spooled:
+			err = io.EOF
+		default:
+			avail = f.spooled
+			if !verified && avail >= f.size {
+				avail = f.size - 1
+			}
+			return avail > r.off
+		}
+		return true
+	}); werr != nil {
+		return 0, werr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n := avail - r.off; int64(len(p)) > n {
+		p = p[:n]
+	}
+	n, err := f.spool.ReadAt(p, r.off)
+	r.off += int64(n)
+	if errors.Is(err, io.EOF) && n > 0 {
+		err = nil
+	}
+	return n, err
 }
 
 // flights are the downloads running, by repository and digest.
@@ -202,9 +287,16 @@ func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string,
 		}
 	} else if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
 		f.mu.Lock()
-		late := f.opened && !f.foreign
+		// A verified ordinary blob is about to be in the storage: wait
+		// for it rather than read the upstream again.
+		late, foreign := f.opened && !f.foreign && !f.released, f.opened && f.foreign
 		f.mu.Unlock()
 		if late && m.streamUpstream(w, r, local, d) {
+			return
+		}
+		if foreign && f.acquire() {
+			defer f.release()
+			streamSpool(w, r, d, f)
 			return
 		}
 	}
@@ -236,6 +328,16 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 		logrus.WithField("digest", d).WithField("repository", local).Warnf("mirror: blob not streamed from the upstream: %v", err)
 	}
 	return t.wasStarted()
+}
+
+// streamSpool streams foreign blob d from flight f's spool, whose
+// reference the caller holds; a failed download cuts it short.
+func streamSpool(w http.ResponseWriter, r *http.Request, d digest.Digest, f *flight) {
+	t := &tap{w: w}
+	t.start(d, f.size)
+	if _, err := io.CopyBuffer(t, &spoolReader{ctx: r.Context(), f: f}, make([]byte, copyBuffer)); err == nil {
+		t.finish()
+	}
 }
 
 // blobFailed answers a request for a blob whose download failed: 404
@@ -285,7 +387,14 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 		return err
 	}
 	defer src.Close()
-	f.update(func() { f.foreign = foreign })
+	var spool *os.File
+	if foreign && size >= 0 {
+		if spool, err = os.CreateTemp("", "ferry-mirror-*.blob"); err != nil {
+			log.Warnf("mirror: no spool for the clients that come late, they wait: %v", err)
+		}
+	}
+	f.update(func() { f.foreign, f.spool, f.refs = foreign, spool, 1 })
+	defer f.release()
 	queue := make(chan *chunk, storageQueue)
 	stored := make(chan error, 1)
 	var verified atomic.Bool
@@ -312,8 +421,9 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 // match; f is released either way.
 func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight, queue chan<- *chunk) error {
 	var taps []*tap
+	var spool *os.File
 	f.update(func() {
-		f.opened = true
+		f.opened, f.size, spool = true, size, f.spool
 		if size >= 0 {
 			taps = f.taps
 		}
@@ -337,6 +447,20 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 	n, err := readChunks(src, size, func(c *chunk) {
 		for _, t := range taps {
 			_, _ = t.Write(c.b)
+		}
+		if spool != nil {
+			// A foreign blob comes at the URL's pace: writing it here
+			// too costs the stream nothing.
+			_, werr := spool.Write(c.b)
+			f.update(func() {
+				f.spooled += int64(len(c.b))
+				if werr != nil && f.spoolErr == nil {
+					f.spoolErr = fmt.Errorf("spool: %w", werr)
+				}
+			})
+			if werr != nil {
+				spool = nil
+			}
 		}
 		if queue != nil {
 			c.refs.Add(1)

@@ -78,7 +78,12 @@ func (t *mirrorTags) Get(ctx context.Context, tag string) (v1.Descriptor, error)
 func (t *mirrorTags) get(ctx context.Context, tag string) (v1.Descriptor, error) {
 	key := t.r.named.Name() + ":" + tag
 	if t.remote == nil || t.r.up.fresh(key, t.r.m.ttl) {
-		if d, err := t.local.Get(ctx, tag); err == nil || t.remote == nil {
+		d, err := t.local.Get(ctx, tag)
+		if err != nil {
+			t.r.m.stored() // the tag may be on its way to the storage
+			d, err = t.local.Get(ctx, tag)
+		}
+		if err == nil || t.remote == nil {
 			return d, err
 		}
 	}
