@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -32,8 +33,12 @@ import (
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/version"
 )
 
 // DefaultProxyTTL is how long a mirror serves a tag it has checked
@@ -175,6 +180,10 @@ type upstream struct {
 
 	checkedMu sync.Mutex
 	checked   map[string]time.Time // "repo:tag" -> last checked upstream
+
+	keychain  authn.Keychain
+	clientsMu sync.Mutex
+	clients   map[string]blobClient // by upstream repository (proxyblobs.go)
 }
 
 // newUpstreams checks ups and indexes them.
@@ -227,22 +236,24 @@ func redactURL(s string) string {
 // foreign fetcher. It is the registry middleware's namespace
 // (distribution.Namespace) and the front handler's (proxyforeign.go).
 type mirror struct {
-	ctx      context.Context // the server's: ends downloads on shutdown
-	local    distribution.Namespace
-	driver   storagedriver.StorageDriver
-	ups      []*upstream
-	ttl      time.Duration
-	localize bool
-	keychain authn.Keychain
-	fetcher  *foreign.Fetcher
-	flights  flights
-	facts    foreignFacts
-	loc      localized
+	ctx        context.Context // the server's: ends downloads on shutdown
+	background *sync.WaitGroup // counts the downloads, for the server's Close
+	storing    sync.RWMutex    // read-held by each manifest or tag store under way
+	local      distribution.Namespace
+	driver     storagedriver.StorageDriver
+	ups        []*upstream
+	ttl        time.Duration
+	localize   bool
+	keychain   authn.Keychain
+	fetcher    *foreign.Fetcher
+	flights    flights
+	facts      foreignFacts
+	loc        localized
 }
 
 // newMirror builds the mirror the options describe; it gets its local
 // storage when distribution applies the registry middleware.
-func newMirror(ctx context.Context, o *proxyOptions) (*mirror, error) {
+func newMirror(ctx context.Context, o *proxyOptions, background *sync.WaitGroup) (*mirror, error) {
 	ups, err := newUpstreams(o.upstreams)
 	if err != nil {
 		return nil, err
@@ -251,7 +262,44 @@ func newMirror(ctx context.Context, o *proxyOptions) (*mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	return &mirror{ctx: ctx, ups: ups, ttl: o.ttl, localize: o.localize, keychain: authn.DefaultKeychain, fetcher: f}, nil
+	useUserAgent()
+	m := &mirror{ctx: ctx, background: background, ups: ups, ttl: o.ttl, localize: o.localize, keychain: authn.DefaultKeychain, fetcher: f}
+	for _, u := range ups {
+		u.keychain = m.keychain
+	}
+	return m, nil
+}
+
+// useUserAgent gives the requests distribution's proxy sends upstream
+// (manifests, tags, its /v2/ ping and token requests) ferry's
+// User-Agent. distribution offers no way to give its proxy a transport:
+// NewRegistryPullThroughCache and its repositories use
+// net/http.DefaultTransport (and http.Get), so the mirror wraps that, once
+// per process, with a transport that sets the header on requests that
+// carry none. The mirror's own requests (proxyblobs.go, the foreign
+// fetcher) set it themselves.
+var useUserAgent = sync.OnceFunc(func() {
+	http.DefaultTransport = userAgentDefault{http.DefaultTransport}
+})
+
+// userAgentDefault sets ferry's User-Agent on requests without one.
+type userAgentDefault struct{ http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper.
+func (t userAgentDefault) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("User-Agent") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("User-Agent", version.UserAgent())
+	}
+	return t.RoundTripper.RoundTrip(r)
+}
+
+// reachable reports whether the upstream's proxy was built, that is,
+// whether its /v2/ answered when last asked.
+func (u *upstream) reachable() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.px != nil
 }
 
 var registerMirror = sync.OnceValue(func() error {
@@ -404,7 +452,7 @@ func (u *upstream) build(m *mirror, done chan struct{}) {
 	never := time.Duration(0) // distribution's cache expiry: off, the mirror keeps what it fetched
 	cfg := configuration.Proxy{RemoteURL: u.URL, TTL: &never}
 	cfg.Username, cfg.Password = u.credentials(m.keychain)
-	px, err := proxy.NewRegistryPullThroughCache(m.ctx, prefixed{m.local, u.prefix}, m.driver, cfg)
+	px, err := proxy.NewRegistryPullThroughCache(m.ctx, prefixed{m.local, u.prefix, m}, m.driver, cfg)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.building = nil
@@ -443,10 +491,13 @@ func (u *upstream) credentials(k authn.Keychain) (string, string) {
 }
 
 // prefixed is the local storage as an upstream's proxy sees it: its names
-// are the upstream's, stored under the upstream's prefix.
+// are the upstream's, stored under the upstream's prefix, and what the
+// proxy stores there (manifests and tags it fetched) is stored in the
+// background (storeLater).
 type prefixed struct {
 	distribution.Namespace
 	prefix string
+	m      *mirror
 }
 
 // Repository implements distribution.Namespace.
@@ -455,5 +506,92 @@ func (p prefixed) Repository(ctx context.Context, named reference.Named) (distri
 	if err != nil {
 		return nil, distribution.ErrRepositoryNameInvalid{Name: named.Name(), Reason: err}
 	}
-	return p.Namespace.Repository(ctx, local)
+	repo, err := p.Namespace.Repository(ctx, local)
+	if err != nil {
+		return nil, err
+	}
+	return laterRepo{repo, p.m}, nil
+}
+
+// laterRepo is a cached repository whose manifest and tag writes are
+// stored in the background: distribution's proxy stores a manifest it
+// fetched (and the tag naming it) before it answers, and each of those
+// writes fsyncs files and directories, which on a busy disk took longer
+// than the pull itself. The client gets the manifest at once; the
+// mirror's Close waits for the writes, and a lookup of the cached
+// manifests (foreignLayer) waits for those under way.
+type laterRepo struct {
+	distribution.Repository
+	m *mirror
+}
+
+// Manifests implements distribution.Repository.
+func (r laterRepo) Manifests(ctx context.Context, opts ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
+	ms, err := r.Repository.Manifests(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return laterManifests{ms, r.m, r.Named().Name()}, nil
+}
+
+// Tags implements distribution.Repository.
+func (r laterRepo) Tags(ctx context.Context) distribution.TagService {
+	return laterTags{r.Repository.Tags(ctx), r.m, r.Named().Name()}
+}
+
+// laterManifests stores manifests in the background.
+type laterManifests struct {
+	distribution.ManifestService
+	m    *mirror
+	repo string
+}
+
+// Put implements distribution.ManifestService.
+func (s laterManifests) Put(ctx context.Context, mf distribution.Manifest, opts ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	_, payload, err := mf.Payload()
+	if err != nil {
+		return "", err
+	}
+	d := digest.FromBytes(payload)
+	s.m.storeLater(ctx, fmt.Sprintf("manifest %s of %s", d, s.repo), func(ctx context.Context) error {
+		_, err := s.ManifestService.Put(ctx, mf, opts...)
+		return err
+	})
+	return d, nil
+}
+
+// laterTags stores tags in the background.
+type laterTags struct {
+	distribution.TagService
+	m    *mirror
+	repo string
+}
+
+// Tag implements distribution.TagService.
+func (t laterTags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
+	t.m.storeLater(ctx, fmt.Sprintf("tag %s:%s", t.repo, tag), func(ctx context.Context) error {
+		return t.TagService.Tag(ctx, tag, desc)
+	})
+	return nil
+}
+
+// storeLater runs store in the background, under ctx without its
+// cancellation (the request's end does not stop it), logging a failure
+// naming what.
+func (m *mirror) storeLater(ctx context.Context, what string, store func(context.Context) error) {
+	m.storing.RLock()
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		defer m.storing.RUnlock()
+		if err := store(context.WithoutCancel(ctx)); err != nil {
+			logrus.Errorf("mirror: %s served but not stored: %v", what, err)
+		}
+	}()
+}
+
+// stored waits for the manifests and tags being stored.
+func (m *mirror) stored() {
+	m.storing.Lock()
+	defer m.storing.Unlock()
 }

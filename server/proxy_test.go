@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,10 +11,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +35,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/server"
+	"github.com/ferry-dev/ferry/version"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -527,4 +533,210 @@ func TestMirrorConfigProxyRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), "--proxy") || !strings.Contains(err.Error(), "proxy.remoteurl") {
 		t.Errorf("error %v names not both", err)
 	}
+}
+
+// TestMirrorUserAgent: every request the mirror sends, to the upstream
+// (its /v2/, tags, manifests, blobs) and to a foreign layer's URL,
+// carries ferry's User-Agent.
+func TestMirrorUserAgent(t *testing.T) {
+	var mu sync.Mutex
+	agents := map[string]string{} // "METHOD path" -> User-Agent
+	record := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			agents[r.Method+" "+r.URL.Path] = r.UserAgent()
+			mu.Unlock()
+			h.ServeHTTP(w, r)
+		})
+	}
+	reg := fixture.NewRegistry(t)
+	regURL, err := url.Parse(reg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(record(httputil.NewSingleHostReverseProxy(regURL)))
+	defer up.Close()
+	foreignBytes := []byte("a foreign layer, only at its URL")
+	cdn := httptest.NewServer(record(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(foreignBytes) })))
+	defer cdn.Close()
+	img, _ := pushWithForeign(t, reg, "ua/app", foreignBytes, cdn.URL+"/layer")
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyForeignAllow(allowLoopback))
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/ua/app/manifests/v1"); code != http.StatusOK {
+		t.Fatalf("manifest: %d %s", code, b)
+	}
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/ua/app/tags/list"); code != http.StatusOK {
+		t.Fatalf("tag list: %d %s", code, b)
+	}
+	layers, _ := img.Layers()
+	cfg, _ := img.ConfigName()
+	digests := []v1.Hash{cfg}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	for _, d := range digests {
+		wantBlob(t, m.URL, "ua/app", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"GET /v2/", "GET /v2/ua/app/manifests/v1", "GET /v2/ua/app/tags/list", "GET /v2/ua/app/blobs/" + cfg.String(), "GET /layer"} {
+		if _, ok := agents[want]; !ok {
+			t.Errorf("no request %q reached the upstream or the URL; got %v", want, agents)
+		}
+	}
+	for req, ua := range agents {
+		if !strings.HasPrefix(ua, version.UserAgent()) {
+			t.Errorf("%s: User-Agent %q, want %q first", req, ua, version.UserAgent())
+		}
+	}
+}
+
+// TestMirrorUpstreamCorrupt: an ordinary blob whose upstream bytes do
+// not match its digest is never served whole and not cached; once the
+// upstream serves it right, it is.
+func TestMirrorUpstreamCorrupt(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(4096, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	regURL, _ := url.Parse(reg.URL)
+	var corrupt sync.Map
+	corrupt.Store(d.String(), true)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if _, bad := corrupt.Load(path.Base(resp.Request.URL.Path)); bad && resp.Request.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			b[len(b)/2] ^= 0xff
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		return nil
+	}
+	up := httptest.NewServer(rp)
+	defer up.Close()
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	for range 2 {
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/app/blobs/"+d.String()); code == http.StatusOK {
+			t.Fatalf("a blob the upstream corrupted was served whole (%d bytes)", len(b))
+		}
+	}
+	if code, b, _ := get(t, http.MethodHead, m.URL, "/v2/app/blobs/"+d.String()); code != http.StatusNotFound {
+		t.Errorf("HEAD of a blob the upstream corrupts: %d %s, want 404", code, b)
+	}
+	corrupt.Delete(d.String())
+	wantBlob(t, m.URL, "app", d)
+}
+
+// TestMirrorForeignLateClient: a client that asks for a foreign blob
+// after its download has begun streams the bytes already fetched at once,
+// not after the download; the URL is fetched once.
+func TestMirrorForeignLateClient(t *testing.T) {
+	blob := make([]byte, 256<<10)
+	for i := range blob {
+		blob[i] = byte(i * 7)
+	}
+	half := len(blob) / 2
+	release := make(chan struct{})
+	var requests atomic.Int32
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+		_, _ = w.Write(blob[:half])
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = w.Write(blob[half:])
+	}))
+	defer cdn.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	reg := fixture.NewRegistry(t)
+	_, d := pushWithForeign(t, reg, "late/app", blob, cdn.URL+"/layer")
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/late/app/manifests/v1"); code != http.StatusOK {
+		t.Fatalf("manifest: %d %s", code, b)
+	}
+	open := func() (*http.Response, []byte) {
+		type opened struct {
+			resp  *http.Response
+			first []byte
+			err   error
+		}
+		done := make(chan opened, 1)
+		go func() {
+			resp, err := http.Get(m.URL + "/v2/late/app/blobs/" + d.String())
+			if err != nil {
+				done <- opened{err: err}
+				return
+			}
+			if resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				done <- opened{err: fmt.Errorf("blob: %s", resp.Status)}
+				return
+			}
+			first := make([]byte, half)
+			_, err = io.ReadFull(resp.Body, first)
+			done <- opened{resp, first, err}
+		}()
+		select {
+		case o := <-done:
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			return o.resp, o.first
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first half of the blob did not come while the download waits for the rest")
+			return nil, nil
+		}
+	}
+	early, earlyFirst := open() // starts the download
+	late, lateFirst := open()   // comes after its first bytes went out
+	close(release)
+	for _, c := range []struct {
+		resp  *http.Response
+		first []byte
+	}{{early, earlyFirst}, {late, lateFirst}} {
+		rest, err := io.ReadAll(c.resp.Body)
+		c.resp.Body.Close()
+		if err != nil || sha(append(c.first, rest...)) != d.String() {
+			t.Errorf("blob through the mirror: %v, %d bytes hashing to %s, want %s", err, len(c.first)+len(rest), sha(append(c.first, rest...)), d)
+		}
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the URL was fetched %d times", n)
+	}
+}
+
+// pushWithForeign pushes to reg, as repo:v1, a random image with one more
+// layer, foreign, whose bytes are at url; it returns the image and that
+// layer's digest.
+func pushWithForeign(t *testing.T, reg *fixture.Registry, repo string, foreignBytes []byte, url string) (v1.Image, v1.Hash) {
+	t.Helper()
+	img, err := random.Image(300, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := static.NewLayer(foreignBytes, types.DockerForeignLayer)
+	if img, err = mutate.Append(img, mutate.Addendum{Layer: fl, URLs: []string{url}}); err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, repo, "v1", img)
+	d, err := fl.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, d
 }

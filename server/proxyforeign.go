@@ -1,16 +1,14 @@
 package server
 
 // The mirror's front handler: it gives every request the local name of
-// the repository it asks for (proxy.go's route), and serves the foreign
-// blobs distribution's proxy cannot. A GET or HEAD for a blob that is
-// not cached and that the upstream does not hold (distribution answers
-// 404), which a cached manifest of the repository lists with urls, is
-// fetched by ferry's foreign fetcher (URL policy checked on every
-// address dialed and redirect, retries, resume, size and digest verified
-// while streaming) and written through distribution's blob writer, so it
-// lands in the storage like any pushed blob. One download runs per blob:
-// the first GET streams it while it is stored, other requests wait for it
-// and are then served from the cache. A fetch that fails stores nothing
+// the repository it asks for (proxy.go's route), and fetches the blobs
+// the storage does not hold (proxyblobs.go). A GET or HEAD for a blob
+// goes through distribution first (authentication, then the storage);
+// when distribution answers 404, the blob is fetched from the upstream,
+// or, when the upstream does not hold it and a cached manifest of the
+// repository lists it with urls, by ferry's foreign fetcher (URL policy
+// checked on every address dialed and redirect, retries, resume, size and
+// digest verified while streaming). A fetch that fails stores nothing
 // and is answered 404 BLOB_UNKNOWN, naming neither URL nor reason (both
 // are logged).
 
@@ -20,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,7 +28,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/distribution/reference"
-	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -134,15 +130,10 @@ func (l *mirrorLayer) serveRead(w http.ResponseWriter, r *http.Request, local, r
 	if !hw.held {
 		return
 	}
-	if route == v2.RouteNameBlob {
-		d, err := digest.Parse(dgst)
-		var desc ocispec.Descriptor
-		if err == nil {
-			desc, err = l.m.foreignLayer(r.Context(), local, d)
-		}
-		if err == nil {
+	if route == v2.RouteNameBlob && hw.code == http.StatusNotFound {
+		if d, err := digest.Parse(dgst); err == nil {
 			clear(w.Header())
-			l.m.serveForeign(w, r, local, desc, l.next)
+			l.m.serveBlob(w, r, local, d, l.next)
 			return
 		}
 	}
@@ -215,6 +206,7 @@ var errNotForeign = errors.New("no cached manifest lists the blob with urls")
 // foreignLayer finds, in the cached manifests of repository local, a
 // layer with digest d and urls.
 func (m *mirror) foreignLayer(ctx context.Context, local string, d digest.Digest) (ocispec.Descriptor, error) {
+	m.stored()
 	named, err := reference.WithName(local)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -293,209 +285,6 @@ func (f *foreignFacts) layers(ctx context.Context, ns distribution.Namespace, md
 	}
 	f.m[md] = ls
 	return ls
-}
-
-// flight is one download of a foreign blob.
-type flight struct {
-	done chan struct{}
-	err  error // set before done is closed
-}
-
-// flights are the downloads running, by repository and digest.
-type flights struct {
-	mu sync.Mutex
-	m  map[string]*flight
-}
-
-// join returns key's download and whether the caller starts it.
-func (fs *flights) join(key string) (*flight, bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
-		return f, false
-	}
-	if fs.m == nil {
-		fs.m = map[string]*flight{}
-	}
-	f := &flight{done: make(chan struct{})}
-	fs.m[key] = f
-	return f, true
-}
-
-// end records key's result and lets its waiters go.
-func (fs *flights) end(key string, f *flight, err error) {
-	f.err = err
-	fs.mu.Lock()
-	delete(fs.m, key)
-	fs.mu.Unlock()
-	close(f.done)
-}
-
-// serveForeign answers a request for foreign blob desc of repository
-// local: it joins (or starts) the blob's download, streaming it to a
-// whole-blob GET that starts it, and serves everyone else from the cache
-// once it is stored.
-func (m *mirror) serveForeign(w http.ResponseWriter, r *http.Request, local string, desc ocispec.Descriptor, next http.Handler) {
-	key := local + "@" + desc.Digest.String()
-	f, leader := m.flights.join(key)
-	var t *tap
-	if leader {
-		if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-			t = &tap{w: w}
-		}
-		go func() { m.flights.end(key, f, m.download(local, desc, t)) }()
-	}
-	select {
-	case <-f.done:
-	case <-r.Context().Done():
-		t.stop() // the download goes on, for the others and the cache
-		return
-	}
-	if t.wasStarted() {
-		return // streamed; cut short on failure, so the client sees it
-	}
-	if f.err != nil {
-		logrus.WithField("digest", desc.Digest).WithField("repository", local).Warnf("foreign blob not fetched: %v", f.err)
-		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		serveError(w, errcode.ErrorCodeBlobUnknown.WithMessage("foreign blob not in the cache, and it could not be fetched from its urls").WithDetail(desc.Digest))
-		return
-	}
-	next.ServeHTTP(w, r)
-}
-
-// download fetches foreign blob desc from its urls into repository
-// local's storage, copying it to t (when not nil) as it goes. It runs
-// under the server's context, not a request's: a client that goes away
-// does not end it.
-func (m *mirror) download(local string, desc ocispec.Descriptor, t *tap) error {
-	ctx := m.ctx
-	named, err := reference.WithName(local)
-	if err != nil {
-		return err
-	}
-	repo, err := m.local.Repository(ctx, named)
-	if err != nil {
-		return err
-	}
-	blobs := repo.Blobs(ctx)
-	if _, err := blobs.Stat(ctx, desc.Digest); err == nil {
-		return nil // stored meanwhile (another replica, a flight just ended)
-	}
-	h, err := ggcrv1.NewHash(desc.Digest.String())
-	if err != nil {
-		return err
-	}
-	rc, err := m.fetcher.Open(ctx, ggcrv1.Descriptor{MediaType: "application/octet-stream", Digest: h, Size: desc.Size, URLs: desc.URLs})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	bw, err := blobs.Create(ctx)
-	if err != nil {
-		return fmt.Errorf("store foreign blob %s: %w", desc.Digest, err)
-	}
-	t.start(desc)
-	var dst io.Writer = bw
-	if t != nil {
-		dst = io.MultiWriter(bw, t)
-	}
-	if _, err := io.CopyBuffer(dst, rc, make([]byte, 1<<20)); err != nil {
-		_ = bw.Cancel(ctx)
-		return err
-	}
-	if _, err := bw.Commit(ctx, ocispec.Descriptor{MediaType: "application/octet-stream", Digest: desc.Digest, Size: desc.Size}); err != nil {
-		_ = bw.Cancel(ctx)
-		return fmt.Errorf("store foreign blob %s: %w", desc.Digest, err)
-	}
-	t.finish()
-	return nil
-}
-
-// tap passes a download's bytes to the client whose GET started it. It
-// holds back the last byte until the blob is stored (verified), so that
-// a client never receives a whole body that failed verification; a client
-// that goes away is dropped and the download goes on.
-type tap struct {
-	w       http.ResponseWriter
-	mu      sync.Mutex
-	started bool
-	stopped bool // the handler returned, or the client failed
-	last    []byte
-}
-
-// start writes the response headers.
-func (t *tap) start(desc ocispec.Descriptor) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped {
-		return
-	}
-	h := t.w.Header()
-	h.Set("Docker-Distribution-API-Version", "registry/2.0")
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(desc.Size, 10))
-	h.Set("Docker-Content-Digest", desc.Digest.String())
-	h.Set("Etag", `"`+desc.Digest.String()+`"`)
-	t.w.WriteHeader(http.StatusOK)
-	t.started = true
-}
-
-// Write implements io.Writer; it never fails, so that the download goes
-// on without the client.
-func (t *tap) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped || !t.started || len(p) == 0 {
-		return len(p), nil
-	}
-	if len(t.last) > 0 {
-		if _, err := t.w.Write(t.last); err != nil {
-			t.stopped = true
-			return len(p), nil
-		}
-	}
-	if _, err := t.w.Write(p[:len(p)-1]); err != nil {
-		t.stopped = true
-		return len(p), nil
-	}
-	t.last = append(t.last[:0], p[len(p)-1])
-	return len(p), nil
-}
-
-// finish sends the byte held back.
-func (t *tap) finish() {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.stopped && t.started && len(t.last) > 0 {
-		_, _ = t.w.Write(t.last)
-	}
-	t.last = nil
-}
-
-// stop detaches the client.
-func (t *tap) stop() {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.stopped = true
-}
-
-// wasStarted reports whether the response went out through the tap.
-func (t *tap) wasStarted() bool {
-	if t == nil {
-		return false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.started
 }
 
 // tagListName gives a tag list the repository name the client asked for,

@@ -40,11 +40,11 @@ func (r *mirrorRepo) Manifests(ctx context.Context, opts ...distribution.Manifes
 	return readOnlyManifests{ms}, nil
 }
 
-// Blobs implements distribution.Repository.
+// Blobs implements distribution.Repository: the cache's blobs only. A
+// blob it does not hold is answered 404, which the front handler takes
+// as its cue to fetch it (proxyblobs.go says why not through
+// distribution's proxy).
 func (r *mirrorRepo) Blobs(ctx context.Context) distribution.BlobStore {
-	if r.px != nil {
-		return r.px.Blobs(ctx)
-	}
 	return readOnlyBlobs{r.local.Blobs(ctx)}
 }
 
@@ -78,7 +78,12 @@ func (t *mirrorTags) Get(ctx context.Context, tag string) (v1.Descriptor, error)
 func (t *mirrorTags) get(ctx context.Context, tag string) (v1.Descriptor, error) {
 	key := t.r.named.Name() + ":" + tag
 	if t.remote == nil || t.r.up.fresh(key, t.r.m.ttl) {
-		if d, err := t.local.Get(ctx, tag); err == nil || t.remote == nil {
+		d, err := t.local.Get(ctx, tag)
+		if err != nil {
+			t.r.m.stored() // the tag may be on its way to the storage
+			d, err = t.local.Get(ctx, tag)
+		}
+		if err == nil || t.remote == nil {
 			return d, err
 		}
 	}

@@ -69,6 +69,9 @@ type options struct {
 	purgeAge    time.Duration // uploads.go
 	purgeEvery  time.Duration // 0: by storage type
 	noUI        bool          // no web view at / and /ui/ (ui.go)
+	// background counts the work that outlives a request (a mirror's
+	// downloads, proxyblobs.go); Close waits for it.
+	background sync.WaitGroup
 }
 
 // Option configures the embedded registry.
@@ -328,7 +331,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	}
 	var m *mirror
 	if o.proxy != nil {
-		if m, err = newMirror(ctx, o.proxy); err != nil {
+		if m, err = newMirror(ctx, o.proxy, &o.background); err != nil {
 			return nil, nil, err
 		}
 		if err = useMirror(cfg, m); err != nil {
@@ -376,12 +379,13 @@ type Server struct {
 	ln   net.Listener
 	done chan error
 
-	lock      *rootlock.Lock     // the storage root's, when on the filesystem
-	presence  *replicas.Presence // the replica marker, on shared storage
-	stopApp   context.CancelFunc // ends what runs beside the server
-	closeOnce sync.Once
-	closeErr  error
-	closed    chan struct{} // closed once Close has finished
+	lock       *rootlock.Lock     // the storage root's, when on the filesystem
+	presence   *replicas.Presence // the replica marker, on shared storage
+	stopApp    context.CancelFunc // ends what runs beside the server
+	background *sync.WaitGroup    // what runs beside the server, waited for
+	closeOnce  sync.Once
+	closeErr   error
+	closed     chan struct{} // closed once Close has finished
 }
 
 // DefaultAddr is the address a server listens on when neither the
@@ -468,16 +472,17 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	ln = stallListener{Listener: ln, d: o.stall}
 	urls := reachableURLs(scheme, ln.Addr())
 	s := &Server{
-		Addr:     ln.Addr().String(),
-		URL:      urls[0],
-		URLs:     urls,
-		srv:      srv,
-		ln:       ln,
-		done:     make(chan error, 1),
-		lock:     lock,
-		presence: presence,
-		stopApp:  stopApp,
-		closed:   make(chan struct{}),
+		Addr:       ln.Addr().String(),
+		URL:        urls[0],
+		URLs:       urls,
+		srv:        srv,
+		ln:         ln,
+		done:       make(chan error, 1),
+		lock:       lock,
+		presence:   presence,
+		stopApp:    stopApp,
+		background: &o.background,
+		closed:     make(chan struct{}),
 	}
 	go func() {
 		var err error
@@ -521,6 +526,7 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.closeErr = s.srv.Shutdown(ctx)
+		s.waitBackground(ctx)
 		if err := s.lock.Release(); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("server: %w", err)
 		}
@@ -531,6 +537,24 @@ func (s *Server) Close() error {
 		close(s.closed)
 	})
 	return s.closeErr
+}
+
+// waitBackground waits for the work that outlives requests (a mirror's
+// downloads, which store what they fetched) until ctx ends, then ends it
+// and waits for it to clean up, so that the storage root is released
+// with nothing half-written.
+func (s *Server) waitBackground(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.background.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.stopApp()
+		<-done
+	}
 }
 
 // Wait blocks until the server stops and returns its error, if any.
