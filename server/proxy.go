@@ -239,6 +239,7 @@ type mirror struct {
 	ctx        context.Context // the server's: ends downloads on shutdown
 	background *sync.WaitGroup // counts the downloads, for the server's Close
 	storing    sync.RWMutex    // read-held by each manifest or tag store under way
+	pending    sync.Map        // storeKey -> chan struct{} closed when that store ends
 	local      distribution.Namespace
 	driver     storagedriver.StorageDriver
 	ups        []*upstream
@@ -553,11 +554,33 @@ func (s laterManifests) Put(ctx context.Context, mf distribution.Manifest, opts 
 		return "", err
 	}
 	d := digest.FromBytes(payload)
-	s.m.storeLater(ctx, fmt.Sprintf("manifest %s of %s", d, s.repo), func(ctx context.Context) error {
+	s.m.storeLater(ctx, manifestKey(s.repo, d), fmt.Sprintf("manifest %s of %s", d, s.repo), func(ctx context.Context) error {
 		_, err := s.ManifestService.Put(ctx, mf, opts...)
 		return err
 	})
 	return d, nil
+}
+
+// Get implements distribution.ManifestService. A manifest on its way to
+// the storage is waited for: distribution's proxy, finding it missing,
+// would fetch it again, and by tag when the request named one (its
+// client's WithTag), which gets whatever the tag names upstream now, not
+// the digest asked for.
+func (s laterManifests) Get(ctx context.Context, d digest.Digest, opts ...distribution.ManifestServiceOption) (distribution.Manifest, error) {
+	mf, err := s.ManifestService.Get(ctx, d, opts...)
+	if err != nil && s.m.waitStored(ctx, manifestKey(s.repo, d)) {
+		return s.ManifestService.Get(ctx, d, opts...)
+	}
+	return mf, err
+}
+
+// Exists implements distribution.ManifestService, waiting as Get does.
+func (s laterManifests) Exists(ctx context.Context, d digest.Digest) (bool, error) {
+	ok, err := s.ManifestService.Exists(ctx, d)
+	if err == nil && !ok && s.m.waitStored(ctx, manifestKey(s.repo, d)) {
+		return s.ManifestService.Exists(ctx, d)
+	}
+	return ok, err
 }
 
 // laterTags stores tags in the background.
@@ -569,7 +592,7 @@ type laterTags struct {
 
 // Tag implements distribution.TagService.
 func (t laterTags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
-	t.m.storeLater(ctx, fmt.Sprintf("tag %s:%s", t.repo, tag), func(ctx context.Context) error {
+	t.m.storeLater(ctx, tagKey(t.repo, tag), fmt.Sprintf("tag %s:%s", t.repo, tag), func(ctx context.Context) error {
 		return t.TagService.Tag(ctx, tag, desc)
 	})
 	return nil
@@ -577,18 +600,44 @@ func (t laterTags) Tag(ctx context.Context, tag string, desc v1.Descriptor) erro
 
 // storeLater runs store in the background, under ctx without its
 // cancellation (the request's end does not stop it), logging a failure
-// naming what.
-func (m *mirror) storeLater(ctx context.Context, what string, store func(context.Context) error) {
+// naming what; waitStored(key) waits for it.
+func (m *mirror) storeLater(ctx context.Context, key, what string, store func(context.Context) error) {
 	m.storing.RLock()
+	done := make(chan struct{})
+	m.pending.Store(key, done)
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
 		defer m.storing.RUnlock()
+		defer func() {
+			m.pending.CompareAndDelete(key, done)
+			close(done)
+		}()
 		if err := store(context.WithoutCancel(ctx)); err != nil {
 			logrus.Errorf("mirror: %s served but not stored: %v", what, err)
 		}
 	}()
 }
+
+// waitStored waits for the background store of key under way, if there
+// is one, and reports whether there was (and it ended before ctx did).
+func (m *mirror) waitStored(ctx context.Context, key string) bool {
+	v, ok := m.pending.Load(key)
+	if !ok {
+		return false
+	}
+	select {
+	case <-v.(chan struct{}):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// manifestKey and tagKey name a manifest's and a tag's background store;
+// repo is the local (prefixed) repository name.
+func manifestKey(repo string, d digest.Digest) string { return "manifest " + repo + "@" + d.String() }
+func tagKey(repo, tag string) string                  { return "tag " + repo + ":" + tag }
 
 // stored waits for the manifests and tags being stored.
 func (m *mirror) stored() {

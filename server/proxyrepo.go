@@ -80,8 +80,9 @@ func (t *mirrorTags) get(ctx context.Context, tag string) (v1.Descriptor, error)
 	if t.remote == nil || t.r.up.fresh(key, t.r.m.ttl) {
 		d, err := t.local.Get(ctx, tag)
 		if err != nil {
-			t.r.m.stored() // the tag may be on its way to the storage
-			d, err = t.local.Get(ctx, tag)
+			if t.r.m.waitStored(ctx, tagKey(t.r.named.Name(), tag)) { // on its way to the storage
+				d, err = t.local.Get(ctx, tag)
+			}
 		}
 		if err == nil || t.remote == nil {
 			return d, err

@@ -93,6 +93,9 @@ func (u *webUI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the web view is read-only", http.StatusMethodNotAllowed)
 		return
 	}
+	// A mirror's pages show what its clients have been served: the
+	// manifests and tags it stores in the background are waited for.
+	u.mirror.settled(r.Context())
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
 	switch {

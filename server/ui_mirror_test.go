@@ -56,6 +56,15 @@ func mirrorUI(t *testing.T, base, path string, secrets ...string) (uiMirrorPage,
 	return page, html
 }
 
+// wantStored waits until the mirror at base has stored blob d, which it
+// commits after its client has the last byte: a HEAD waits for that.
+func wantStored(t *testing.T, base, repo string, d v1.Hash) {
+	t.Helper()
+	if code, _, _ := get(t, http.MethodHead, base, "/v2/"+repo+"/blobs/"+d.String()); code != http.StatusOK {
+		t.Errorf("HEAD blob %s of %s: status %d", d, repo, code)
+	}
+}
+
 // TestUIMirror: a mirror's web view shows which upstream each repository
 // came from (name, URL without credentials, its name there), which tags
 // are cached and when they were checked upstream, and which manifests
@@ -93,6 +102,7 @@ func TestUIMirror(t *testing.T) {
 		}
 		foreignSeen = foreignSeen || mediatype.IsForeign(l.MediaType)
 		wantBlob(t, m.URL, local, h)
+		wantStored(t, m.URL, local, h)
 		want[l.Digest] = "cached"
 	}
 	upstreamGets := e.Reg.Count("", "")
@@ -138,6 +148,7 @@ func TestUIMirror(t *testing.T) {
 	for _, l := range mf.Layers {
 		h, _ := v1.NewHash(l.Digest)
 		wantBlob(t, lm.URL, fixture.Repo, h)
+		wantStored(t, lm.URL, fixture.Repo, h)
 	}
 	localName := strings.ReplaceAll(e.Reg.Host, ":", "_") + "/" + fixture.Repo
 	code, _, served := get(t, http.MethodGet, lm.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag)
