@@ -108,8 +108,9 @@ func New(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatalf("faults: target %q: %v", target, err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DisableCompression = true
+	// Not http.DefaultTransport's own type asserted: a mirror started
+	// in the same test binary wraps it (server's userAgentDefault).
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, DisableCompression: true}
 	p := &Proxy{target: u, rt: tr, done: make(chan struct{}), requests: map[string]int{}, bytes: map[string]int64{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	p.URL = p.srv.URL
