@@ -30,6 +30,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 	"github.com/ferry-dev/ferry/internal/units"
 	"github.com/ferry-dev/ferry/mediatype"
@@ -497,7 +498,10 @@ func (u *webUI) manifestPage(w http.ResponseWriter, r *http.Request, ref string)
 	u.render(w, r, "manifest", page)
 }
 
-// readManifest reads manifest d if the repository links it.
+// readManifest reads manifest d if the repository links it. A digest
+// other than sha256 (a push by sha512, or a tag its tag parameters set)
+// is read as the canonical digest its alias link names, under which
+// distribution stores the bytes.
 func (u *webUI) readManifest(ctx context.Context, repo distribution.Repository, d digest.Digest) (rawManifest, int64, bool) {
 	ms, err := repo.Manifests(ctx)
 	if err != nil {
@@ -505,6 +509,11 @@ func (u *webUI) readManifest(ctx context.Context, repo distribution.Repository, 
 	}
 	if ok, err := ms.Exists(ctx, d); err != nil || !ok {
 		return rawManifest{}, 0, false
+	}
+	if d.Algorithm() != digest.Canonical {
+		if d, err = aliaslinks.Read(ctx, u.oci.driver, repo.Named().Name(), aliaslinks.Revisions, d); err != nil {
+			return rawManifest{}, 0, false
+		}
 	}
 	payload, err := storedmanifest.Read(ctx, u.oci.ns, d)
 	if err != nil {
