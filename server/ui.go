@@ -397,25 +397,6 @@ type rawManifest struct {
 	ArtifactType string               `json:"artifactType"`
 }
 
-// rawConfig is the part of an image config the page shows.
-type rawConfig struct {
-	Created   *time.Time `json:"created"`
-	OS        string     `json:"os"`
-	Arch      string     `json:"architecture"`
-	OSVersion string     `json:"os.version"`
-	Config    struct {
-		Entrypoint []string          `json:"Entrypoint"`
-		Cmd        []string          `json:"Cmd"`
-		Labels     map[string]string `json:"Labels"`
-	} `json:"config"`
-	History []struct {
-		Created    *time.Time `json:"created"`
-		CreatedBy  string     `json:"created_by"`
-		Comment    string     `json:"comment"`
-		EmptyLayer bool       `json:"empty_layer"`
-	} `json:"history"`
-}
-
 // splitRef splits "name:tag" or "name@digest".
 func splitRef(s string) (name, tag string, d digest.Digest, err error) {
 	if i := strings.LastIndex(s, "@"); i >= 0 {
@@ -546,14 +527,14 @@ func (u *webUI) image(ctx context.Context, repo distribution.Repository, m rawMa
 		return img
 	}
 	b, err := blobs.Get(ctx, m.Config.Digest)
-	var c rawConfig
+	var c ocispec.Image
 	if err != nil || json.Unmarshal(b, &c) != nil {
 		return img
 	}
 	if c.Created != nil {
 		img.Created = c.Created.UTC().Format(time.RFC3339)
 	}
-	img.OS, img.Arch, img.OSVersion, img.Release = c.OS, c.Arch, c.OSVersion, windowsRelease(c.OSVersion)
+	img.OS, img.Arch, img.OSVersion, img.Release = c.OS, c.Architecture, c.OSVersion, windowsRelease(c.OSVersion)
 	img.Entrypoint, img.Cmd, img.Labels = c.Config.Entrypoint, c.Config.Cmd, c.Config.Labels
 	for _, h := range c.History {
 		uh := uiHistory{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer}
