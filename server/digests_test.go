@@ -335,3 +335,30 @@ func TestTagParameters(t *testing.T) {
 		t.Errorf("tags %s, want a and b", body)
 	}
 }
+
+// The web view shows content pushed by sha512: a tag given by tag
+// parameters names the sha512 digest, whose manifest, platforms and config
+// are read through the repository's alias links.
+func TestUIOfOtherDigests(t *testing.T) {
+	r := newReg(t)
+	const repo = "alg/ui"
+	img := r.sha512Image(repo, "ui")
+	_, d, raw := r.putBySHA512(repo, img, "?tag=image")
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{
+		{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: int64(len(raw)), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
+	}}
+	idx.SchemaVersion = 2
+	_, id, _ := r.putBySHA512(repo, idx, "?tag=index")
+	for _, ref := range []string{":image", "@" + d.String()} {
+		status, _, body := getUI(t, r.url, "/ui/m/"+repo+ref, true)
+		if status != http.StatusOK {
+			t.Fatalf("web view of %s%s: %d %s", repo, ref, status, body)
+		}
+		wantContains(t, "web view of "+repo+ref, body, `"digest": "`+d.String()+`"`, `"architecture": "amd64"`, img.Layers[0].Digest.String())
+	}
+	status, _, body := getUI(t, r.url, "/ui/m/"+repo+":index", true)
+	if status != http.StatusOK {
+		t.Fatalf("web view of %s:index: %d %s", repo, status, body)
+	}
+	wantContains(t, "web view of "+repo+":index", body, `"digest": "`+id.String()+`"`, `"cached": true`, `"layersCached": 2`)
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
 	"github.com/ferry-dev/ferry/internal/units"
 	"github.com/ferry-dev/ferry/mediatype"
@@ -396,25 +397,6 @@ type rawManifest struct {
 	ArtifactType string               `json:"artifactType"`
 }
 
-// rawConfig is the part of an image config the page shows.
-type rawConfig struct {
-	Created   *time.Time `json:"created"`
-	OS        string     `json:"os"`
-	Arch      string     `json:"architecture"`
-	OSVersion string     `json:"os.version"`
-	Config    struct {
-		Entrypoint []string          `json:"Entrypoint"`
-		Cmd        []string          `json:"Cmd"`
-		Labels     map[string]string `json:"Labels"`
-	} `json:"config"`
-	History []struct {
-		Created    *time.Time `json:"created"`
-		CreatedBy  string     `json:"created_by"`
-		Comment    string     `json:"comment"`
-		EmptyLayer bool       `json:"empty_layer"`
-	} `json:"history"`
-}
-
 // splitRef splits "name:tag" or "name@digest".
 func splitRef(s string) (name, tag string, d digest.Digest, err error) {
 	if i := strings.LastIndex(s, "@"); i >= 0 {
@@ -497,7 +479,10 @@ func (u *webUI) manifestPage(w http.ResponseWriter, r *http.Request, ref string)
 	u.render(w, r, "manifest", page)
 }
 
-// readManifest reads manifest d if the repository links it.
+// readManifest reads manifest d if the repository links it. A digest
+// other than sha256 (a push by sha512, or a tag its tag parameters set)
+// is read as the canonical digest its alias link names, under which
+// distribution stores the bytes.
 func (u *webUI) readManifest(ctx context.Context, repo distribution.Repository, d digest.Digest) (rawManifest, int64, bool) {
 	ms, err := repo.Manifests(ctx)
 	if err != nil {
@@ -505,6 +490,11 @@ func (u *webUI) readManifest(ctx context.Context, repo distribution.Repository, 
 	}
 	if ok, err := ms.Exists(ctx, d); err != nil || !ok {
 		return rawManifest{}, 0, false
+	}
+	if d.Algorithm() != digest.Canonical {
+		if d, err = aliaslinks.Read(ctx, u.oci.driver, repo.Named().Name(), aliaslinks.Revisions, d); err != nil {
+			return rawManifest{}, 0, false
+		}
 	}
 	payload, err := storedmanifest.Read(ctx, u.oci.ns, d)
 	if err != nil {
@@ -537,14 +527,14 @@ func (u *webUI) image(ctx context.Context, repo distribution.Repository, m rawMa
 		return img
 	}
 	b, err := blobs.Get(ctx, m.Config.Digest)
-	var c rawConfig
+	var c ocispec.Image
 	if err != nil || json.Unmarshal(b, &c) != nil {
 		return img
 	}
 	if c.Created != nil {
 		img.Created = c.Created.UTC().Format(time.RFC3339)
 	}
-	img.OS, img.Arch, img.OSVersion, img.Release = c.OS, c.Arch, c.OSVersion, windowsRelease(c.OSVersion)
+	img.OS, img.Arch, img.OSVersion, img.Release = c.OS, c.Architecture, c.OSVersion, windowsRelease(c.OSVersion)
 	img.Entrypoint, img.Cmd, img.Labels = c.Config.Entrypoint, c.Config.Cmd, c.Config.Labels
 	for _, h := range c.History {
 		uh := uiHistory{CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer}

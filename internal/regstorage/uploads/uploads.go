@@ -101,22 +101,29 @@ func readUploads(ctx context.Context, d storagedriver.StorageDriver, dir string,
 	repo := strings.TrimPrefix(path.Dir(dir), reposDir+"/")
 	for _, p := range ids {
 		u := Upload{Repository: repo, ID: path.Base(p), Path: p}
-		var newest time.Time
 		if fi, err := d.Stat(ctx, path.Join(p, "data")); err == nil {
-			u.Size, newest = fi.Size(), fi.ModTime()
+			u.Size, u.StartedAt = fi.Size(), fi.ModTime()
 		}
-		if fi, err := d.Stat(ctx, p); err == nil && fi.ModTime().After(newest) {
-			newest = fi.ModTime()
-		}
-		u.StartedAt = newest
-		if b, err := d.GetContent(ctx, path.Join(p, "startedat")); err == nil {
-			if t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b))); err == nil {
-				u.StartedAt = t
-			}
+		if t, ok := startedAt(ctx, d, p); ok {
+			u.StartedAt = t
+		} else if fi, err := d.Stat(ctx, p); err == nil && fi.ModTime().After(u.StartedAt) {
+			// The directory is stat'ed only when needed: on S3 that
+			// is a listing.
+			u.StartedAt = fi.ModTime()
 		}
 		*out = append(*out, u)
 	}
 	return nil
+}
+
+// startedAt reads the upload directory p's startedat file.
+func startedAt(ctx context.Context, d storagedriver.StorageDriver, p string) (time.Time, bool) {
+	b, err := d.GetContent(ctx, path.Join(p, "startedat"))
+	if err != nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	return t, err == nil
 }
 
 // Remove deletes the uploads under d that began before olderThan (all of
