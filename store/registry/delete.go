@@ -90,15 +90,7 @@ func tagDeleteRefused(err error) bool {
 	if !errors.As(err, &te) {
 		return false
 	}
-	if te.StatusCode == http.StatusBadRequest || te.StatusCode == http.StatusMethodNotAllowed {
-		return true
-	}
-	for _, d := range te.Errors {
-		if d.Code == transport.UnsupportedErrorCode {
-			return true
-		}
-	}
-	return false
+	return te.StatusCode == http.StatusBadRequest || te.StatusCode == http.StatusMethodNotAllowed || hasCode(te, transport.UnsupportedErrorCode)
 }
 
 // Pointers is what in a repository points at one manifest.
