@@ -22,6 +22,11 @@ import (
 // containerd's.
 const MaxManifestSize = 4 << 20
 
+// MaxIndexDepth bounds how deeply indexes may nest (an index listing an
+// index listing ...): the copy engine refuses deeper ones and
+// registry.Repo.Pointers follows no deeper.
+const MaxIndexDepth = 4
+
 // Foreign (non-distributable) layer media types. Registries do not hold
 // such blobs; clients download them from the descriptor's urls.
 const (

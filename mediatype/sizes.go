@@ -16,9 +16,9 @@ type descriptorSize struct {
 	Size   int64  `json:"size"`
 }
 
-// CheckSize returns an error wrapping ErrNegativeSize when size is
+// checkSize returns an error wrapping ErrNegativeSize when size is
 // negative, naming what (e.g. "layer 2") and the digest.
-func CheckSize(what, digest string, size int64) error {
+func checkSize(what, digest string, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("%s %s: %w (%d)", what, digest, ErrNegativeSize, size)
 	}
@@ -46,7 +46,7 @@ func CheckSizes(raw []byte) error {
 		d    *descriptorSize
 	}{{"config", m.Config}, {"subject", m.Subject}} {
 		if one.d != nil {
-			if err := CheckSize(one.what, one.d.Digest, one.d.Size); err != nil {
+			if err := checkSize(one.what, one.d.Digest, one.d.Size); err != nil {
 				return err
 			}
 		}
@@ -56,7 +56,7 @@ func CheckSizes(raw []byte) error {
 		ds   []descriptorSize
 	}{{"layer", m.Layers}, {"manifest", m.Manifests}, {"blob", m.Blobs}} {
 		for i, d := range list.ds {
-			if err := CheckSize(fmt.Sprintf("%s %d", list.what, i+1), d.Digest, d.Size); err != nil {
+			if err := checkSize(fmt.Sprintf("%s %d", list.what, i+1), d.Digest, d.Size); err != nil {
 				return err
 			}
 		}

@@ -31,7 +31,7 @@ import (
 )
 
 // MaxIndexDepth bounds how deeply indexes may nest.
-const MaxIndexDepth = 4
+const MaxIndexDepth = mediatype.MaxIndexDepth
 
 // MaxLayers bounds the layers of one manifest.
 const MaxLayers = 1024

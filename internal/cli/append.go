@@ -40,16 +40,17 @@ func (f layerFlag) Set(s string) error {
 		return nil
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL", s)
-	}
-	if u.User != nil {
+	if err == nil && u.User != nil {
 		// imagemod refuses it too (foreign.CheckPublishable); refused here
-		// first so that it is a usage error and never fetched.
+		// first so that it is a usage error and never fetched. Checked
+		// before the scheme: an error from Set would show the password.
 		if *f.secret == nil {
 			*f.secret = usageErr(fmt.Errorf("--foreign-url %s has a user part: a URL written into a manifest must not carry credentials, which everyone who pulls the image would read (ferry refuses rather than strip them)", u.Redacted()))
 		}
 		return nil
+	}
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
 	}
 	*f.list = append(*f.list, imagemod.Layer{URL: s})
 	return nil

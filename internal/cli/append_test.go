@@ -417,3 +417,15 @@ func TestAppendForeignURLCredentials(t *testing.T) {
 		t.Error("the image was pushed")
 	}
 }
+
+// TestAppendForeignURLCredentialsBadScheme: a URL that is refused for its
+// scheme still hides its password: pflag quotes the argument of a flag
+// whose Set fails, so the user part is checked first.
+func TestAppendForeignURLCredentialsBadScheme(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	_, stderr, code := run(t, "append", "--platform", "linux/amd64", "--foreign-url", "ftp://u:SECRET@mirror.example/x.tar.gz",
+		"-t", reg.Ref("app/creds", "1"))
+	if code != 2 || strings.Contains(stderr, "SECRET") {
+		t.Fatalf("exit %d, want 2 with an error that hides the password: %s", code, stderr)
+	}
+}

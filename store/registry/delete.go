@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 )
 
@@ -22,10 +23,6 @@ import (
 // or 405 (distribution before v3 does; v3 deletes tags when deletes are
 // enabled and answers 405 UNSUPPORTED when they are not).
 var ErrTagDeleteRefused = errors.New("the registry refused to delete the tag")
-
-// maxIndexDepth bounds how deeply Pointers follows indexes listed in
-// indexes (the copy engine's limit).
-const maxIndexDepth = 4
 
 // pointerJobs is how many tags Pointers resolves at a time.
 const pointerJobs = 8
@@ -93,15 +90,7 @@ func tagDeleteRefused(err error) bool {
 	if !errors.As(err, &te) {
 		return false
 	}
-	if te.StatusCode == http.StatusBadRequest || te.StatusCode == http.StatusMethodNotAllowed {
-		return true
-	}
-	for _, d := range te.Errors {
-		if d.Code == transport.UnsupportedErrorCode {
-			return true
-		}
-	}
-	return false
+	return te.StatusCode == http.StatusBadRequest || te.StatusCode == http.StatusMethodNotAllowed || hasCode(te, transport.UnsupportedErrorCode)
 }
 
 // Pointers is what in a repository points at one manifest.
@@ -123,9 +112,9 @@ type TaggedIndex struct {
 
 // Pointers resolves the reference and lists what in its repository
 // points at that manifest: every tag resolving to it, and every tagged
-// index listing it (indexes nested up to 4 deep are followed). It reads
-// every tag (HEAD, a few at a time) and every tagged index once, so it
-// costs a request per tag. Indexes no tag names cannot be listed through
+// index listing it (indexes nested up to mediatype.MaxIndexDepth deep are
+// followed). It reads every tag (HEAD, a few at a time) and every tagged
+// index once, so it costs a request per tag. Indexes no tag names cannot be listed through
 // the registry API and are not found.
 func (r *Repo) Pointers(ctx context.Context) (*Pointers, error) {
 	desc, err := r.Resolve(ctx)
@@ -190,7 +179,7 @@ type pointerScan struct {
 // indexLists reports whether the index d lists the target, directly or
 // through the indexes it lists.
 func (s *pointerScan) indexLists(ctx context.Context, d v1.Descriptor, depth int) (bool, error) {
-	if depth > maxIndexDepth {
+	if depth > mediatype.MaxIndexDepth {
 		return false, nil
 	}
 	s.mu.Lock()

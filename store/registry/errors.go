@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -48,12 +49,10 @@ func classify(err error) error {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return fmt.Errorf("%w (%w)", store.ErrUnauthorized, err)
 		}
-		for _, d := range te.Errors {
-			if d.Code == transport.DigestInvalidErrorCode {
-				// The registry hashed what it was sent and found another
-				// digest than the one it was told.
-				return fmt.Errorf("%w (%w)", blob.ErrDigestMismatch, err)
-			}
+		if hasCode(te, transport.DigestInvalidErrorCode) {
+			// The registry hashed what it was sent and found another
+			// digest than the one it was told.
+			return fmt.Errorf("%w (%w)", blob.ErrDigestMismatch, err)
 		}
 	}
 	return err
@@ -68,12 +67,14 @@ func refusedForContent(err error) bool {
 	if !errors.As(err, &te) {
 		return false
 	}
-	if te.StatusCode >= 500 {
-		return true
-	}
+	return te.StatusCode >= 500 || hasCode(te, transport.ManifestInvalidErrorCode, "MANIFEST_BLOB_UNKNOWN", transport.BlobUnknownErrorCode)
+}
+
+// hasCode reports whether the registry's error carries one of codes among
+// its diagnostics.
+func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
 	for _, d := range te.Errors {
-		switch d.Code {
-		case transport.ManifestInvalidErrorCode, "MANIFEST_BLOB_UNKNOWN", transport.BlobUnknownErrorCode:
+		if slices.Contains(codes, d.Code) {
 			return true
 		}
 	}
