@@ -45,9 +45,11 @@ type Image struct {
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	// Bytes are the blob bytes this image's copy transferred (blobs it
-	// shared with another image of the run count once, with the first).
+	// shared with another image of the run count once, with the first);
+	// for an image skipped, those of the referrers copied to it.
 	Bytes int64 `json:"bytes"`
-	// Copy is the copy's summary (nil unless copied).
+	// Copy is the copy's summary (nil unless copied, or skipped with its
+	// referrers copied).
 	Copy *transfer.Result `json:"copy,omitempty"`
 
 	ref       name.Reference
@@ -389,8 +391,9 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 				res, err := transfer.CopyReferrers(ctx, img.src, t, img.planned.Source, append(img.opts(), transfer.WithLedger(ledger))...)
 				if err != nil {
 					img.Status, img.Error = Failed, err.Error()
+				} else {
+					img.Copy, img.Bytes = res, res.Bytes
 				}
-				img.Copy = res
 			}
 			report(img)
 			return
