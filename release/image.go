@@ -201,11 +201,15 @@ func releaseFiles(dist string) ([]platformFiles, error) {
 		}
 		f := platformFiles{target: t, archive: matches[0], sbom: strings.TrimSuffix(matches[0], ".tar.gz") + ".sbom.cdx.json"}
 		for _, p := range []string{f.archive, f.sbom} {
+			want, ok := sums[filepath.Base(p)]
+			if !ok {
+				return nil, fmt.Errorf("%s is not listed in %s", p, filepath.Join(dist, "SHA256SUMS"))
+			}
 			got, err := fileSHA256(p)
 			if err != nil {
 				return nil, err
 			}
-			if want := sums[filepath.Base(p)]; got != want {
+			if got != want {
 				return nil, fmt.Errorf("%s: sha256 %s, SHA256SUMS says %q", p, got, want)
 			}
 		}

@@ -297,7 +297,7 @@ func getJSON(t *testing.T, url string, v any) {
 }
 
 // TestImageRefusals: the image is built from checked release files only —
-// a file that does not match SHA256SUMS, a missing platform, or neither
+// a file that does not match SHA256SUMS or is not listed there, a missing platform, or neither
 // or both of --oci and --push are refused before anything is written.
 func TestImageRefusals(t *testing.T) {
 	dist := t.TempDir()
@@ -330,6 +330,17 @@ func TestImageRefusals(t *testing.T) {
 		{"missing", imageOptions{dist: dist, oci: out}, func() {
 			os.Remove(filepath.Join(dist, "ferry_1.0.0_linux_arm64.tar.gz"))
 		}, "want one linux/arm64 archive"},
+		{"unlisted", imageOptions{dist: dist, oci: out}, func() {
+			sums := filepath.Join(dist, "SHA256SUMS")
+			raw, _ := os.ReadFile(sums)
+			var keep []string
+			for _, l := range strings.SplitAfter(string(raw), "\n") {
+				if !strings.HasSuffix(l, "_amd64.sbom.cdx.json\n") {
+					keep = append(keep, l)
+				}
+			}
+			os.WriteFile(sums, []byte(strings.Join(keep, "")), 0o644)
+		}, "ferry_1.0.0_linux_amd64.sbom.cdx.json is not listed in " + filepath.Join(dist, "SHA256SUMS")},
 	} {
 		if c.edit != nil {
 			c.edit()

@@ -24,7 +24,6 @@ type destination struct {
 	kind   location.Kind
 	prefix string // registry: HOST[/PREFIX]
 	dir    string // layout directory or bundle file
-	local  bool
 
 	mu     sync.Mutex // serializes a layout's index.json updates
 	writer *bundle.Writer
@@ -35,9 +34,9 @@ func parseDestination(raw string, insecure bool) (*destination, error) {
 	d := &destination{raw: raw}
 	switch {
 	case strings.HasPrefix(raw, "oci-archive:"):
-		d.kind, d.dir, d.local = location.OCIArchive, strings.TrimPrefix(raw, "oci-archive:"), true
+		d.kind, d.dir = location.OCIArchive, strings.TrimPrefix(raw, "oci-archive:")
 	case strings.HasPrefix(raw, "oci:"):
-		d.kind, d.dir, d.local = location.OCILayout, strings.TrimPrefix(raw, "oci:"), true
+		d.kind, d.dir = location.OCILayout, strings.TrimPrefix(raw, "oci:")
 	default:
 		opts := []name.Option{name.StrictValidation}
 		if insecure {
@@ -51,7 +50,7 @@ func parseDestination(raw string, insecure bool) (*destination, error) {
 		}
 		d.kind, d.prefix = location.Registry, s
 	}
-	if d.local && d.dir == "" {
+	if d.Local() && d.dir == "" {
 		return nil, fmt.Errorf("%w: %s: a path is missing", location.ErrInvalid, raw)
 	}
 	return d, nil
@@ -59,7 +58,7 @@ func parseDestination(raw string, insecure bool) (*destination, error) {
 
 // Local says whether the destination is a file or directory (foreign
 // layers are then included by default, as copy does).
-func (d *destination) Local() bool { return d.local }
+func (d *destination) Local() bool { return d.kind != location.Registry }
 
 // name is where src (a full source reference) lands, as the user reads it.
 func (d *destination) name(src name.Reference) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,9 +46,11 @@ type Image struct {
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	// Bytes are the blob bytes this image's copy transferred (blobs it
-	// shared with another image of the run count once, with the first).
+	// shared with another image of the run count once, with the first);
+	// for an image skipped, those of the referrers copied to it.
 	Bytes int64 `json:"bytes"`
-	// Copy is the copy's summary (nil unless copied).
+	// Copy is the copy's summary (nil unless copied, or skipped with its
+	// referrers copied).
 	Copy *transfer.Result `json:"copy,omitempty"`
 
 	ref       name.Reference
@@ -183,6 +186,7 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 // with what its copy would write.
 func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image {
 	var imgs []*Image
+	run := runSettings(o, d)
 	failed := func(src, reason string) {
 		imgs = append(imgs, &Image{Source: src, Status: Failed, Error: reason})
 	}
@@ -194,14 +198,14 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 		}
 		for _, repo := range r.Repos {
 			full := r.Name + "/" + repo.Name
-			set := r.Settings.over(repo.Settings)
+			set := run.over(r.Settings).over(repo.Settings)
 			tags, err := selectTags(ctx, op, full, repo)
 			if err != nil {
 				failed(full, err.Error())
 				continue
 			}
 			for _, tag := range tags {
-				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, base: copyOptions(o, set, d), specs: platformsOf(o, set), referrers: referrersOf(o, set), keepUBR: set.KeepUBR, repoKey: full, op: op})
+				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, base: append(slices.Clip(o.Copy), transfer.WithForeign(*set.Foreign)), specs: set.Platforms, referrers: *set.Referrers, keepUBR: set.KeepUBR, repoKey: full, op: op})
 			}
 		}
 	}
@@ -237,11 +241,11 @@ func sepFor(tag string) string {
 	return ":"
 }
 
-// copyOptions are the copy options of an image but its platforms and
-// referrers: the run's, then the foreign policy the file sets (for its
-// repository, else its registry), else the run's, else keep for a
-// registry destination and include for a file or layout, as copy does.
-func copyOptions(o Options, set Settings, d *destination) []transfer.Option {
+// runSettings are the run's settings, under which the file's apply
+// (Settings.over): its platforms, its referrers choice and its foreign
+// policy, else keep for a registry destination and include for a file or
+// layout, as copy does.
+func runSettings(o Options, d *destination) Settings {
 	pol := transfer.Keep
 	if d.Local() {
 		pol = transfer.Include
@@ -249,28 +253,8 @@ func copyOptions(o Options, set Settings, d *destination) []transfer.Option {
 	if o.Foreign != nil {
 		pol = *o.Foreign
 	}
-	if set.Foreign != nil {
-		pol = *set.Foreign
-	}
-	return append(append([]transfer.Option(nil), o.Copy...), transfer.WithForeign(pol))
-}
-
-// referrersOf says whether an image's referrers are copied: as the file
-// says, else as the run says.
-func referrersOf(o Options, set Settings) bool {
-	if set.Referrers != nil {
-		return *set.Referrers
-	}
-	return o.Referrers
-}
-
-// platformsOf are the platforms an image's indexes are narrowed to: the
-// file's, else the run's.
-func platformsOf(o Options, set Settings) []platform.Spec {
-	if len(set.Platforms) > 0 {
-		return set.Platforms
-	}
-	return o.Platforms
+	referrers := o.Referrers
+	return Settings{Platforms: o.Platforms, Foreign: &pol, Referrers: &referrers}
 }
 
 // opts are the image's copy options.
@@ -389,8 +373,9 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 				res, err := transfer.CopyReferrers(ctx, img.src, t, img.planned.Source, append(img.opts(), transfer.WithLedger(ledger))...)
 				if err != nil {
 					img.Status, img.Error = Failed, err.Error()
+				} else {
+					img.Copy, img.Bytes = res, res.Bytes
 				}
-				img.Copy = res
 			}
 			report(img)
 			return

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
+	"github.com/ferry-dev/ferry/syncer"
 )
 
 // rawManifest is a manifest to put as it is.
@@ -183,5 +184,18 @@ func TestCopyReferrers(t *testing.T) {
 	}
 	if got := listedReferrers(t, mirror, "m/app", id); strings.Join(got, " ") != sbomType+" "+sigType+" application/vnd.example.late" {
 		t.Errorf("sync mirror lists %v", got)
+	}
+	// The bytes of those new referrers are the image's bytes in the
+	// report, as its copy summary counts them.
+	late := "another late signature"
+	pushReferrer(t, src, "app", subject, "application/vnd.example.later", late)
+	out, stderr, code = run(t, "sync", "--json", file, mirror.Host+"/m")
+	var rep syncer.Report
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Images) != 1 {
+		t.Fatalf("sync --json rerun: exit %d, %v: %s %s", code, err, out, stderr)
+	}
+	got := rep.Images[0]
+	if got.Status != syncer.Skipped || got.Copy == nil || got.Bytes != int64(len(late)) || got.Bytes != got.Copy.Bytes || rep.Totals.Bytes != got.Bytes {
+		t.Errorf("sync --json rerun bringing a %d-byte referrer: image %+v, copy %+v, totals %+v", len(late), got, got.Copy, rep.Totals)
 	}
 }

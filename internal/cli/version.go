@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -24,9 +23,7 @@ build information the Go toolchain embeds. ferry --version prints the same line.
 		RunE: func(*cobra.Command, []string) error {
 			in := version.Get()
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(in)
+				return printJSON(g, in)
 			}
 			_, err := fmt.Fprintln(g.stdout, in)
 			return err
