@@ -248,6 +248,14 @@ func baseTransport(rt *http.Transport) *http.Transport {
 	if rt != nil {
 		return rt.Clone()
 	}
+	return defaultTransport.Clone()
+}
+
+// defaultTransport is net/http's default transport as the process started
+// with it: taken at init, because a mirror (server's userAgentDefault)
+// later wraps http.DefaultTransport in a type of its own, for the
+// requests distribution's proxy sends.
+var defaultTransport = func() *http.Transport {
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		return dt.Clone()
 	}
@@ -256,7 +264,7 @@ func baseTransport(rt *http.Transport) *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-}
+}()
 
 // dial dials the proxy a request goes through as configured, and anything
 // else through the policy check.
