@@ -238,8 +238,7 @@ func redactURL(s string) string {
 type mirror struct {
 	ctx        context.Context // the server's: ends downloads on shutdown
 	background *sync.WaitGroup // counts the downloads, for the server's Close
-	storing    sync.RWMutex    // read-held by each manifest or tag store under way
-	pending    sync.Map        // storeKey -> chan struct{} closed when that store ends
+	pending    sync.Map        // store key -> chan struct{} closed when that store, and any earlier of the key, ends
 	local      distribution.Namespace
 	driver     storagedriver.StorageDriver
 	ups        []*upstream
@@ -600,16 +599,19 @@ func (t laterTags) Tag(ctx context.Context, tag string, desc v1.Descriptor) erro
 
 // storeLater runs store in the background, under ctx without its
 // cancellation (the request's end does not stop it), logging a failure
-// naming what; waitStored(key) waits for it.
+// naming what; waitStored(key) waits for it. A store of a key already
+// being stored replaces the earlier in pending, and its channel closes
+// only once the earlier's has: waiting for the latest waits for all.
 func (m *mirror) storeLater(ctx context.Context, key, what string, store func(context.Context) error) {
-	m.storing.RLock()
 	done := make(chan struct{})
-	m.pending.Store(key, done)
+	prev, _ := m.pending.Swap(key, done)
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
-		defer m.storing.RUnlock()
 		defer func() {
+			if prev != nil {
+				<-prev.(chan struct{})
+			}
 			m.pending.CompareAndDelete(key, done)
 			close(done)
 		}()
@@ -639,8 +641,18 @@ func (m *mirror) waitStored(ctx context.Context, key string) bool {
 func manifestKey(repo string, d digest.Digest) string { return "manifest " + repo + "@" + d.String() }
 func tagKey(repo, tag string) string                  { return "tag " + repo + ":" + tag }
 
-// stored waits for the manifests and tags being stored.
-func (m *mirror) stored() {
-	m.storing.Lock()
-	defer m.storing.Unlock()
+// settled waits for the manifest and tag stores under way when it was
+// called (or until ctx ends); nothing when m is nil.
+func (m *mirror) settled(ctx context.Context) {
+	if m == nil {
+		return
+	}
+	m.pending.Range(func(_, v any) bool {
+		select {
+		case <-v.(chan struct{}):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
 }

@@ -206,7 +206,7 @@ var errNotForeign = errors.New("no cached manifest lists the blob with urls")
 // foreignLayer finds, in the cached manifests of repository local, a
 // layer with digest d and urls.
 func (m *mirror) foreignLayer(ctx context.Context, local string, d digest.Digest) (ocispec.Descriptor, error) {
-	m.stored()
+	m.settled(ctx)
 	named, err := reference.WithName(local)
 	if err != nil {
 		return ocispec.Descriptor{}, err

@@ -7,7 +7,6 @@ package server
 // show what is cached and never ask an upstream.
 
 import (
-	"context"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -34,22 +33,6 @@ func (m *mirror) origin(local string) *uiUpstream {
 		return nil
 	}
 	return &uiUpstream{Name: up.Name, URL: redactURL(up.URL), Repository: rest}
-}
-
-// settled waits for the manifest and tag stores under way when it was
-// called (or until ctx ends); nothing when m is nil.
-func (m *mirror) settled(ctx context.Context) {
-	if m == nil {
-		return
-	}
-	m.pending.Range(func(_, v any) bool {
-		select {
-		case <-v.(chan struct{}):
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	})
 }
 
 // upstreamList lists the mirror's upstreams (Repository empty); nil when
