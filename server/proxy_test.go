@@ -35,6 +35,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/server"
+	"github.com/ferry-dev/ferry/store/regroot"
 	"github.com/ferry-dev/ferry/version"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -191,6 +192,18 @@ func TestMirrorAirGap(t *testing.T) {
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// What the mirror stored is a sound root, every blob linked where
+	// distribution links a pushed one, with no upload left behind.
+	rep, err := regroot.Fsck(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || len(rep.Uploads) != 0 || rep.Blobs < len(e.Blobs)+len(e.Foreign) {
+		t.Errorf("storage fsck of the mirror's root: %d blobs, problems %v, uploads %v", rep.Blobs, rep.Problems, rep.Uploads)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "docker", "registry", "v2", "repositories", "*", "*", "_uploads", "*")); len(left) != 0 {
+		t.Errorf("upload directories left: %v", left)
 	}
 	m = startMirror(t, root, opts...)
 	pullAll(t, m.URL, fixture.Repo, e)
@@ -623,7 +636,8 @@ func TestMirrorUpstreamCorrupt(t *testing.T) {
 	}
 	up := httptest.NewServer(rp)
 	defer up.Close()
-	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	root := filepath.Join(t.TempDir(), "data")
+	m := startMirror(t, root, server.WithProxy(server.Upstream{URL: up.URL}))
 	for range 2 {
 		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/app/blobs/"+d.String()); code == http.StatusOK {
 			t.Fatalf("a blob the upstream corrupted was served whole (%d bytes)", len(b))
@@ -631,6 +645,12 @@ func TestMirrorUpstreamCorrupt(t *testing.T) {
 	}
 	if code, b, _ := get(t, http.MethodHead, m.URL, "/v2/app/blobs/"+d.String()); code != http.StatusNotFound {
 		t.Errorf("HEAD of a blob the upstream corrupts: %d %s, want 404", code, b)
+	}
+	if _, err := os.Stat(filepath.Join(root, "docker", "registry", "v2", "blobs", "sha256", d.Hex[:2], d.Hex)); !os.IsNotExist(err) {
+		t.Errorf("the corrupted bytes were stored (%v)", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "docker", "registry", "v2", "repositories", "app", "_uploads", "*")); len(left) != 0 {
+		t.Errorf("the corrupted download left uploads: %v", left)
 	}
 	corrupt.Delete(d.String())
 	wantBlob(t, m.URL, "app", d)

@@ -44,6 +44,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,15 +53,20 @@ import (
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferry-dev/ferry/internal/regstorage"
+	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
+	"github.com/ferry-dev/ferry/internal/regstorage/uploads"
 	"github.com/ferry-dev/ferry/version"
 )
 
@@ -398,7 +404,13 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 	queue := make(chan *chunk, storageQueue)
 	stored := make(chan error, 1)
 	var verified atomic.Bool
-	go func() { stored <- m.storeBlob(ctx, blobs, d, queue, &verified) }()
+	go func() {
+		if d.Algorithm() == digest.SHA256 && size > 0 {
+			stored <- m.storeVerified(ctx, local, d, queue, &verified)
+		} else {
+			stored <- m.storeBlob(ctx, blobs, d, queue, &verified)
+		}
+	}()
 	err = m.copyBlob(src, d, size, f, queue)
 	verified.Store(err == nil)
 	close(queue)
@@ -531,6 +543,77 @@ func readChunks(src io.Reader, size int64, use func(*chunk)) (int64, error) {
 			return n, fmt.Errorf("%w: %w", errUnreachable, err)
 		}
 	}
+}
+
+// storeVerified writes the chunks from queue into the storage as the
+// sha256 blob d of repository local, as distribution's blob writer does
+// (the bytes under the repository's _uploads, committed, moved to the
+// blob's place unless it is there already, then the repository's link)
+// once the queue is closed with verified set; otherwise, or on failure,
+// it stores nothing. It drains the queue whatever happens.
+//
+// Why not distribution's blob writer, as storeBlob: it hashes every byte
+// it writes and exposes the hash only through Commit, after its fsync;
+// the mirror must know the digest before then, to release a client's
+// last byte, so it hashes too. Measured on a cold pull of a 95 MB image
+// on a 2-core machine, the second sha256 pass was a fifth of the mirror's
+// CPU time. Here the bytes are hashed once, by copyBlob, and only
+// verified bytes land. Digests of other algorithms, and empty blobs (a
+// special case of distribution's), still go through the blob writer,
+// which stores them under their sha256 digest.
+func (m *mirror) storeVerified(ctx context.Context, local string, d digest.Digest, queue <-chan *chunk, verified *atomic.Bool) error {
+	dir, err := uploads.Dir(local, uuid.NewString())
+	data := path.Join(dir, "data")
+	var fw storagedriver.FileWriter
+	if err == nil {
+		fw, err = m.driver.Writer(ctx, data, false)
+	}
+	for c := range queue {
+		if err == nil {
+			_, err = fw.Write(c.b)
+		}
+		c.release()
+	}
+	if err == nil && !verified.Load() {
+		err = errCorrupt
+	}
+	if fw != nil {
+		if err == nil {
+			err = fw.Commit(ctx)
+		} else {
+			_ = fw.Cancel(ctx)
+		}
+		if cerr := fw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = m.placeBlob(ctx, local, d, data)
+	}
+	if dir != "" {
+		_ = uploads.RemoveDir(ctx, m.driver, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("store blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// placeBlob moves the committed upload data to blob d's place, unless a
+// blob is there already (content addressing: the same bytes), and links d
+// into repository local, as distribution's blob writer commits.
+func (m *mirror) placeBlob(ctx context.Context, local string, d digest.Digest, data string) error {
+	blob := regstorage.BlobPath(d)
+	_, err := m.driver.Stat(ctx, blob)
+	switch {
+	case errors.As(err, new(storagedriver.PathNotFoundError)):
+		if err := m.driver.Move(ctx, data, blob); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	return aliaslinks.Write(ctx, m.driver, local, aliaslinks.Layers, d, d)
 }
 
 // storeBlob writes the chunks from queue into blobs through

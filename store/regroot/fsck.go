@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/mediatype"
 )
 
@@ -355,7 +356,7 @@ func (c *checker) hashesTo(d, alias digest.Digest) bool {
 
 // blobData is the path of blob d's data file.
 func blobData(d digest.Digest) string {
-	return path.Join("blobs", string(d.Algorithm()), d.Encoded()[:2], d.Encoded(), "data")
+	return strings.TrimPrefix(regstorage.BlobPath(d), "/"+regstorage.DataDir+"/")
 }
 
 // repoCheck holds one repository's links while its tags are checked.
