@@ -376,7 +376,7 @@ func retryable(ctx context.Context, err error) bool {
 
 // streamBlob is copyBlob in a place of the ledger's bound on streams.
 func (c *copier) streamBlob(ctx context.Context, d v1.Descriptor) (int64, error) {
-	done, err := c.o.ledger.startMove(ctx)
+	done, err := c.o.ledger.startMove(ctx, d)
 	if err != nil {
 		return 0, err
 	}

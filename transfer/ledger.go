@@ -20,9 +20,16 @@ import (
 // The holders are the copies' targets: the caller keeps them open (not
 // closed) until every copy sharing the ledger is done.
 type Ledger struct {
-	mu    sync.Mutex
-	m     map[v1.Hash]*ledgerEntry
-	moves chan struct{} // a place per blob streaming; nil: no bound
+	mu sync.Mutex
+	m  map[v1.Hash]*ledgerEntry
+
+	// The bound on streams (LimitMoves): places, how many are taken, the
+	// blobs claimed and not yet streaming (their sizes), and a channel
+	// closed and replaced when a place frees or a claimed blob starts.
+	places    int // 0: no bound
+	streaming int
+	pending   map[v1.Hash]int64
+	changed   chan struct{}
 }
 
 type ledgerEntry struct {
@@ -38,29 +45,75 @@ func NewLedger() *Ledger { return &Ledger{m: map[v1.Hash]*ledgerEntry{}} }
 // all together, to n: a copy holds a place only while a blob's bytes
 // stream, not while it skips or mounts a blob or waits for a blob another
 // copy is moving. So many copies can run at once, those waiting for a
-// shared blob holding no place, and the bytes in flight stay bounded. It
-// returns l; call it before the ledger is shared. n < 1 removes the bound
-// (the default: each copy's WithJobs is the only one).
+// shared blob holding no place, and the bytes in flight stay bounded.
+//
+// The places go to the largest blobs first, across the copies: a blob
+// starts streaming only when no larger blob claimed in the run is still
+// waiting to start its first stream. Each copy already starts its
+// largest blob first; this makes the whole run do so, so that the
+// shared base layers (the longest transfers, which every image waits
+// for) do not queue behind the many small configs and layers of the
+// other images, at the source, at the stream places and at the
+// destination's upload endpoint. A blob retried after a failed stream
+// has no priority.
+//
+// It returns l; call it before the ledger is shared. n < 1 removes the
+// bound (the default: each copy's WithJobs is the only one).
 func (l *Ledger) LimitMoves(n int) *Ledger {
-	l.moves = nil
+	l.places, l.pending, l.changed = 0, nil, nil
 	if n > 0 {
-		l.moves = make(chan struct{}, n)
+		l.places, l.pending, l.changed = n, map[v1.Hash]int64{}, make(chan struct{})
 	}
 	return l
 }
 
-// startMove takes a place for one blob's stream (see LimitMoves) and
+// startMove takes a place for the stream of blob d (see LimitMoves) and
 // returns the function that gives it back; l may be nil.
-func (l *Ledger) startMove(ctx context.Context) (func(), error) {
-	if l == nil || l.moves == nil {
+func (l *Ledger) startMove(ctx context.Context, d v1.Descriptor) (func(), error) {
+	if l == nil || l.places == 0 {
 		return func() {}, nil
 	}
-	select {
-	case l.moves <- struct{}{}:
-		return func() { <-l.moves }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for {
+		l.mu.Lock()
+		if l.streaming < l.places && !l.largerPending(d) {
+			l.streaming++
+			if _, ok := l.pending[d.Digest]; ok {
+				delete(l.pending, d.Digest)
+				l.wakeLocked()
+			}
+			l.mu.Unlock()
+			return func() {
+				l.mu.Lock()
+				l.streaming--
+				l.wakeLocked()
+				l.mu.Unlock()
+			}, nil
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+}
+
+// largerPending says whether a blob larger than d was claimed and has not
+// started streaming yet. l.mu is held.
+func (l *Ledger) largerPending(d v1.Descriptor) bool {
+	for h, size := range l.pending {
+		if size > d.Size && h != d.Digest {
+			return true
+		}
+	}
+	return false
+}
+
+// wakeLocked wakes the streams waiting for a place. l.mu is held.
+func (l *Ledger) wakeLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
 
 // WithLedger shares blob transfers with the other copies given the same
@@ -72,14 +125,17 @@ func WithLedger(l *Ledger) Option {
 // claim returns the entry for d and whether the caller owns it (must move
 // the blob and call settle); otherwise the entry is another copy's, to
 // wait for.
-func (l *Ledger) claim(d v1.Hash) (*ledgerEntry, bool) {
+func (l *Ledger) claim(d v1.Descriptor) (*ledgerEntry, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.m[d]; ok {
+	if e, ok := l.m[d.Digest]; ok {
 		return e, false
 	}
 	e := &ledgerEntry{done: make(chan struct{})}
-	l.m[d] = e
+	l.m[d.Digest] = e
+	if l.pending != nil {
+		l.pending[d.Digest] = d.Size
+	}
 	return e, true
 }
 
@@ -87,6 +143,10 @@ func (l *Ledger) claim(d v1.Hash) (*ledgerEntry, bool) {
 // the entry is dropped, so that a waiting copy tries on its own.
 func (l *Ledger) settle(d v1.Hash, e *ledgerEntry, dst store.Target, err error) {
 	l.mu.Lock()
+	if _, ok := l.pending[d]; ok {
+		delete(l.pending, d) // skipped, mounted or failed before streaming
+		l.wakeLocked()
+	}
 	if err != nil {
 		delete(l.m, d)
 		e.err = err
@@ -117,7 +177,7 @@ func (l *Ledger) add(e *ledgerEntry, dst store.Target) {
 func (c *copier) sharedBlob(ctx context.Context, d v1.Descriptor, move func(context.Context, v1.Descriptor) error) error {
 	l := c.o.ledger
 	for {
-		e, owner := l.claim(d.Digest)
+		e, owner := l.claim(d)
 		if owner {
 			err := move(ctx, d)
 			l.settle(d.Digest, e, c.dst, err)

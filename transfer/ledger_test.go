@@ -192,3 +192,77 @@ func TestCopyMovesLargestBlobFirst(t *testing.T) {
 		t.Errorf("pushed %v, want largest first %v", dst.pushed, want)
 	}
 }
+
+// TestLedgerPlacesGoToTheLargestClaimedFirst: with places free, a blob
+// does not start streaming while a larger blob claimed in the run has not
+// started yet; it starts once that one streams, or once that one is
+// settled without streaming (found at the destination, mounted, failed).
+func TestLedgerPlacesGoToTheLargestClaimedFirst(t *testing.T) {
+	ctx := context.Background()
+	desc := func(s string, size int64) v1.Descriptor {
+		d := blob.DescriptorOf([]byte(s), types.OCILayer)
+		d.Size = size
+		return d
+	}
+	l := NewLedger().LimitMoves(4)
+	starts := func(d v1.Descriptor) <-chan func() {
+		ch := make(chan func(), 1)
+		go func() {
+			done, err := l.startMove(ctx, d)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ch <- done
+		}()
+		return ch
+	}
+	waitStart := func(what string, ch <-chan func()) func() {
+		t.Helper()
+		select {
+		case done := <-ch:
+			return done
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not start", what)
+			return nil
+		}
+	}
+	notStarted := func(what string, ch <-chan func()) {
+		t.Helper()
+		select {
+		case <-ch:
+			t.Fatalf("%s started while a larger claimed blob had not", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	big, small := desc("big", 1000), desc("small", 10)
+	bigEntry, _ := l.claim(big)
+	smallEntry, _ := l.claim(small)
+	smallStarts := starts(small)
+	notStarted("the small blob", smallStarts)
+	doneBig := waitStart("the big blob", starts(big))
+	doneSmall := waitStart("the small blob, once the big one streams", smallStarts)
+	doneBig()
+	doneSmall()
+	l.settle(big.Digest, bigEntry, nil, nil)
+	l.settle(small.Digest, smallEntry, nil, nil)
+
+	// A larger blob settled without streaming (it was at the destination
+	// already) lets the smaller ones go.
+	big2, small2 := desc("big2", 1000), desc("small2", 10)
+	big2Entry, _ := l.claim(big2)
+	small2Starts := starts(small2)
+	notStarted("the second small blob", small2Starts)
+	l.settle(big2.Digest, big2Entry, nil, nil)
+	waitStart("the second small blob, once the big one was settled", small2Starts)()
+
+	// No bound, no order: a plain copy's ledger.
+	free := NewLedger()
+	free.claim(desc("big3", 1000))
+	done, err := free.startMove(ctx, desc("small3", 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+}
