@@ -51,7 +51,13 @@ func ParseRewrite(s string) (Rewrite, error) {
 		i = strings.Index(s, "=")
 	}
 	if i <= 0 || i == len(s)-1 {
-		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", s)
+		// Named with each side redacted: TO may hold user:password@
+		// (refused below, but a rule that does not split still shows it).
+		shown := Redact(s)
+		if i >= 0 {
+			shown = Redact(s[:i]) + "=" + Redact(s[i+1:])
+		}
+		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", shown)
 	}
 	rw := Rewrite{From: s[:i], To: s[i+1:]}
 	if err := CheckPublishable(rw.To); err != nil {
