@@ -11,12 +11,14 @@ import (
 // parses as a URL; the error still names the rest of the rule.
 func TestParseRewriteHidesPassword(t *testing.T) {
 	for _, rule := range []string{
-		"=https://user:secret@mirror.example/",           // no FROM
-		"https://user:secret@mirror.example/",            // no "="
-		"https://user:secret@mirror.example/=",           // no TO
-		"https://user:secret@mirror.example:port/",       // no "=", does not parse
-		"=https://user:secret@mirror.example:port/",      // no FROM, does not parse
-		"https://a/=https://user:secret@mirror.example/", // TO with a user part
+		"=https://user:secret@mirror.example/",               // no FROM
+		"https://user:secret@mirror.example/",                // no "="
+		"https://user:secret@mirror.example/=",               // no TO
+		"https://user:secret@mirror.example:port/",           // no "=", does not parse
+		"=https://user:secret@mirror.example:port/",          // no FROM, does not parse
+		"https://a/=https://user:secret@mirror.example/",     // TO with a user part
+		"https://a/=https://user:s%zzecret@mirror.example/",  // TO does not parse
+		"https://a/=https://user:secret@mirror.example:port", // TO does not parse
 	} {
 		_, err := ParseRewrite(rule)
 		if err == nil {

@@ -18,11 +18,11 @@ var ErrCredentialsInURL = errors.New("a URL written into a manifest must not car
 
 // CheckPublishable refuses a URL that is about to be written into a
 // manifest (append --foreign-url, --foreign-rewrite-urls' TO) when it has a
-// user part. The error shows the URL redacted.
+// user part, or when it does not parse. The error shows the URL redacted.
 func CheckPublishable(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%w: the URL does not parse", ErrCredentialsInURL)
+		return fmt.Errorf("URL %s: %s", Redact(raw), parseProblem(raw, err))
 	}
 	if u.User != nil {
 		return fmt.Errorf("%w: %s has a user part; publish a URL without user:password@ (ferry refuses rather than strip it, so that nothing is written that the registry behind it rejects)", ErrCredentialsInURL, u.Redacted())
