@@ -31,21 +31,6 @@ func TestParseRewriteHidesPassword(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://mirror.example/x?linkid=1":       "https://mirror.example/x?linkid=1",
-		"https://u:secret@mirror.example/x":       "https://u:xxxxx@mirror.example/x",
-		"https://u:secret@mirror.example:port/x":  "xxxxx@mirror.example:port/x",
-		"u:secret@mirror.example/x":               "xxxxx@mirror.example/x",
-		"https://u:sec%zzret@mirror.example/x@v1": "xxxxx@v1",
-		"not a url %zz":                           "not a url %zz",
-	} {
-		if got := Redact(in); got != want {
-			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestOpenUnparsableURLHidesPassword: a manifest's URL that does not parse
 // fails without its password in the error.
 func TestOpenUnparsableURLHidesPassword(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/ferry-dev/ferry/internal/redact"
 )
 
 // ErrCredentialsInURL means a URL that would be written into a manifest
@@ -22,7 +24,7 @@ var ErrCredentialsInURL = errors.New("a URL written into a manifest must not car
 func CheckPublishable(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("URL %s: %s", Redact(raw), parseProblem(raw, err))
+		return fmt.Errorf("URL %s: %s", redact.URL(raw), parseProblem(raw, err))
 	}
 	if u.User != nil {
 		return fmt.Errorf("%w: %s has a user part; publish a URL without user:password@ (ferry refuses rather than strip it, so that nothing is written that the registry behind it rejects)", ErrCredentialsInURL, u.Redacted())
@@ -53,9 +55,9 @@ func ParseRewrite(s string) (Rewrite, error) {
 	if i <= 0 || i == len(s)-1 {
 		// Named with each side redacted: TO may hold user:password@
 		// (refused below, but a rule that does not split still shows it).
-		shown := Redact(s)
+		shown := redact.URL(s)
 		if i >= 0 {
-			shown = Redact(s[:i]) + "=" + Redact(s[i+1:])
+			shown = redact.URL(s[:i]) + "=" + redact.URL(s[i+1:])
 		}
 		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", shown)
 	}

@@ -70,8 +70,8 @@ func TestCheckPublishable(t *testing.T) {
 func TestCheckPublishableUnparsable(t *testing.T) {
 	for raw, want := range map[string]string{
 		"https://mirror.example:port/x":          `URL https://mirror.example:port/x: it does not parse as a URL: invalid port ":port" after host`,
-		"https://u:SECRET@mirror.example:port/x": `URL xxxxx@mirror.example:port/x: it does not parse as a URL`,
-		"https://u:SE%zzCRET@mirror.example/x":   `URL xxxxx@mirror.example/x: it does not parse as a URL`,
+		"https://u:SECRET@mirror.example:port/x": `URL https://xxxxx@mirror.example:port/x: it does not parse as a URL`,
+		"https://u:SE%zzCRET@mirror.example/x":   `URL https://xxxxx@mirror.example/x: it does not parse as a URL`,
 	} {
 		err := CheckPublishable(raw)
 		if err == nil || errors.Is(err, ErrCredentialsInURL) || err.Error() != want {

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/internal/wait"
 )
 
@@ -54,19 +55,19 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 		if f.o.connections > 1 && desc.Size >= int64(f.o.connections)*minPart {
 			p, err := f.openParallel(ctx, desc, raw)
 			if err == nil {
-				vr, err := blob.NewReader(p, desc.Digest, desc.Size, Redact(raw))
+				vr, err := blob.NewReader(p, desc.Digest, desc.Size, redact.URL(raw))
 				if err != nil {
 					p.Close()
-					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, Redact(raw), err)
+					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact.URL(raw), err)
 				}
 				return &verified{Reader: vr, c: p}, nil
 			}
 			if !errors.Is(err, errRangeIgnored) {
 				if ctx.Err() != nil {
-					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, Redact(raw), context.Cause(ctx))
+					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact.URL(raw), context.Cause(ctx))
 				}
-				f.o.events(Event{Kind: EventURLFailed, URL: Redact(raw), Err: err})
-				fails = append(fails, &urlError{url: Redact(raw), err: err})
+				f.o.events(Event{Kind: EventURLFailed, URL: redact.URL(raw), Err: err})
+				fails = append(fails, &urlError{url: redact.URL(raw), err: err})
 				continue
 			}
 			// One connection, then.
@@ -164,7 +165,7 @@ type stream struct {
 
 func (f *Fetcher) newStream(ctx context.Context, desc v1.Descriptor, raw string) *stream {
 	ctx, cancel := context.WithCancel(ctx)
-	return &stream{f: f, ctx: ctx, cancel: cancel, desc: desc, raw: raw, name: Redact(raw)}
+	return &stream{f: f, ctx: ctx, cancel: cancel, desc: desc, raw: raw, name: redact.URL(raw)}
 }
 
 // permanentError marks failures that retrying the same URL cannot fix.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/imagemod"
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/progress"
 	"github.com/ferry-dev/ferry/store"
@@ -51,7 +51,7 @@ func (f layerFlag) Set(s string) error {
 		return nil
 	}
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		if shown := foreign.Redact(s); shown != s {
+		if shown := redact.URL(s); shown != s {
 			// A user part url.Parse could not place, which may hold a
 			// password: pflag would quote s, so the command reports it.
 			if *f.secret == nil {
