@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/ferry-dev/ferry/internal/redact"
 )
 
 // ErrCredentialsInURL means a URL that would be written into a manifest
@@ -18,11 +20,11 @@ var ErrCredentialsInURL = errors.New("a URL written into a manifest must not car
 
 // CheckPublishable refuses a URL that is about to be written into a
 // manifest (append --foreign-url, --foreign-rewrite-urls' TO) when it has a
-// user part. The error shows the URL redacted.
+// user part, or when it does not parse. The error shows the URL redacted.
 func CheckPublishable(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%w: the URL does not parse", ErrCredentialsInURL)
+		return fmt.Errorf("URL %s: %s", redact.URL(raw), parseProblem(raw, err))
 	}
 	if u.User != nil {
 		return fmt.Errorf("%w: %s has a user part; publish a URL without user:password@ (ferry refuses rather than strip it, so that nothing is written that the registry behind it rejects)", ErrCredentialsInURL, u.Redacted())
@@ -51,7 +53,13 @@ func ParseRewrite(s string) (Rewrite, error) {
 		i = strings.Index(s, "=")
 	}
 	if i <= 0 || i == len(s)-1 {
-		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", s)
+		// Named with each side redacted: TO may hold user:password@
+		// (refused below, but a rule that does not split still shows it).
+		shown := redact.URL(s)
+		if i >= 0 {
+			shown = redact.URL(s[:i]) + "=" + redact.URL(s[i+1:])
+		}
+		return Rewrite{}, fmt.Errorf("invalid URL rewrite %q: want FROM=TO, e.g. https://go.microsoft.com/=https://mirror.example/", shown)
 	}
 	rw := Rewrite{From: s[:i], To: s[i+1:]}
 	if err := CheckPublishable(rw.To); err != nil {

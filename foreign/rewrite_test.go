@@ -63,3 +63,19 @@ func TestCheckPublishable(t *testing.T) {
 		t.Errorf("rewrite to a URL with credentials: %v", err)
 	}
 }
+
+// TestCheckPublishableUnparsable: a URL that does not parse is refused for
+// that, not as one carrying credentials, and the message names it without
+// a password it may hold.
+func TestCheckPublishableUnparsable(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://mirror.example:port/x":          `URL https://mirror.example:port/x: it does not parse as a URL: invalid port ":port" after host`,
+		"https://u:SECRET@mirror.example:port/x": `URL https://xxxxx@mirror.example:port/x: it does not parse as a URL`,
+		"https://u:SE%zzCRET@mirror.example/x":   `URL https://xxxxx@mirror.example/x: it does not parse as a URL`,
+	} {
+		err := CheckPublishable(raw)
+		if err == nil || errors.Is(err, ErrCredentialsInURL) || err.Error() != want {
+			t.Errorf("%s: %v; want %s", raw, err, want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/blob"
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/internal/wait"
 )
 
@@ -54,19 +55,19 @@ func (f *Fetcher) Open(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, 
 		if f.o.connections > 1 && desc.Size >= int64(f.o.connections)*minPart {
 			p, err := f.openParallel(ctx, desc, raw)
 			if err == nil {
-				vr, err := blob.NewReader(p, desc.Digest, desc.Size, redact(raw))
+				vr, err := blob.NewReader(p, desc.Digest, desc.Size, redact.URL(raw))
 				if err != nil {
 					p.Close()
-					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact(raw), err)
+					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact.URL(raw), err)
 				}
 				return &verified{Reader: vr, c: p}, nil
 			}
 			if !errors.Is(err, errRangeIgnored) {
 				if ctx.Err() != nil {
-					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact(raw), context.Cause(ctx))
+					return nil, fmt.Errorf("foreign blob %s from %s: %w", desc.Digest, redact.URL(raw), context.Cause(ctx))
 				}
-				f.o.events(Event{Kind: EventURLFailed, URL: redact(raw), Err: err})
-				fails = append(fails, &urlError{url: redact(raw), err: err})
+				f.o.events(Event{Kind: EventURLFailed, URL: redact.URL(raw), Err: err})
+				fails = append(fails, &urlError{url: redact.URL(raw), err: err})
 				continue
 			}
 			// One connection, then.
@@ -164,15 +165,7 @@ type stream struct {
 
 func (f *Fetcher) newStream(ctx context.Context, desc v1.Descriptor, raw string) *stream {
 	ctx, cancel := context.WithCancel(ctx)
-	return &stream{f: f, ctx: ctx, cancel: cancel, desc: desc, raw: raw, name: redact(raw)}
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return u.Redacted()
+	return &stream{f: f, ctx: ctx, cancel: cancel, desc: desc, raw: raw, name: redact.URL(raw)}
 }
 
 // permanentError marks failures that retrying the same URL cannot fix.
@@ -236,7 +229,8 @@ func (s *stream) install(body io.ReadCloser, skip int64) error {
 func (s *stream) try(off int64) (io.ReadCloser, int64, error) {
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.raw, nil)
 	if err != nil {
-		return nil, 0, permanent(fmt.Errorf("%w: not a valid URL: %v", ErrURLRefused, err))
+		// Open names the URL, redacted.
+		return nil, 0, permanent(fmt.Errorf("%w: %s", ErrURLRefused, parseProblem(s.raw, err)))
 	}
 	req.Header.Set("User-Agent", s.f.o.userAgent)
 	if off > 0 {

@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/platform"
-	"github.com/ferry-dev/ferry/store/registry"
 )
 
 // TestEntrypointCreatedAndAttach appends a layer on scratch with an
@@ -25,15 +23,7 @@ import (
 func TestEntrypointCreatedAndAttach(t *testing.T) {
 	ctx := context.Background()
 	reg := fixture.NewRegistry(t)
-	ref, err := name.ParseReference(reg.Ref("app", "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := registry.Open(ctx, ref, registry.WithPush(), registry.WithInsecure(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
+	dst := pushTo(t, reg, "app", "v1")
 	tree := t.TempDir()
 	if err := os.WriteFile(filepath.Join(tree, "hello"), []byte("hi"), 0o755); err != nil {
 		t.Fatal(err)

@@ -69,9 +69,9 @@ type indexed struct {
 // digest) only when the foreign policy localizes or rewrites urls, and
 // then a localized layer gets its manifest's own schema's type.
 //
-// Options: WithAnnotations, WithBlobs.
+// Options: WithAnnotations, WithBlobs, WithBeforeTag.
 func IndexCreate(ctx context.Context, dst store.Target, entries []IndexEntry, also []store.Target, opts ...Option) (*IndexResult, error) {
-	o, err := makeOptions("index create", opts, "annotations")
+	o, err := makeOptions("index create", opts, "annotations", "before tag")
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +118,11 @@ func IndexCreate(ctx context.Context, dst store.Target, entries []IndexEntry, al
 		}
 		res.Blobs.Add(br)
 		if err := dst.PushManifest(ctx, p.desc, p.raw); err != nil {
+			return nil, err
+		}
+	}
+	if o.beforeTag != nil {
+		if err := o.beforeTag(ctx, res); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package imagemod
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -25,6 +26,7 @@ type options struct {
 	tempDir     string
 	entrypoint  []string
 	created     time.Time
+	beforeTag   func(context.Context, *IndexResult) error
 }
 
 // Option configures Rebase, Append, IndexCreate and PushSpec. Each
@@ -142,6 +144,22 @@ func WithAnnotations(kv map[string]string) Option {
 		for k, v := range kv {
 			o.annotations[k] = v
 		}
+		return nil
+	})
+}
+
+// WithBeforeTag has IndexCreate call fn once the images are written
+// (their manifests pushed, untagged) and before the index is tagged: an
+// error from fn writes no tag and is returned. It is how referrers of the
+// platform manifests (SBOMs, signatures) are attached before the tag
+// makes the index visible, so that it is never seen without them. The
+// default calls nothing.
+func WithBeforeTag(fn func(ctx context.Context, written *IndexResult) error) Option {
+	return named("before tag", func(o *options) error {
+		if fn == nil {
+			return errors.New("before tag: nil function")
+		}
+		o.beforeTag = fn
 		return nil
 	})
 }

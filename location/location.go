@@ -96,6 +96,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/ferry-dev/ferry/internal/redact"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -359,8 +361,10 @@ func startsWithTag(rest string) bool {
 	return tagRe.MatchString(rest)
 }
 
+// invalid names raw without the password a user part may hold
+// (https://user:password@host/app pasted as a reference).
 func invalid(raw, why string) error {
-	return fmt.Errorf("%w %q: %s", ErrInvalid, raw, why)
+	return fmt.Errorf("%w %q: %s", ErrInvalid, redact.URL(raw), why)
 }
 
 func parseRegistry(raw, s string, o options) (Location, error) {
@@ -395,6 +399,10 @@ func parseRegistry(raw, s string, o options) (Location, error) {
 		} else {
 			_, err2 := name.NewTag(s, nopts...)
 			err = cmp.Or(err2, err)
+		}
+		if shown := redact.URL(raw); shown != raw {
+			// ggcr's error quotes s, password and all.
+			return Location{}, invalid(raw, "not an image reference: a reference has no user:password@ (log in with ferry login)")
 		}
 		return Location{}, fmt.Errorf("%w %q: not an image reference: %w", ErrInvalid, raw, err)
 	}

@@ -37,9 +37,10 @@ import (
 // sorted, owned by 0:0, every mtime the commit's — with entrypoint
 // ["/ferry"], the OCI labels, and the commit's time as created; then
 // imagemod.IndexCreate of the two under an OCI index carrying the labels
-// as annotations; then imagemod.Attach of each platform's CycloneDX SBOM
-// (the release's file, byte for byte) as a referrer of that platform's
-// manifest.
+// as annotations, which, once the platform manifests are written and
+// before it tags the index, calls imagemod.Attach of each platform's
+// CycloneDX SBOM (the release's file, byte for byte) as a referrer of
+// that platform's manifest: the tag is never live without the SBOMs.
 //
 // The SBOMs are attached to the platform manifests, not to the index:
 // each describes one binary (its purl names goos and goarch), so it
@@ -146,27 +147,33 @@ func buildImage(ctx context.Context, o imageOptions) (*builtImage, error) {
 		}
 	}
 	defer dst.Close()
-	res, err := imagemod.IndexCreate(ctx, dst, entries, nil, imagemod.WithAnnotations(stamp.labels()))
+	// The SBOMs are attached once the platform manifests are written and
+	// before the index is tagged: a failed attach leaves no tag, never
+	// one without its SBOMs.
+	created := map[string]string{"org.opencontainers.image.created": stamp.time.Format(time.RFC3339)}
+	attach := func(ctx context.Context, res *imagemod.IndexResult) error {
+		for i, e := range res.Entries {
+			ref, err := imagemod.Attach(ctx, dst, e, sbomArtifactType, files[i].sbom, imagemod.WithAnnotations(created))
+			if err != nil {
+				return err
+			}
+			if o.oci != "" {
+				// A layout has no referrers API: the SBOM is listed,
+				// untagged, in index.json beside the image, where tools
+				// find it.
+				if err := listInLayout(ctx, o.oci, ref); err != nil {
+					return err
+				}
+			}
+			out.sboms = append(out.sboms, ref)
+		}
+		return nil
+	}
+	res, err := imagemod.IndexCreate(ctx, dst, entries, nil, imagemod.WithAnnotations(stamp.labels()), imagemod.WithBeforeTag(attach))
 	if err != nil {
 		return nil, fmt.Errorf("index at %s: %w", out.ref, err)
 	}
 	out.index, out.platforms = res.Written, res.Entries
-
-	created := map[string]string{"org.opencontainers.image.created": stamp.time.Format(time.RFC3339)}
-	for i, e := range res.Entries {
-		ref, err := imagemod.Attach(ctx, dst, e, sbomArtifactType, files[i].sbom, imagemod.WithAnnotations(created))
-		if err != nil {
-			return nil, err
-		}
-		if o.oci != "" {
-			// A layout has no referrers API: the SBOM is listed, untagged,
-			// in index.json beside the image, where tools find it.
-			if err := listInLayout(ctx, o.oci, ref); err != nil {
-				return nil, err
-			}
-		}
-		out.sboms = append(out.sboms, ref)
-	}
 	return out, dst.Close()
 }
 

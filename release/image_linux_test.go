@@ -9,6 +9,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,6 +122,19 @@ func TestImage(t *testing.T) {
 		}
 	}
 
+	// A registry that refuses the SBOMs gets no tag: they are attached
+	// before the index is tagged.
+	refusing := httptest.NewServer(refuseSBOMs(t, host))
+	defer refusing.Close()
+	if _, err := buildImage(ctx, imageOptions{dist: dist, push: strings.TrimPrefix(refusing.URL, "http://") + "/ferry:refused", caCerts: "/etc/ssl/certs/ca-certificates.crt"}); err == nil {
+		t.Error("the build succeeded though the registry refused its SBOMs")
+	}
+	if resp, err := http.Head("http://" + host + "/v2/ferry/manifests/refused"); err != nil {
+		t.Error(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD the tag of a build whose SBOMs were refused: %s, want 404 (no tag without its SBOMs)", resp.Status)
+	}
+
 	dir := filepath.Join(t.TempDir(), "layout")
 	again, err := buildImage(ctx, imageOptions{dist: dist, oci: dir, caCerts: "/etc/ssl/certs/ca-certificates.crt"})
 	if err != nil {
@@ -128,6 +144,28 @@ func TestImage(t *testing.T) {
 		t.Errorf("a second build wrote %s with SBOMs %v; the first %s with %v", again.index.Digest, again.sboms, img.index.Digest, img.sboms)
 	}
 	checkLayer(t, dir, img)
+}
+
+// refuseSBOMs forwards to the registry at host, but answers 400 to the
+// push of a manifest with a subject (a referrer, such as an SBOM).
+func refuseSBOMs(t *testing.T, host string) http.Handler {
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Errorf("refuseSBOMs: %v", err)
+			}
+			if bytes.Contains(body, []byte(`"subject"`)) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `{"errors":[{"code":"MANIFEST_INVALID","message":"referrers refused by the test"}]}`)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		proxy.ServeHTTP(w, r)
+	})
 }
 
 // checkLayer checks the linux/amd64 image's layer in the layout dir:

@@ -8,3 +8,9 @@ func SetReferrersPageSize(t *testing.T, n int) {
 	referrersPageSize = n
 	t.Cleanup(func() { referrersPageSize = old })
 }
+
+// SetPurgeStarts makes f run as each upload purge begins, for the test.
+func SetPurgeStarts(t *testing.T, f func()) {
+	purgeStarts = f
+	t.Cleanup(func() { purgeStarts = nil })
+}

@@ -3,7 +3,8 @@ package server
 // This file sets up the registry's log: its level and format, from the
 // options or else the configuration file, with the 404s of clients'
 // existence checks (a blob or manifest HEAD before a push, a tag probed
-// before a pull) moved from error down to debug, where they belong.
+// before a pull) moved from error down to debug, where they belong, and
+// distribution's warning on every read by a sha512 digest dropped.
 
 import (
 	"fmt"
@@ -62,7 +63,8 @@ func (o *options) applyLog(cfg *configuration.Configuration) error {
 		return fmt.Errorf("server: log.formatter %q: want %s or %s", format, LogText, LogJSON)
 	}
 	regstorage.SetLog(o.logOut, lvl)
-	regstorage.SetFormatter(demoteNotFound{f})
+	// Nor is a read by a sha512 digest worth a warning (regstorage's).
+	regstorage.SetFormatter(regstorage.WithoutAliasLookups(demoteNotFound{f}))
 	return nil
 }
 

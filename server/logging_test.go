@@ -85,3 +85,27 @@ func TestWithLogFormatRefusesUnknown(t *testing.T) {
 		t.Errorf("WithLogFormat(xml): %v", err)
 	}
 }
+
+// TestOtherDigestLookupsNotLogged: serving content by its sha512 digest,
+// which is how ferry stores such content, logs no warning for it at any
+// level (distribution's "looking up blob with canonical target" on every
+// such read), while the rest of the log is kept.
+func TestOtherDigestLookupsNotLogged(t *testing.T) {
+	for _, level := range []string{"error", "warn", "info"} {
+		t.Run(level, func(t *testing.T) {
+			var log lockedBuffer
+			r := newReg(t, server.WithRoot(t.TempDir()), server.WithLog(&log, level))
+			const repo = "alg/logged"
+			img := r.sha512Image(repo, "quiet")
+			_, d, raw := r.putBySHA512(repo, img, "")
+			r.wantManifestBy(repo, d.String(), d, raw, img.MediaType)
+			r.wantBlobBy(repo, img.Layers[0].Digest, []byte("layer one of quiet"))
+			if strings.Contains(log.String(), "canonical target") {
+				t.Errorf("reads by sha512 logged at level %s:\n%s", level, log.String())
+			}
+			if level == "info" && !strings.Contains(log.String(), "response completed") {
+				t.Errorf("the rest of the log is gone at level info:\n%s", log.String())
+			}
+		})
+	}
+}

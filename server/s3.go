@@ -15,6 +15,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 
+	"github.com/ferry-dev/ferry/internal/redact"
 	// ferry's S3 storage driver, registered as "s3", for --s3-* and
 	// configurations naming storage.s3. It replaces distribution's s3-aws
 	// driver, whose aws-sdk-go v1 is end-of-support and cost every ferry
@@ -52,7 +53,7 @@ func WithS3(s S3) Option {
 		if s.Endpoint != "" {
 			u, err := url.Parse(s.Endpoint)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("server: S3 endpoint %q: give a URL such as http://127.0.0.1:7480 or https://s3.example.com", s.Endpoint)
+				return fmt.Errorf("server: S3 endpoint %q: give a URL such as http://127.0.0.1:7480 or https://s3.example.com", redact.URL(s.Endpoint))
 			}
 			if s.Region == "" {
 				s.Region = "us-east-1"

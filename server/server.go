@@ -68,10 +68,15 @@ type options struct {
 	loginEvery  time.Duration
 	purgeAge    time.Duration // uploads.go
 	purgeEvery  time.Duration // 0: by storage type
+	purgeOff    bool          // a configuration file's uploadpurging.enabled: false
+	purgeDry    bool          // a configuration file's uploadpurging.dryrun
 	noUI        bool          // no web view at / and /ui/ (ui.go)
 	// background counts the work that outlives a request (a mirror's
 	// downloads, proxyblobs.go); Close waits for it.
 	background sync.WaitGroup
+	// beside counts what runs beside the server until it closes (the
+	// upload purger, uploads.go); Close ends it and waits for it.
+	beside sync.WaitGroup
 }
 
 // Option configures the embedded registry.
@@ -194,6 +199,9 @@ func (o *options) configuration() (*configuration.Configuration, error) {
 	if o.configFile != "" {
 		var err error
 		if cfg, err = parseConfigFile(o.configFile); err != nil {
+			return nil, err
+		}
+		if err = o.takeOverPurging(cfg); err != nil { // uploads.go
 			return nil, err
 		}
 	} else {
@@ -359,7 +367,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	if p, err = announce(ctx, cfg, sink); err != nil {
 		return nil, nil, err
 	}
-	o.startPurger(ctx, cfg, sink.driver) // uploads.go
+	o.startPurger(ctx, cfg, sink.driver, &o.beside) // uploads.go
 	return h, p, nil
 }
 
@@ -382,7 +390,8 @@ type Server struct {
 	lock       *rootlock.Lock     // the storage root's, when on the filesystem
 	presence   *replicas.Presence // the replica marker, on shared storage
 	stopApp    context.CancelFunc // ends what runs beside the server
-	background *sync.WaitGroup    // what runs beside the server, waited for
+	background *sync.WaitGroup    // what outlives requests, waited for
+	beside     *sync.WaitGroup    // what stopApp ends, waited for
 	closeOnce  sync.Once
 	closeErr   error
 	closed     chan struct{} // closed once Close has finished
@@ -453,14 +462,16 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 	h, presence, err := newApp(appCtx, cfg, o)
 	if err != nil {
 		stopApp()
+		o.beside.Wait()
 		_ = lock.Release()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		_ = lock.Release()
-		_ = presence.Close(ctx)
 		stopApp()
+		o.beside.Wait()
+		_ = presence.Close(ctx)
+		_ = lock.Release()
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}
 	scheme := "http"
@@ -482,6 +493,7 @@ func StartTLS(ctx context.Context, addr, certFile, keyFile string, opts ...Optio
 		presence:   presence,
 		stopApp:    stopApp,
 		background: &o.background,
+		beside:     &o.beside,
 		closed:     make(chan struct{}),
 	}
 	go func() {
@@ -518,22 +530,25 @@ func (s *Server) Host() string {
 }
 
 // Close shuts the server down, letting requests in flight finish for up to
-// ten seconds, then releases the storage root and, on shared storage,
-// deletes the replica's marker. Calling it again returns
-// the first call's result.
+// ten seconds, then ends what runs beside it (the upload purger) and waits
+// for it, and only then, on shared storage, deletes the replica's marker
+// and releases the storage root: nothing of this server writes or deletes
+// in the storage once another process (`ferry storage gc`) may hold it.
+// Calling it again returns the first call's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.closeErr = s.srv.Shutdown(ctx)
 		s.waitBackground(ctx)
-		if err := s.lock.Release(); err != nil && s.closeErr == nil {
-			s.closeErr = fmt.Errorf("server: %w", err)
-		}
+		s.stopApp()
+		s.beside.Wait()
 		if err := s.presence.Close(ctx); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("server: %w", err)
 		}
-		s.stopApp()
+		if err := s.lock.Release(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("server: %w", err)
+		}
 		close(s.closed)
 	})
 	return s.closeErr

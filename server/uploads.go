@@ -5,15 +5,20 @@ package server
 // otherwise fill the disk for good.
 //
 // distribution has an upload purger, but it starts after a random delay of
-// up to an hour and cannot be stopped; on a configuration ferry builds it
-// is off and ferry runs its own (internal/regstorage/uploads), at once and
-// then every interval, until the server closes. A configuration file's
-// storage.maintenance.uploadpurging is the file's: distribution's purger
-// runs as it says.
+// up to an hour, and although the app's context ends it, nothing in
+// distribution's API waits for a purge under way: it could delete files
+// after Close released the storage root's lock, under a `ferry storage gc`
+// that took it. So distribution's is always off and ferry runs its own
+// (internal/regstorage/uploads), at once and then every interval, until
+// the server closes, which waits for it. A configuration file's
+// storage.maintenance.uploadpurging says how it runs (enabled, age,
+// interval, dryrun), with distribution's defaults.
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -54,18 +59,60 @@ func WithUploadPurging(age, interval time.Duration) Option {
 	}
 }
 
-// disableDistributionPurger turns off distribution's upload purger in a
-// configuration ferry builds, whose uploads ferry's purger removes.
+// disableDistributionPurger turns off distribution's upload purger in
+// cfg, keeping the rest of storage.maintenance: ferry's purger removes
+// the uploads.
 func disableDistributionPurger(cfg *configuration.Configuration) {
-	cfg.Storage["maintenance"] = configuration.Parameters{
-		"uploadpurging": map[any]any{"enabled": false},
+	m := cfg.Storage["maintenance"]
+	if m == nil {
+		m = configuration.Parameters{}
+		cfg.Storage["maintenance"] = m
 	}
+	m["uploadpurging"] = map[any]any{"enabled": false}
 }
 
-// startPurger runs ferry's upload purger on d until ctx is done, when the
-// configuration is ferry's own (o.configFile is empty) and not read-only.
-func (o *options) startPurger(ctx context.Context, cfg *configuration.Configuration, d storagedriver.StorageDriver) {
-	if o.configFile != "" || readOnly(cfg) || d == nil {
+// takeOverPurging reads a configuration file's
+// storage.maintenance.uploadpurging into o, with distribution's defaults
+// (enabled, age 168h, interval 24h, no dry run), for ferry's purger, and
+// turns distribution's off.
+func (o *options) takeOverPurging(cfg *configuration.Configuration) error {
+	o.purgeAge, o.purgeEvery, o.purgeOff, o.purgeDry = 168*time.Hour, 24*time.Hour, false, false
+	if v, ok := cfg.Storage["maintenance"]["uploadpurging"]; ok {
+		p, ok := v.(map[any]any)
+		if !ok {
+			return errors.New("server: storage.maintenance.uploadpurging must hold enabled, age, interval and dryrun")
+		}
+		o.purgeOff = p["enabled"] == false
+		for key, d := range map[string]*time.Duration{"age": &o.purgeAge, "interval": &o.purgeEvery} {
+			s, ok := p[key].(string)
+			if !ok {
+				if _, given := p[key]; !given {
+					continue
+				}
+				return fmt.Errorf("server: storage.maintenance.uploadpurging.%s must be a duration such as 168h", key)
+			}
+			var err error
+			if *d, err = time.ParseDuration(s); err != nil || *d < 0 || (key == "interval" && *d == 0) {
+				return fmt.Errorf("server: storage.maintenance.uploadpurging.%s %q is not a positive duration such as 168h", key, s)
+			}
+		}
+		if dry, given := p["dryrun"]; given {
+			if o.purgeDry, ok = dry.(bool); !ok {
+				return errors.New("server: storage.maintenance.uploadpurging.dryrun must be true or false")
+			}
+		}
+	}
+	disableDistributionPurger(cfg)
+	return nil
+}
+
+// purgeStarts, when set (by tests), is called as each purge begins.
+var purgeStarts func()
+
+// startPurger runs ferry's upload purger on d until ctx is done, counted
+// in running, unless it is off or the storage read-only.
+func (o *options) startPurger(ctx context.Context, cfg *configuration.Configuration, d storagedriver.StorageDriver, running *sync.WaitGroup) {
+	if o.purgeOff || readOnly(cfg) || d == nil {
 		return
 	}
 	every := o.purgeEvery
@@ -75,17 +122,26 @@ func (o *options) startPurger(ctx context.Context, cfg *configuration.Configurat
 			every = purgeEveryShared
 		}
 	}
-	age := o.purgeAge
+	age, dry := o.purgeAge, o.purgeDry
+	msg := "purged abandoned upload"
+	if dry {
+		msg = "abandoned upload, kept (uploadpurging.dryrun)"
+	}
+	running.Add(1)
 	go func() {
+		defer running.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			removed, err := uploads.Remove(ctx, d, time.Now().Add(-age), false)
+			if purgeStarts != nil {
+				purgeStarts()
+			}
+			removed, err := uploads.Remove(ctx, d, time.Now().Add(-age), dry)
 			if err != nil && ctx.Err() == nil {
 				logrus.WithError(err).Error("purging abandoned uploads")
 			}
 			for _, u := range removed {
-				logrus.WithFields(logrus.Fields{"repository": u.Repository, "upload": u.ID, "size": u.Size, "startedat": u.StartedAt}).Info("purged abandoned upload")
+				logrus.WithFields(logrus.Fields{"repository": u.Repository, "upload": u.ID, "size": u.Size, "startedat": u.StartedAt}).Info(msg)
 			}
 			select {
 			case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/imagemod"
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/platform"
 	"github.com/ferry-dev/ferry/progress"
 	"github.com/ferry-dev/ferry/store"
@@ -50,6 +51,14 @@ func (f layerFlag) Set(s string) error {
 		return nil
 	}
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if shown := redact.URL(s); shown != s {
+			// A user part url.Parse could not place, which may hold a
+			// password: pflag would quote s, so the command reports it.
+			if *f.secret == nil {
+				*f.secret = usageErr(fmt.Errorf("--foreign-url %q is not an http(s) URL", shown))
+			}
+			return nil
+		}
 		return fmt.Errorf("%q is not an http(s) URL", s)
 	}
 	*f.list = append(*f.list, imagemod.Layer{URL: s})

@@ -429,3 +429,15 @@ func TestAppendForeignURLCredentialsBadScheme(t *testing.T) {
 		t.Fatalf("exit %d, want 2 with an error that hides the password: %s", code, stderr)
 	}
 }
+
+// TestAppendForeignURLCredentialsUnparsable: a URL that does not parse
+// (a bad port) and holds user:password@ is refused as bad input without
+// its password: pflag would quote it were Set to fail.
+func TestAppendForeignURLCredentialsUnparsable(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	_, stderr, code := run(t, "append", "--platform", "linux/amd64", "--foreign-url", "https://u:SECRET@mirror.example:port/x.tar.gz",
+		"-t", reg.Ref("app/creds", "1"))
+	if code != 2 || strings.Contains(stderr, "SECRET") || !strings.Contains(stderr, "mirror.example:port/x.tar.gz") {
+		t.Fatalf("exit %d, want 2 with an error naming the URL without its password: %s", code, stderr)
+	}
+}

@@ -58,3 +58,23 @@ func TestBundleImageByReference(t *testing.T) {
 		t.Errorf("writing an archive by digest: exit %d, want 2: %s", code, stderr)
 	}
 }
+
+// TestUserPartHiddenInUsageErrors: a reference, registry host or S3
+// endpoint given with user:password@ is refused as bad input without the
+// password in the message, whether or not it parses as a URL, and the
+// message still names the rest.
+func TestUserPartHiddenInUsageErrors(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "layout")
+	for _, args := range [][]string{
+		{"catalog", "https://user:SECRET@127.0.0.1:1/"},
+		{"catalog", "user:SECRET@127.0.0.1:1"},
+		{"copy", "https://user:SECRET@127.0.0.1:1/app:v1", "oci:" + out},
+		{"copy", "user:SECRET@127.0.0.1:1/app:v1", "oci:" + out},
+		{"serve", "--s3-bucket", "b", "--s3-endpoint", "https://key:SECRET@s3.example:port/"},
+	} {
+		_, stderr, code := run(t, args...)
+		if code == 0 || strings.Contains(stderr, "SECRET") || !strings.Contains(stderr, "127.0.0.1:1") && !strings.Contains(stderr, "s3.example:port") {
+			t.Errorf("ferry %s: exit %d, want a failure naming the host without the password: %s", strings.Join(args, " "), code, stderr)
+		}
+	}
+}

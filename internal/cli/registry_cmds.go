@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/opener"
 )
 
@@ -52,6 +53,10 @@ func newCatalogCmd(g *globals) *cobra.Command {
 			host := strings.TrimSuffix(strings.TrimPrefix(args[0], "docker://"), "/")
 			reg, err := g.open.Registry(host)
 			if err != nil {
+				if shown := redact.URL(args[0]); shown != args[0] {
+					// ggcr's error quotes the host, password and all.
+					return usageErr(fmt.Errorf("%q is not a registry host: a host has no user:password@ (log in with ferry login)", shown))
+				}
 				return usageErr(fmt.Errorf("%q is not a registry host: %w", args[0], err))
 			}
 			repos, err := reg.Catalog(cmd.Context())

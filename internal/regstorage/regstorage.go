@@ -57,15 +57,23 @@ func QuietLog() {
 		logrus.SetLevel(logrus.WarnLevel)
 	}
 	if f := logrus.StandardLogger().Formatter; f != nil {
-		if _, ok := f.(withoutAliasLookups); !ok {
-			logrus.SetFormatter(withoutAliasLookups{f})
-		}
+		logrus.SetFormatter(WithoutAliasLookups(f))
 	}
 }
 
 // aliasLookup starts distribution's warning on reading content by an alias
 // link (registry/storage/linkedblobstore.go).
 const aliasLookup = "looking up blob with canonical target"
+
+// WithoutAliasLookups returns f dropping distribution's warning on every
+// read of content by a sha512 digest (QuietLog's; the registry's log
+// drops it too): f itself when it drops it already.
+func WithoutAliasLookups(f logrus.Formatter) logrus.Formatter {
+	if _, ok := f.(withoutAliasLookups); ok {
+		return f
+	}
+	return withoutAliasLookups{f}
+}
 
 // withoutAliasLookups formats every entry but aliasLookup's as its
 // Formatter does, and that one as nothing.

@@ -139,6 +139,10 @@ func Remove(ctx context.Context, d storagedriver.StorageDriver, olderThan time.T
 		if !u.StartedAt.Before(olderThan) {
 			continue
 		}
+		// A server's Close ends the purge here, and waits for it.
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
 		if !dryRun {
 			if err := d.Delete(ctx, u.Path); err != nil && !errors.As(err, new(storagedriver.PathNotFoundError)) {
 				return removed, fmt.Errorf("uploads: remove %s upload %s: %w", u.Repository, u.ID, err)

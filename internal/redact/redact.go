@@ -1,0 +1,54 @@
+// Package redact shows URLs and references given by users, or read from
+// manifests, in messages without the password a user part may hold.
+package redact
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Hidden stands for the user part URL hides, as net/url's Redacted
+// stands for a password.
+const Hidden = "xxxxx"
+
+// URL returns raw fit for messages. A URL that parses and has a user
+// part is shown as net/url's Redacted shows it (the password replaced).
+// Of a "scheme://" string that does not parse, everything between
+// "://" and its last "@" is hidden: no parser can say where a password
+// in it ends. Of a string without "://" (a reference, or host:port), a
+// user part can only come before the first "/", "?" or "#" (after them an
+// "@" starts a digest): what comes before the last "@" there is hidden
+// when it holds a ":", a password's mark, and what follows is a host
+// (host or host:port, where oci:dir@sha256:… and app:tag@sha256:… have
+// a digest). Anything else is returned as it is.
+func URL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		if i := strings.LastIndex(rest, "@"); err != nil && i >= 0 {
+			return scheme + "://" + Hidden + "@" + rest[i+1:]
+		}
+		return raw
+	}
+	end := strings.IndexAny(raw, "/?#")
+	if end < 0 {
+		end = len(raw)
+	}
+	if i := strings.LastIndex(raw[:end], "@"); i >= 0 && strings.Contains(raw[:i], ":") && hostLike(raw[i+1:end]) {
+		return Hidden + "@" + raw[i+1:]
+	}
+	return raw
+}
+
+// hostLike reports whether h is a host or host:port, not a digest
+// (algorithm:hex).
+func hostLike(h string) bool {
+	j := strings.LastIndex(h, ":")
+	if j < 0 || strings.HasSuffix(h, "]") {
+		return true
+	}
+	port := h[j+1:]
+	return port != "" && strings.Trim(port, "0123456789") == ""
+}
