@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,32 @@ import (
 type proc struct {
 	host string
 	cmd  *exec.Cmd
+}
+
+// cpuSeconds returns the user and system CPU time p has used so far, from
+// /proc/PID/stat (Linux; clock ticks of 1/100 s, USER_HZ on every Linux
+// architecture ferry builds for), or 0 when it cannot be read or p is nil.
+func (p *proc) cpuSeconds() float64 {
+	if p == nil || p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and
+	// may hold spaces: state is the first, utime the 12th, stime the 13th.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
 }
 
 func (p *proc) stop() {

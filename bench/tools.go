@@ -69,7 +69,9 @@ func (t *tools) argv(tool, scenario string, j job) ([]string, error) {
 // measurement is one run of one tool.
 type measurement struct {
 	seconds float64
-	rss     int64 // peak resident set, bytes
+	rss     int64   // peak resident set, bytes
+	cpu     float64 // the tool's user and system CPU time, seconds
+	server  float64 // the CPU time of the server it talked to, seconds, when measured
 	err     error
 }
 
@@ -113,6 +115,9 @@ func measure(argv, env []string) measurement {
 	err := cmd.Wait()
 	close(done)
 	m := measurement{seconds: time.Since(start).Seconds(), rss: <-peak}
+	if ps := cmd.ProcessState; ps != nil {
+		m.cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	if err != nil {
 		out := strings.TrimSpace(stderr.String())
 		if len(out) > 400 {

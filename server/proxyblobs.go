@@ -21,9 +21,8 @@ package server
 // authentication, ferry's User-Agent), else, for a blob the upstream does
 // not hold that a cached manifest lists with urls, ferry's foreign
 // fetcher. It reads the bytes once and hashes them; each chunk goes to
-// the clients streaming it and is handed to the storage writer
-// (distribution's blob writer, so the blob lands as a pushed one does),
-// which runs beside it: the clients never wait on the disk unless the
+// the clients streaming it and is handed to the storage writer (the
+// blob lands as a pushed one does: storeVerified), which runs beside it: the clients never wait on the disk unless the
 // storage falls more than storageQueue behind. The last byte of a blob
 // is released to the clients when its digest and size have been
 // verified, before the blob is committed (fsynced) to the storage, which
