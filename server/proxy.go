@@ -38,6 +38,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/version"
 )
 
@@ -193,10 +194,10 @@ func newUpstreams(ups []Upstream) ([]*upstream, error) {
 	for _, up := range ups {
 		u, err := url.Parse(up.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("server: --proxy %s: want http(s)://HOST[:PORT] or NAME=http(s)://HOST[:PORT]", redactURL(up.URL))
+			return nil, fmt.Errorf("server: --proxy %s: want http(s)://HOST[:PORT] or NAME=http(s)://HOST[:PORT]", redact.URL(up.URL))
 		}
 		if u.User != nil {
-			return nil, fmt.Errorf("server: --proxy %s: credentials do not go in the URL; use ferry login or --proxy-username", redactURL(up.URL))
+			return nil, fmt.Errorf("server: --proxy %s: credentials do not go in the URL; use ferry login or --proxy-username", redact.URL(up.URL))
 		}
 		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("server: --proxy %s: a registry's base URL has no path or query", up.URL)
@@ -222,14 +223,6 @@ func newUpstreams(ups []Upstream) ([]*upstream, error) {
 		})
 	}
 	return out, nil
-}
-
-// redactURL hides a URL's user part.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return "(unparsable URL)"
 }
 
 // mirror is the mirror's state: its upstreams, the local storage and the

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-dev/ferry/internal/redact"
 )
 
 // uiUpstream is the upstream a mirror's repository came from.
@@ -32,7 +34,7 @@ func (m *mirror) origin(local string) *uiUpstream {
 	if up == nil || rest == "" {
 		return nil
 	}
-	return &uiUpstream{Name: up.Name, URL: redactURL(up.URL), Repository: rest}
+	return &uiUpstream{Name: up.Name, URL: redact.URL(up.URL), Repository: rest}
 }
 
 // upstreamList lists the mirror's upstreams (Repository empty); nil when
@@ -43,7 +45,7 @@ func (m *mirror) upstreamList() []uiUpstream {
 	}
 	out := make([]uiUpstream, len(m.ups))
 	for i, u := range m.ups {
-		out[i] = uiUpstream{Name: u.Name, URL: redactURL(u.URL)}
+		out[i] = uiUpstream{Name: u.Name, URL: redact.URL(u.URL)}
 	}
 	return out
 }
