@@ -63,6 +63,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/internal/regstorage/uploads"
@@ -447,11 +448,21 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 	// behind); only their last byte waits, for the hash.
 	hashed := make(chan *chunk, storageQueue)
 	sum := make(chan digest.Digest, 1)
+	selfChecked := checksItself(src)
 	go func() {
 		h := d.Algorithm().Hash()
 		for c := range hashed {
-			h.Write(c.b)
+			if !selfChecked {
+				h.Write(c.b)
+			}
 			c.release()
+		}
+		if selfChecked {
+			// The stream fails the read that completes a blob whose
+			// size or digest does not match: reaching its end is the
+			// check, and the bytes need not be hashed a second time.
+			sum <- d
+			return
 		}
 		sum <- digest.NewDigest(d.Algorithm(), h)
 	}()
@@ -751,6 +762,16 @@ func (m *mirror) openBlob(ctx context.Context, local string, d digest.Digest) (r
 
 // foreignBody marks a foreign fetch's read errors as such.
 type foreignBody struct{ io.ReadCloser }
+
+// checksItself says whether src verifies size and digest itself as it
+// streams (blob.Verifying), as the foreign fetcher's streams do.
+func checksItself(src io.Reader) bool {
+	if fb, ok := src.(foreignBody); ok {
+		src = fb.ReadCloser
+	}
+	_, ok := src.(blob.Verifying)
+	return ok
+}
 
 // Read implements io.Reader.
 func (b foreignBody) Read(p []byte) (int, error) {
