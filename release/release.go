@@ -45,6 +45,15 @@ func release(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	// The archives, SBOMs and SHA256SUMS are written into a staging
+	// directory in --out and moved into place once all are written, so
+	// that a failed run leaves --out as it found it: empty, not holding
+	// archives that no SHA256SUMS lists.
+	stage, err := os.MkdirTemp(o.out, ".staging-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
 	src, err := checkout(ctx, filepath.Join(tmp, "src"))
 	if err != nil {
 		return err
@@ -103,17 +112,43 @@ func release(ctx context.Context, o options) error {
 		if goos == "windows" {
 			name, write = base+".zip", writeZip
 		}
-		if err := write(filepath.Join(o.out, name), files, src.time); err != nil {
+		if err := write(filepath.Join(stage, name), files, src.time); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		sbom := base + ".sbom.cdx.json"
-		if err := writeSBOM(filepath.Join(o.out, sbom), bi, goos, goarch, src.time); err != nil {
+		if err := writeSBOM(filepath.Join(stage, sbom), bi, goos, goarch, src.time); err != nil {
 			return fmt.Errorf("%s: %w", sbom, err)
 		}
 		written = append(written, name, sbom)
 		fmt.Fprintf(os.Stderr, "release: %s\n", name)
+		if afterTarget != nil {
+			if err := afterTarget(t); err != nil {
+				return err
+			}
+		}
 	}
-	return writeSums(o.out, written)
+	if err := writeSums(stage, written); err != nil {
+		return err
+	}
+	return publish(stage, o.out, append(written, "SHA256SUMS"))
+}
+
+// afterTarget, when set (by tests), runs after each target's files are
+// written; an error fails the release there.
+var afterTarget func(target string) error
+
+// publish moves names from stage into out, SHA256SUMS last; if a move
+// fails, the files already moved are removed again.
+func publish(stage, out string, names []string) error {
+	for i, n := range names {
+		if err := os.Rename(filepath.Join(stage, n), filepath.Join(out, n)); err != nil {
+			for _, m := range names[:i] {
+				os.Remove(filepath.Join(out, m))
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // checkout clones the checkout's HEAD into dir and says which commit it is.

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -54,6 +55,33 @@ func TestReleaseIsReproducible(t *testing.T) {
 		t.Fatalf("no windows/amd64 zip: %v", zips)
 	}
 	runUnderWine(t, zips[0])
+}
+
+// TestFailedReleaseLeavesOutEmpty: a release that fails after a target's
+// archive and SBOM were written leaves --out empty (nothing that no
+// SHA256SUMS lists), so that a rerun into it is not refused.
+func TestFailedReleaseLeavesOutEmpty(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ferry")
+	}
+	afterTarget = func(string) error { return errors.New("injected failure") }
+	defer func() { afterTarget = nil }()
+	dir := filepath.Join(t.TempDir(), "out")
+	err := release(context.Background(), options{snapshot: true, out: dir, targets: []string{"linux/amd64"}})
+	if err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("release with a failure after the first target: %v", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 0 {
+		t.Errorf("a failed release left %v in --out", names)
+	}
 }
 
 // runRelease releases targets of HEAD in snapshot mode into a new
