@@ -77,6 +77,15 @@ type Mounter interface {
 	MountBlob(ctx context.Context, desc v1.Descriptor, src Source) (bool, error)
 }
 
+// UploadOpener is a Target that can open a blob's upload before it has the
+// bytes (a registry's POST), so that a copy opens it while the source is
+// still answering for them: one round trip fewer per blob. PushBlob then
+// uses it; one no PushBlob uses is cancelled at Close.
+type UploadOpener interface {
+	// OpenUpload opens an upload for desc, unless one is open already.
+	OpenUpload(ctx context.Context, desc v1.Descriptor) error
+}
+
 // Renamer is a Target that may store a manifest under a digest of another
 // algorithm than the one it was written by: a registry or a storage root
 // keeps a manifest pushed by its sha512 digest under its sha256 one

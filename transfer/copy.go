@@ -388,7 +388,9 @@ func (c *copier) streamBlob(ctx context.Context, d v1.Descriptor) (int64, error)
 // descriptor with urls, the fetcher when the registry lacks it) and
 // streams it to the destination through a verifier.
 func (c *copier) copyBlob(ctx context.Context, d v1.Descriptor) (int64, error) {
+	opened := c.openUpload(ctx, d)
 	rc, source, err := c.open(ctx, d)
+	opened()
 	if err != nil {
 		return 0, err
 	}
@@ -437,6 +439,23 @@ func (c *copier) open(ctx context.Context, d v1.Descriptor) (io.ReadCloser, stri
 		return nil, "", fmt.Errorf("foreign blob %s is not in %s and could not be fetched from its urls: %w", d.Digest, store.NameOf(c.src), ferr)
 	}
 	return frc, strings.Join(d.URLs, ", "), nil
+}
+
+// openUpload opens d's upload at the destination beside the opening of
+// the source, when the destination can open one ahead of the bytes
+// (store.UploadOpener), and returns the function that waits for it. A
+// failure is left to PushBlob, which then opens its own.
+func (c *copier) openUpload(ctx context.Context, d v1.Descriptor) (wait func()) {
+	o, ok := c.dst.(store.UploadOpener)
+	if !ok {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = o.OpenUpload(ctx, d)
+	}()
+	return func() { <-done }
 }
 
 type progressReader struct {

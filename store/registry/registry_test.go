@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
@@ -200,5 +201,49 @@ func TestDeclinedMountUploadIsUsed(t *testing.T) {
 	}
 	if n := reg.Count("DELETE", "/blobs/uploads/") - deletes; n != 1 {
 		t.Errorf("Close: %d DELETEs of the untaken upload, want 1", n)
+	}
+}
+
+// OpenUpload opens a blob's upload ahead of its bytes: PushBlob then
+// uses it (one POST in all), a second OpenUpload for the same blob opens
+// no other, and Close cancels one no push took.
+func TestOpenUploadIsUsedByPushBlob(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	ctx := context.Background()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	ref, err := name.ParseReference(host + "/opened:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := Open(ctx, ref, WithPush(), WithInsecure(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("a blob whose upload was opened first")
+	desc := blob.DescriptorOf(data, types.OCILayer)
+	posts, deletes := reg.Count("POST", "/blobs/uploads/"), reg.Count("DELETE", "/blobs/uploads/")
+	for range 2 {
+		if err := dst.OpenUpload(ctx, desc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.PushBlob(ctx, desc, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Count("POST", "/blobs/uploads/") - posts; n != 1 {
+		t.Errorf("%d POSTs for two OpenUploads and a push, want 1", n)
+	}
+	if has, err := dst.HasBlob(ctx, desc); err != nil || !has {
+		t.Errorf("dst has the blob: %v, %v", has, err)
+	}
+	other := blob.DescriptorOf([]byte("never pushed"), types.OCILayer)
+	if err := dst.OpenUpload(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Count("DELETE", "/blobs/uploads/") - deletes; n != 1 {
+		t.Errorf("Close: %d DELETEs of the upload no push took, want 1", n)
 	}
 }

@@ -55,12 +55,13 @@ type Repo struct {
 }
 
 var (
-	_ store.Source  = (*Repo)(nil)
-	_ store.Target  = (*Repo)(nil)
-	_ store.Mounter = (*Repo)(nil)
-	_ store.Lister  = (*Repo)(nil)
-	_ store.Deleter = (*Repo)(nil)
-	_ store.Renamer = (*Repo)(nil)
+	_ store.Source       = (*Repo)(nil)
+	_ store.Target       = (*Repo)(nil)
+	_ store.Mounter      = (*Repo)(nil)
+	_ store.UploadOpener = (*Repo)(nil)
+	_ store.Lister       = (*Repo)(nil)
+	_ store.Deleter      = (*Repo)(nil)
+	_ store.Renamer      = (*Repo)(nil)
 )
 
 // Open connects to the repository ref names, with pull access (and push
@@ -393,16 +394,43 @@ func (r *Repo) MountBlob(ctx context.Context, desc v1.Descriptor, src store.Sour
 	// The registry declined and opened an upload instead, which the
 	// distribution spec lets the client go on with: PushBlob takes it,
 	// sparing a DELETE of this session and a POST of another.
+	r.keepUpload(ctx, desc.Digest, loc)
+	return false, nil
+}
+
+// OpenUpload implements store.UploadOpener: a POST that opens an upload
+// for desc, unless one is open already (a declined mount's); PushBlob
+// takes it, and Close cancels it when none does.
+func (r *Repo) OpenUpload(ctx context.Context, desc v1.Descriptor) error {
+	r.mu.Lock()
+	_, open := r.pending[desc.Digest]
+	r.mu.Unlock()
+	if open {
+		return nil
+	}
+	loc, err := r.startUpload(ctx, r.c, "")
+	if err != nil {
+		return fmt.Errorf("blob %s to %s: %w", desc.Digest, r.repo, err)
+	}
+	if loc != "" {
+		r.keepUpload(ctx, desc.Digest, loc)
+	}
+	return nil
+}
+
+// keepUpload keeps the upload at loc for the PushBlob of d; one kept
+// before for d is cancelled.
+func (r *Repo) keepUpload(ctx context.Context, d v1.Hash, loc string) {
 	r.mu.Lock()
 	if r.pending == nil {
 		r.pending = map[v1.Hash]string{}
 	}
-	if old, ok := r.pending[desc.Digest]; ok {
-		defer r.cancelUpload(ctx, old)
-	}
-	r.pending[desc.Digest] = loc
+	old, ok := r.pending[d]
+	r.pending[d] = loc
 	r.mu.Unlock()
-	return false, nil
+	if ok {
+		r.cancelUpload(ctx, old)
+	}
 }
 
 // takeUpload returns (and forgets) the upload a declined mount of digest
