@@ -760,3 +760,32 @@ func pushWithForeign(t *testing.T, reg *fixture.Registry, repo string, foreignBy
 	}
 	return img, d
 }
+
+// TestMirrorPrefetchesConfig: serving an image manifest starts fetching
+// its config into the cache, without any client asking for the config:
+// with the upstream gone afterwards, the mirror still serves it.
+func TestMirrorPrefetchesConfig(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root := filepath.Join(t.TempDir(), "data")
+	m := startMirror(t, root, server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag); code != http.StatusOK {
+		t.Fatalf("manifest through the mirror: %d %s", code, b)
+	}
+	cfg := e.Configs[0]
+	data := filepath.Join(root, "docker", "registry", "v2", "blobs", "sha256", cfg.Hex[:2], cfg.Hex, "data")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(data); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the config %s was not fetched into the cache after its manifest was served", cfg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := e.Reg.Count("GET", "/blobs/"+cfg.String()); n != 1 {
+		t.Errorf("the upstream was asked %d times for the config, want 1", n)
+	}
+	e.Reg.Close()
+	wantBlob(t, m.URL, fixture.Repo, cfg)
+}

@@ -316,6 +316,22 @@ func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string,
 	next.ServeHTTP(w, r)
 }
 
+// prefetch starts the download of blob d of repository local into the
+// cache, as a client's GET would, unless one is under way; no client
+// streams it, those that ask join it as they join any download.
+func (m *mirror) prefetch(local string, d digest.Digest) {
+	key := local + "@" + d.String()
+	f, leader := m.flights.join(key)
+	if !leader {
+		return
+	}
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		m.flights.end(key, f, m.fetchBlob(local, d, f))
+	}()
+}
+
 // streamUpstream streams blob d of repository local straight from the
 // upstream to a client that came after its download had begun, verified
 // as a download is, storing nothing. It returns false, having written

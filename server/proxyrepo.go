@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/manifest/ocischema"
+	"github.com/distribution/distribution/v3/manifest/schema2"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -31,7 +33,11 @@ func (r *mirrorRepo) Named() reference.Named { return r.named }
 // Manifests implements distribution.Repository.
 func (r *mirrorRepo) Manifests(ctx context.Context, opts ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
 	if r.px != nil {
-		return r.px.Manifests(ctx, opts...)
+		ms, err := r.px.Manifests(ctx, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return prefetchingManifests{ms, r}, nil
 	}
 	ms, err := r.local.Manifests(ctx, opts...)
 	if err != nil {
@@ -143,6 +149,38 @@ func (u *upstream) markChecked(key string) {
 		clear(u.checked)
 	}
 	u.checked[key] = time.Now()
+}
+
+// prefetchingManifests is distribution's proxy manifest service, which
+// also starts fetching the config of an image manifest it serves into
+// the cache, beside the client's layer requests: every client asks for
+// the config (docker and containerd first, crane last), and one asked
+// for at the end of a cold pull waited on the upstream while the mirror
+// was storing the layers (30 ms of a 0.35 s pull on the bench machine).
+type prefetchingManifests struct {
+	distribution.ManifestService
+	r *mirrorRepo
+}
+
+// Get implements distribution.ManifestService.
+func (p prefetchingManifests) Get(ctx context.Context, dgst digest.Digest, opts ...distribution.ManifestServiceOption) (distribution.Manifest, error) {
+	mf, err := p.ManifestService.Get(ctx, dgst, opts...)
+	if err != nil {
+		return mf, err
+	}
+	var cfg digest.Digest
+	switch m := mf.(type) {
+	case *ocischema.DeserializedManifest:
+		cfg = m.Config.Digest
+	case *schema2.DeserializedManifest:
+		cfg = m.Config.Digest
+	}
+	if cfg != "" {
+		if _, err := p.r.local.Blobs(ctx).Stat(ctx, cfg); err != nil {
+			p.r.m.prefetch(p.r.named.Name(), cfg)
+		}
+	}
+	return mf, nil
 }
 
 // readOnlyManifests is the cache's manifest service, refusing writes.
