@@ -789,3 +789,40 @@ func TestMirrorPrefetchesConfig(t *testing.T) {
 	e.Reg.Close()
 	wantBlob(t, m.URL, fixture.Repo, cfg)
 }
+
+// TestMirrorPingsAnAnonymousUpstreamOnce: distribution's proxy asks an
+// upstream's /v2/ before every tag and manifest it fetches until it has
+// an authentication challenge, which an upstream without authentication
+// never gives; the mirror answers those asks from the last answer for
+// pingFresh, so pulling several tags costs no ping each.
+func TestMirrorPingsAnAnonymousUpstreamOnce(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithProxyTTL(0))
+	pings := func() int {
+		// Every GET's path contains "/v2/"; a ping's is nothing more.
+		return e.Reg.Count("GET", "/v2/") - e.Reg.Count("GET", "/v2/"+fixture.Repo)
+	}
+	// The first pull may ping (the mirror's proxy is built on demand).
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag); code != http.StatusOK {
+		t.Fatalf("manifest through the mirror: %d %s", code, b)
+	}
+	// Its config is fetched beside (ferry's own client, which pings once
+	// per repository): wait for that to end.
+	if code, _, _ := get(t, http.MethodHead, m.URL, "/v2/"+fixture.Repo+"/blobs/"+e.Configs[0].String()); code != http.StatusOK {
+		t.Fatalf("HEAD of the config through the mirror: %d", code)
+	}
+	before, manifests := pings(), e.Reg.Count("", "/manifests/")
+	for range 3 {
+		for _, tag := range []string{fixture.SingleTag, fixture.IndexTag} {
+			if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+tag); code != http.StatusOK {
+				t.Fatalf("manifest %s through the mirror: %d %s", tag, code, b)
+			}
+		}
+	}
+	if e.Reg.Count("", "/manifests/") == manifests {
+		t.Fatal("the tags were not checked upstream (TTL 0): the test asks nothing of the ping cache")
+	}
+	if n := pings() - before; n != 0 {
+		t.Errorf("6 tag pulls within %v pinged the upstream's /v2/ %d times, want 0", 30*time.Second, n)
+	}
+}
