@@ -276,11 +276,7 @@ func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string,
 		}
 	}
 	if leader {
-		m.background.Add(1)
-		go func() {
-			defer m.background.Done()
-			m.flights.end(key, f, m.fetchBlob(local, d, f))
-		}()
+		m.download(key, local, d, f)
 	}
 	ctx := r.Context()
 	if t != nil {
@@ -321,10 +317,15 @@ func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string,
 // streams it, those that ask join it as they join any download.
 func (m *mirror) prefetch(local string, d digest.Digest) {
 	key := local + "@" + d.String()
-	f, leader := m.flights.join(key)
-	if !leader {
-		return
+	if f, leader := m.flights.join(key); leader {
+		m.download(key, local, d, f)
 	}
+}
+
+// download runs flight f, which fetches blob d of repository local and
+// is known by key, in the background: under the server's context, not a
+// request's, and waited for by Close.
+func (m *mirror) download(key, local string, d digest.Digest, f *flight) {
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
@@ -594,11 +595,8 @@ func (m *mirror) storeVerified(ctx context.Context, local string, d digest.Diges
 	if err == nil {
 		fw, err = m.driver.Writer(ctx, data, false)
 	}
-	for c := range queue {
-		if err == nil {
-			_, err = fw.Write(c.b)
-		}
-		c.release()
+	if _, derr := drain(queue, fw, err != nil); err == nil {
+		err = derr
 	}
 	if err == nil && !verified.Load() {
 		err = errCorrupt
@@ -642,20 +640,32 @@ func (m *mirror) placeBlob(ctx context.Context, local string, d digest.Digest, d
 	return aliaslinks.Write(ctx, m.driver, local, aliaslinks.Layers, d, d)
 }
 
+// drain writes the chunks from queue to w (none when skip is set, or
+// after a write failed) until the queue is closed, releasing each, and
+// returns the bytes written and the first write error.
+func drain(queue <-chan *chunk, w io.Writer, skip bool) (int64, error) {
+	var n int64
+	var err error
+	for c := range queue {
+		if !skip && err == nil {
+			var k int
+			k, err = w.Write(c.b)
+			n += int64(k)
+		}
+		c.release()
+	}
+	return n, err
+}
+
 // storeBlob writes the chunks from queue into blobs through
 // distribution's blob writer, committing them as blob d once the queue
 // is closed with verified set; otherwise, or on failure, it stores
 // nothing. It drains the queue whatever happens.
 func (m *mirror) storeBlob(ctx context.Context, blobs distribution.BlobStore, d digest.Digest, queue <-chan *chunk, verified *atomic.Bool) error {
 	bw, err := blobs.Create(ctx)
-	var n int64
-	for c := range queue {
-		if err == nil {
-			var k int
-			k, err = bw.Write(c.b)
-			n += int64(k)
-		}
-		c.release()
+	n, derr := drain(queue, bw, err != nil)
+	if err == nil {
+		err = derr
 	}
 	switch {
 	case bw == nil:
