@@ -41,10 +41,11 @@ The run is planned first (tags listed, digests resolved, filters applied):
 an image whose destination already has the digest is skipped without
 touching a blob. Up to --jobs images are copied at once (16 by default),
 each moving up to 4 blobs at once, with at most --jobs blobs (4 or more)
-streaming across them (an image waiting for a blob another image is
-moving holds none); each blob moves at most once in a run (later
-images mount it from the destination repository that received it). A failing image does not stop the others: each failure
-is named at the end and the exit code is 1.`,
+streaming across them, the largest first (an image waiting for a blob
+another image is moving holds none); each blob moves at most once in a
+run (later images mount it from the destination repository that
+received it). A failing image does not stop the others: each failure is
+named at the end and the exit code is 1.`,
 		Example: `  ferry sync windows.yaml registry.internal:5000/mirror
   ferry sync --dry-run windows.yaml registry.internal:5000/mirror
   ferry sync --foreign include windows.yaml oci-archive:windows.tar`,
