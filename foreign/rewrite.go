@@ -24,7 +24,7 @@ var ErrCredentialsInURL = errors.New("a URL written into a manifest must not car
 func CheckPublishable(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("URL %s: %s", redact.URL(raw), parseProblem(raw, err))
+		return fmt.Errorf("URL %s: %s", redact.URL(raw), redact.ParseProblem(raw, err))
 	}
 	if u.User != nil {
 		return fmt.Errorf("%w: %s has a user part; publish a URL without user:password@ (ferry refuses rather than strip it, so that nothing is written that the registry behind it rejects)", ErrCredentialsInURL, u.Redacted())

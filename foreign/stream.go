@@ -230,7 +230,7 @@ func (s *stream) try(off int64) (io.ReadCloser, int64, error) {
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.raw, nil)
 	if err != nil {
 		// Open names the URL, redacted.
-		return nil, 0, permanent(fmt.Errorf("%w: %s", ErrURLRefused, parseProblem(s.raw, err)))
+		return nil, 0, permanent(fmt.Errorf("%w: %s", ErrURLRefused, redact.ParseProblem(s.raw, err)))
 	}
 	req.Header.Set("User-Agent", s.f.o.userAgent)
 	if off > 0 {

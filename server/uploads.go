@@ -83,18 +83,24 @@ func (o *options) takeOverPurging(cfg *configuration.Configuration) error {
 			return errors.New("server: storage.maintenance.uploadpurging must hold enabled, age, interval and dryrun")
 		}
 		o.purgeOff = p["enabled"] == false
-		for key, d := range map[string]*time.Duration{"age": &o.purgeAge, "interval": &o.purgeEvery} {
-			s, ok := p[key].(string)
+		// In this order, so that of two bad keys the same is named first.
+		for _, f := range []struct {
+			key string
+			d   *time.Duration
+		}{{"age", &o.purgeAge}, {"interval", &o.purgeEvery}} {
+			v, given := p[f.key]
+			if !given {
+				continue
+			}
+			s, ok := v.(string)
 			if !ok {
-				if _, given := p[key]; !given {
-					continue
-				}
-				return fmt.Errorf("server: storage.maintenance.uploadpurging.%s must be a duration such as 168h", key)
+				return fmt.Errorf("server: storage.maintenance.uploadpurging.%s must be a duration such as 168h", f.key)
 			}
-			var err error
-			if *d, err = time.ParseDuration(s); err != nil || *d < 0 || (key == "interval" && *d == 0) {
-				return fmt.Errorf("server: storage.maintenance.uploadpurging.%s %q is not a positive duration such as 168h", key, s)
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 || (f.key == "interval" && d == 0) {
+				return fmt.Errorf("server: storage.maintenance.uploadpurging.%s %q is not a positive duration such as 168h", f.key, s)
 			}
+			*f.d = d
 		}
 		if dry, given := p["dryrun"]; given {
 			if o.purgeDry, ok = dry.(bool); !ok {

@@ -3,6 +3,7 @@
 package redact
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 )
@@ -51,4 +52,16 @@ func hostLike(h string) bool {
 	}
 	port := h[j+1:]
 	return port != "" && strings.Trim(port, "0123456789") == ""
+}
+
+// ParseProblem says what url.Parse's err found wrong with raw without
+// quoting raw, as url.Error's message does, password and all. When raw
+// holds an "@", the detail (such as a bad %-escape, which may lie in the
+// password) is left out too. Name raw beside it with URL.
+func ParseProblem(raw string, err error) string {
+	var ue *url.Error
+	if strings.Contains(raw, "@") || !errors.As(err, &ue) {
+		return "it does not parse as a URL"
+	}
+	return "it does not parse as a URL: " + ue.Err.Error()
 }

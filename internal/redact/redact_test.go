@@ -1,6 +1,10 @@
 package redact
 
-import "testing"
+import (
+	"errors"
+	"net/url"
+	"testing"
+)
 
 func TestURL(t *testing.T) {
 	for in, want := range map[string]string{
@@ -24,5 +28,23 @@ func TestURL(t *testing.T) {
 		if got := URL(in); got != want {
 			t.Errorf("URL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestParseProblem: url.Parse's detail is given unless the string holds
+// a user part, where it may quote the password; the string itself never.
+func TestParseProblem(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://mirror.example:port/x":          `it does not parse as a URL: invalid port ":port" after host`,
+		"https://u:SECRET@mirror.example:port/x": "it does not parse as a URL",
+		"https://u:SE%zzCRET@mirror.example/x":   "it does not parse as a URL",
+	} {
+		_, err := url.Parse(raw)
+		if got := ParseProblem(raw, err); got != want {
+			t.Errorf("ParseProblem(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	if got := ParseProblem("x", errors.New("not a *url.Error")); got != "it does not parse as a URL" {
+		t.Errorf("ParseProblem of another error = %q", got)
 	}
 }

@@ -40,6 +40,8 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/base"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+
+	"github.com/ferry-dev/ferry/internal/redact"
 )
 
 // DriverName is the name the driver is registered under with
@@ -253,18 +255,18 @@ func parseParameters(parameters map[string]any) (*params, error) {
 		}
 		u, err := url.Parse(p.endpoint)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("regionendpoint %q: give a URL such as https://s3.example.com or http://127.0.0.1:7480", p.endpoint)
+			return nil, fmt.Errorf("regionendpoint %q: give a URL such as https://s3.example.com or http://127.0.0.1:7480", redact.URL(p.endpoint))
 		}
 	}
 	if redirect != "" {
 		u, err := url.Parse(redirect)
 		switch {
 		case err != nil || u.Host == "" || u.Scheme == "":
-			return nil, fmt.Errorf("redirectendpoint %q: give a scheme and host, such as https://cdn.example.com", redirect)
+			return nil, fmt.Errorf("redirectendpoint %q: give a scheme and host, such as https://cdn.example.com", redact.URL(redirect))
 		case u.Path != "" && u.Path != "/":
-			return nil, fmt.Errorf("redirectendpoint %q: a path is not supported", redirect)
+			return nil, fmt.Errorf("redirectendpoint %q: a path is not supported", redact.URL(redirect))
 		case u.RawQuery != "":
-			return nil, fmt.Errorf("redirectendpoint %q: query parameters are not supported", redirect)
+			return nil, fmt.Errorf("redirectendpoint %q: query parameters are not supported", redact.URL(redirect))
 		}
 		p.redirectEndpoint = u
 	}

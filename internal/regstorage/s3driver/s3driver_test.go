@@ -264,3 +264,17 @@ func TestNewDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestParametersHidePassword: an endpoint refused for its form is named
+// without the password of a user part, whether or not it parses.
+func TestParametersHidePassword(t *testing.T) {
+	for key, v := range map[string]string{
+		"regionendpoint":   "https://key:SECRET@s3.example:port/",
+		"redirectendpoint": "https://key:SECRET@cdn.example/x",
+	} {
+		_, err := factory.Create(context.Background(), DriverName, map[string]any{"bucket": "b", "region": "r", key: v})
+		if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "example") {
+			t.Errorf("%s %s: err = %v, want one naming the endpoint without its password", key, v, err)
+		}
+	}
+}
