@@ -67,7 +67,7 @@ func Inspect(ctx context.Context, src store.Source) (*Image, error) {
 }
 
 func (img *Image) walk(ctx context.Context, src store.Source, desc v1.Descriptor, depth int) error {
-	if depth > 4 {
+	if depth > mediatype.MaxIndexDepth {
 		return fmt.Errorf("%s: indexes nested too deep", desc.Digest)
 	}
 	raw, err := src.FetchManifest(ctx, desc)

@@ -355,7 +355,7 @@ func (d *Dir) referenced(raw []byte) (map[string]bool, error) {
 		for _, c := range m.Manifests {
 			name := c.Digest.Hex + ".manifest.json"
 			keep[name] = true
-			if depth > 4 {
+			if depth > mediatype.MaxIndexDepth {
 				continue
 			}
 			p, err := d.instancePath(c.Digest)

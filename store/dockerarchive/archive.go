@@ -256,7 +256,7 @@ func findImage(l *ocilayout.Layout, cfg v1.Hash) (v1.Descriptor, bool, error) {
 				}
 				continue
 			}
-			if depth >= 4 {
+			if depth >= mediatype.MaxIndexDepth {
 				continue
 			}
 			child, err := v1.ParseIndexManifest(bytes.NewReader(raw))
