@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -148,10 +147,5 @@ func medianCPU(ms []measurement) (client, server float64) {
 			cs, ss = append(cs, m.cpu), append(ss, m.server)
 		}
 	}
-	if len(cs) == 0 {
-		return 0, 0
-	}
-	slices.Sort(cs)
-	slices.Sort(ss)
-	return cs[len(cs)/2], ss[len(ss)/2]
+	return middle(cs), middle(ss)
 }
