@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -53,13 +52,14 @@ func mirrorScenario(c config, t *tools, ferryBin, src string, img *image) (strin
 	}
 	res := map[string][]measurement{}
 	layout := filepath.Join(c.work, "mirror-pull")
-	var server *proc // the mirror pulled through, whose CPU time is counted
-	pull := func(label string, argv []string) {
+	// pull runs argv; through, when not nil, is the mirror it pulls
+	// through, whose CPU time over the pull is counted beside the client's.
+	pull := func(label string, through *proc, argv []string) {
 		exec.Command("sync").Run()
-		before := server.cpuSeconds()
+		before := through.cpuSeconds()
 		m := measure(argv, t.env)
-		if server != nil {
-			m.server = server.cpuSeconds() - before
+		if through != nil {
+			m.server = through.cpuSeconds() - before
 		}
 		if m.err == nil {
 			if _, err := os.Stat(filepath.Join(layout, "blobs", "sha256", img.Base.Digest[len("sha256:"):])); err != nil {
@@ -74,40 +74,34 @@ func mirrorScenario(c config, t *tools, ferryBin, src string, img *image) (strin
 		}
 		res[label] = append(res[label], m)
 	}
-	cranePull := func(label, ref string) {
-		pull(label, []string{crane, "pull", "--insecure", "--format", "oci", ref, layout})
+	cranePull := func(label string, through *proc, ref string) {
+		pull(label, through, []string{crane, "pull", "--insecure", "--format", "oci", ref, layout})
 	}
-	ferryPull := func(label, ref string, extra ...string) {
+	ferryPull := func(label string, through *proc, ref string, extra ...string) {
 		argv := append([]string{ferryBin, "copy", "--progress", "none", "--foreign", "include"}, extra...)
-		pull(label, append(argv, ref, "oci:"+layout+":v1"))
+		pull(label, through, append(argv, ref, "oci:"+layout+":v1"))
 	}
 	for r := 0; r < c.runs; r++ {
-		cranePull("crane ← upstream", src+"/win/app:v1")
-		cranePull("crane ← ferry serve", plain.host+"/win/app:v1")
+		cranePull("crane ← upstream", nil, src+"/win/app:v1")
+		cranePull("crane ← ferry serve", nil, plain.host+"/win/app:v1")
 
 		mirror, err := startMirror(ferryBin, filepath.Join(c.work, fmt.Sprintf("mirror-%d", r)), src)
 		if err != nil {
 			return "", err
 		}
-		server = mirror
-		cranePull("crane ← ferry mirror, cold", mirror.host+"/win/app:v1")
-		cranePull("crane ← ferry mirror, warm", mirror.host+"/win/app:v1")
-		server = nil
-		ferryPull("ferry ← upstream + URL (foreign)", src+"/win/foreign:v1", "--foreign-allow", `^http://127\.0\.0\.1:`, "--foreign-connections", "1")
-		server = mirror
-		ferryPull("ferry ← ferry mirror, cold (foreign)", mirror.host+"/win/foreign:v1")
-		ferryPull("ferry ← ferry mirror, warm (foreign)", mirror.host+"/win/foreign:v1")
-		server = nil
+		cranePull("crane ← ferry mirror, cold", mirror, mirror.host+"/win/app:v1")
+		cranePull("crane ← ferry mirror, warm", mirror, mirror.host+"/win/app:v1")
+		ferryPull("ferry ← upstream + URL (foreign)", nil, src+"/win/foreign:v1", "--foreign-allow", `^http://127\.0\.0\.1:`, "--foreign-connections", "1")
+		ferryPull("ferry ← ferry mirror, cold (foreign)", mirror, mirror.host+"/win/foreign:v1")
+		ferryPull("ferry ← ferry mirror, warm (foreign)", mirror, mirror.host+"/win/foreign:v1")
 		mirror.stop()
 
 		proxy, err := startReferenceProxy(t.bin["registry"], filepath.Join(c.work, fmt.Sprintf("regproxy-%d", r)), src)
 		if err != nil {
 			return "", err
 		}
-		server = proxy
-		cranePull("crane ← registry proxy, cold", proxy.host+"/win/app:v1")
-		cranePull("crane ← registry proxy, warm", proxy.host+"/win/app:v1")
-		server = nil
+		cranePull("crane ← registry proxy, cold", proxy, proxy.host+"/win/app:v1")
+		cranePull("crane ← registry proxy, warm", proxy, proxy.host+"/win/app:v1")
 		proxy.stop()
 	}
 	var b strings.Builder
@@ -153,10 +147,5 @@ func medianCPU(ms []measurement) (client, server float64) {
 			cs, ss = append(cs, m.cpu), append(ss, m.server)
 		}
 	}
-	if len(cs) == 0 {
-		return 0, 0
-	}
-	slices.Sort(cs)
-	slices.Sort(ss)
-	return cs[len(cs)/2], ss[len(ss)/2]
+	return middle(cs), middle(ss)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -253,9 +254,18 @@ func median(ms []measurement) (sec float64, rss int64, ok bool) {
 	if len(secs) == 0 || len(secs) < len(ms) {
 		return 0, 0, false
 	}
-	sort.Float64s(secs)
-	sort.Slice(rsss, func(i, j int) bool { return rsss[i] < rsss[j] })
-	return secs[len(secs)/2], rsss[len(rsss)/2], true
+	return middle(secs), middle(rsss), true
+}
+
+// middle returns the median of v (the upper one of an even count), or
+// zero when v is empty; v is left as it is.
+func middle[T cmp.Ordered](v []T) T {
+	if len(v) == 0 {
+		var zero T
+		return zero
+	}
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)/2]
 }
 
 func render(c config, img *image, lim machine, res results) string {

@@ -175,7 +175,7 @@ func syncScenario(c config, t *tools, src string) (string, error) {
 		if rsec, _, rok := median(rerun[tool]); rok && rsec > 0 {
 			again = fmt.Sprintf("%.2f", rsec)
 		}
-		fmt.Fprintf(&b, "| %s | %.2f | %.0f | %.2f | %s | %s |\n", label, sec, float64(unique)/1e6/sec, float64(medianInt(sent[tool]))/float64(unique), again, ratio)
+		fmt.Fprintf(&b, "| %s | %.2f | %.0f | %.2f | %s | %s |\n", label, sec, float64(unique)/1e6/sec, float64(middle(sent[tool]))/float64(unique), again, ratio)
 	}
 	b.WriteString("\n")
 	return b.String(), nil
@@ -446,13 +446,4 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Fields(string(b))[0]
-}
-
-func medianInt(v []int64) int64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -150,24 +150,9 @@ func buildImage(ctx context.Context, o imageOptions) (*builtImage, error) {
 	// The SBOMs are attached once the platform manifests are written and
 	// before the index is tagged: a failed attach leaves no tag, never
 	// one without its SBOMs.
-	created := map[string]string{"org.opencontainers.image.created": stamp.time.Format(time.RFC3339)}
-	attach := func(ctx context.Context, res *imagemod.IndexResult) error {
-		for i, e := range res.Entries {
-			ref, err := imagemod.Attach(ctx, dst, e, sbomArtifactType, files[i].sbom, imagemod.WithAnnotations(created))
-			if err != nil {
-				return err
-			}
-			if o.oci != "" {
-				// A layout has no referrers API: the SBOM is listed,
-				// untagged, in index.json beside the image, where tools
-				// find it.
-				if err := listInLayout(ctx, o.oci, ref); err != nil {
-					return err
-				}
-			}
-			out.sboms = append(out.sboms, ref)
-		}
-		return nil
+	attach := func(ctx context.Context, res *imagemod.IndexResult) (err error) {
+		out.sboms, err = attachSBOMs(ctx, dst, o.oci, files, res.Entries, stamp.time)
+		return err
 	}
 	res, err := imagemod.IndexCreate(ctx, dst, entries, nil, imagemod.WithAnnotations(stamp.labels()), imagemod.WithBeforeTag(attach))
 	if err != nil {
@@ -175,6 +160,33 @@ func buildImage(ctx context.Context, o imageOptions) (*builtImage, error) {
 	}
 	out.index, out.platforms = res.Written, res.Entries
 	return out, dst.Close()
+}
+
+// attachSBOMs attaches files[i].sbom to dst as a referrer of entries[i],
+// annotated with created, and returns the SBOM manifests. When dst is the
+// OCI layout at layout (not ""), which has no referrers API, it then lists
+// them, untagged, in its index.json beside the image, where tools find
+// them — only once all are attached, so that a failed attach writes no
+// index.json entry and closing a layout the build created removes what it
+// wrote.
+func attachSBOMs(ctx context.Context, dst store.Target, layout string, files []platformFiles, entries []v1.Descriptor, created time.Time) ([]v1.Descriptor, error) {
+	ann := imagemod.WithAnnotations(map[string]string{"org.opencontainers.image.created": created.Format(time.RFC3339)})
+	var sboms []v1.Descriptor
+	for i, e := range entries {
+		d, err := imagemod.Attach(ctx, dst, e, sbomArtifactType, files[i].sbom, ann)
+		if err != nil {
+			return nil, err
+		}
+		sboms = append(sboms, d)
+	}
+	if layout != "" {
+		for _, d := range sboms {
+			if err := listInLayout(ctx, layout, d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return sboms, nil
 }
 
 // listInLayout adds desc, a manifest the layout dir holds, to its

@@ -392,3 +392,28 @@ func TestImageRefusals(t *testing.T) {
 		t.Errorf("a refused build left %s: %v", out, err)
 	}
 }
+
+// TestFailedAttachLeavesNoLayout: when the second platform's SBOM cannot
+// be attached to an OCI layout the build created, index.json does not
+// list the first's, so closing the layout removes everything written.
+func TestFailedAttachLeavesNoLayout(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	sbom := filepath.Join(tmp, "ferry_1.0.0_linux_amd64.sbom.cdx.json")
+	if err := os.WriteFile(sbom, []byte(`{"bomFormat":"CycloneDX"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := []platformFiles{{target: "linux/amd64", sbom: sbom}, {target: "linux/arm64", sbom: filepath.Join(tmp, "missing.sbom.cdx.json")}}
+	subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}, Size: 100}
+	dir := filepath.Join(tmp, "layout")
+	dst := ocilayout.Open(dir, "1.0.0", "")
+	if _, err := attachSBOMs(ctx, dst, dir, files, []v1.Descriptor{subject, subject}, time.Unix(0, 0)); err == nil {
+		t.Fatal("attached an SBOM that is not there")
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed attach left %s: %v", dir, err)
+	}
+}
