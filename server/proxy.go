@@ -36,8 +36,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ferry-dev/ferry/foreign"
+	"github.com/ferry-dev/ferry/internal/pingcache"
 	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/version"
 )
@@ -185,6 +187,8 @@ type upstream struct {
 	keychain  authn.Keychain
 	clientsMu sync.Mutex
 	clients   map[string]blobClient // by upstream repository (proxyblobs.go)
+	// clientBuilds builds each repository's client once at a time.
+	clientBuilds singleflight.Group
 }
 
 // newUpstreams checks ups and indexes them.
@@ -272,54 +276,22 @@ func newMirror(ctx context.Context, o *proxyOptions, background *sync.WaitGroup)
 // carry none. The mirror's own requests (proxyblobs.go, the foreign
 // fetcher) set it themselves.
 var useUserAgent = sync.OnceFunc(func() {
-	http.DefaultTransport = userAgentDefault{&pingCache{RoundTripper: http.DefaultTransport}}
+	http.DefaultTransport = userAgentDefault{upstreamPings.Transport(http.DefaultTransport)}
 })
 
-// pingFresh is how long an upstream's /v2/ that answered without an
-// authentication challenge is taken to answer so again (pingCache).
+// pingFresh is how long an upstream's answer to a ping (GET /v2/) is
+// taken to be its answer again (upstreamPings).
 const pingFresh = 30 * time.Second
 
-// pingCache answers distribution's proxy's GET /v2/ to an upstream that
-// answered it 200, without a challenge, less than pingFresh ago, with
-// that answer again. The proxy asks /v2/ before every tag and manifest it
-// fetches until it has a challenge for the upstream; one that needs no
-// authentication (an anonymous registry) never gives one, so each
-// manifest a client pulled cost two more round trips to it. A challenge
-// (401) is not cached here: distribution keeps it itself.
-type pingCache struct {
-	http.RoundTripper
-	mu sync.Mutex
-	ok map[string]time.Time // scheme://host -> when /v2/ answered 200
-}
-
-// RoundTrip implements http.RoundTripper.
-func (p *pingCache) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodGet || r.URL.Path != "/v2/" || r.URL.RawQuery != "" || r.Header.Get("Authorization") != "" {
-		return p.RoundTripper.RoundTrip(r)
-	}
-	key := r.URL.Scheme + "://" + r.URL.Host
-	p.mu.Lock()
-	at, hit := p.ok[key]
-	p.mu.Unlock()
-	if hit && time.Since(at) < pingFresh {
-		return &http.Response{
-			Status: "200 OK", StatusCode: http.StatusOK,
-			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: http.Header{"Docker-Distribution-Api-Version": {"registry/2.0"}},
-			Body:   http.NoBody, Request: r,
-		}, nil
-	}
-	resp, err := p.RoundTripper.RoundTrip(r)
-	if err == nil && resp.StatusCode == http.StatusOK {
-		p.mu.Lock()
-		if p.ok == nil {
-			p.ok = map[string]time.Time{}
-		}
-		p.ok[key] = time.Now()
-		p.mu.Unlock()
-	}
-	return resp, err
-}
+// upstreamPings keeps the upstreams' answers to pings, for distribution's
+// proxy (through net/http's default transport, useUserAgent) and for the
+// mirror's own blob clients (upstream.client). The proxy asks /v2/ before
+// every tag and manifest it fetches until it has a challenge for the
+// upstream; one that needs no authentication (an anonymous registry)
+// never gives one, so each manifest a client pulled cost two more round
+// trips to it. The blob clients ask it once per repository; with the
+// proxy's answer, a cold pull's first blob does not wait for a ping.
+var upstreamPings = &pingcache.Cache{TTL: pingFresh, Challenges: true}
 
 // userAgentDefault sets ferry's User-Agent on requests without one.
 type userAgentDefault struct{ http.RoundTripper }

@@ -826,3 +826,84 @@ func TestMirrorPingsAnAnonymousUpstreamOnce(t *testing.T) {
 		t.Errorf("6 tag pulls within %v pinged the upstream's /v2/ %d times, want 0", 30*time.Second, n)
 	}
 }
+
+// A cold pull through a new mirror pings the upstream once: the blobs a
+// client asks for at once share one client build, and that build takes
+// the ping distribution's proxy made for the manifest.
+func TestMirrorColdPullPingsTheUpstreamOnce(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	pings := func() int { return e.Reg.Count("GET", "/v2/") - e.Reg.Count("GET", "/v2/"+fixture.Repo) }
+	before := pings()
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag); code != http.StatusOK {
+		t.Fatalf("manifest through the mirror: %d %s", code, b)
+	}
+	pullBlobsAtOnce(t, m.URL, e.Configs[0], e.Blobs[0], e.Configs[1], e.Blobs[1])
+	if n := pings() - before; n != 1 {
+		t.Errorf("a cold pull of a manifest and 4 blobs pinged the upstream's /v2/ %d times, want 1", n)
+	}
+}
+
+// The blobs a client asks for at once, from an upstream with token
+// authentication, share one client build: one token, not one each.
+func TestMirrorBlobsShareOneUpstreamToken(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	target, err := url.Parse(e.Reg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	tokens := map[string]int{} // User-Agent -> token requests
+	var up *httptest.Server
+	up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			mu.Lock()
+			tokens[r.UserAgent()]++
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"token":"t","access_token":"t"}`))
+		case r.Header.Get("Authorization") != "Bearer t":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+up.URL+`/token",service="test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			r.Header.Del("Authorization")
+			forward.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(up.Close)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyForeignAllow(allowLoopback))
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag); code != http.StatusOK {
+		t.Fatalf("manifest through the mirror: %d %s", code, b)
+	}
+	pullBlobsAtOnce(t, m.URL, e.Configs[0], e.Blobs[0], e.Configs[1], e.Blobs[1])
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for ua, k := range tokens {
+		if strings.Contains(ua, "go-containerregistry") {
+			n += k
+		}
+	}
+	if n != 1 {
+		t.Errorf("4 blobs pulled at once asked the upstream's token server %d times (%v), want 1", n, tokens)
+	}
+}
+
+// pullBlobsAtOnce gets blobs of fixture.Repo through the mirror at mirror,
+// all at once, as a client pulling an image does.
+func pullBlobsAtOnce(t *testing.T, mirror string, blobs ...v1.Hash) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, d := range blobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, _, _ := get(t, http.MethodGet, mirror, "/v2/"+fixture.Repo+"/blobs/"+d.String()); code != http.StatusOK {
+				t.Errorf("blob %s through the mirror: %d", d, code)
+			}
+		}()
+	}
+	wg.Wait()
+}

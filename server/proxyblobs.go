@@ -841,8 +841,9 @@ type blobClient struct {
 
 // client returns the HTTP client for the upstream's repository repo and
 // the upstream's base URL, building it (which asks the upstream's /v2/
-// for its authentication challenge) when there is none or it is due for
-// new credentials.
+// for its authentication challenge, and a token) when there is none or it
+// is due for new credentials. The blobs a client pulls at once share one
+// build.
 func (u *upstream) client(ctx context.Context, repo string) (*http.Client, string, error) {
 	u.clientsMu.Lock()
 	bc, ok := u.clients[repo]
@@ -850,6 +851,15 @@ func (u *upstream) client(ctx context.Context, repo string) (*http.Client, strin
 	if ok && time.Since(bc.at) < rebuildAfter {
 		return bc.c, u.URL, nil
 	}
+	c, err, _ := u.clientBuilds.Do(repo, func() (any, error) { return u.buildClient(ctx, repo) })
+	if err != nil {
+		return nil, "", err
+	}
+	return c.(*http.Client), u.URL, nil
+}
+
+// buildClient builds and keeps the client of client.
+func (u *upstream) buildClient(ctx context.Context, repo string) (*http.Client, error) {
 	host := strings.TrimPrefix(strings.TrimPrefix(u.URL, "https://"), "http://")
 	var opts []name.Option
 	if strings.HasPrefix(u.URL, "http://") {
@@ -857,24 +867,24 @@ func (u *upstream) client(ctx context.Context, repo string) (*http.Client, strin
 	}
 	r, err := name.NewRepository(host+"/"+repo, opts...)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	var auth authn.Authenticator = authn.Anonymous
 	if user, pass := u.credentials(u.keychain); user != "" {
 		auth = &authn.Basic{Username: user, Password: pass}
 	}
-	tr, err := transport.NewWithContext(ctx, r.Registry, auth, transport.NewUserAgent(upstreamTransport, version.UserAgent()), []string{r.Scope(transport.PullScope)})
+	tr, err := transport.NewWithContext(ctx, r.Registry, auth, transport.NewUserAgent(upstreamPings.Transport(upstreamTransport), version.UserAgent()), []string{r.Scope(transport.PullScope)})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	bc = blobClient{c: &http.Client{Transport: tr}, at: time.Now()}
+	bc := blobClient{c: &http.Client{Transport: tr}, at: time.Now()}
 	u.clientsMu.Lock()
 	defer u.clientsMu.Unlock()
 	if u.clients == nil || len(u.clients) >= 1<<12 {
 		u.clients = map[string]blobClient{}
 	}
 	u.clients[repo] = bc
-	return bc.c, u.URL, nil
+	return bc.c, nil
 }
 
 // upstreamTransport carries the mirror's own requests to upstreams: a

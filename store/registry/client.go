@@ -70,7 +70,11 @@ func newClient(ctx context.Context, reg name.Registry, scopes []string, o *optio
 			return nil, fmt.Errorf("credentials for %s: %w", reg, err)
 		}
 	}
-	base := transport.NewUserAgent(stall.Wrap(o.transport, o.stall), o.userAgent)
+	var base http.RoundTripper = stall.Wrap(o.transport, o.stall)
+	if o.clients != nil {
+		base = o.clients.pingCache().Transport(base)
+	}
+	base = transport.NewUserAgent(base, o.userAgent)
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, scopes)
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to %s: %w", reg, err))

@@ -4,8 +4,11 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/ferry-dev/ferry/internal/pingcache"
 )
 
 // Clients shares authenticated clients among the Repos opened with it
@@ -13,11 +16,29 @@ import (
 // images of one repository in a run share one connection pool and ask
 // for one token, not one each. Every Repo opened with one Clients must be
 // opened with the same other options (credentials, transport, network
-// settings): they are not part of the key. Safe for concurrent use; the
-// zero value is ready to use.
+// settings): they are not part of the key. The clients also share their
+// registries' answers to pings: a client for new scopes (a mount's, from
+// another repository) asks no second time within clientPingFresh. Safe
+// for concurrent use; the zero value is ready to use.
 type Clients struct {
-	mu sync.Mutex
-	m  map[string]*sharedClient
+	mu    sync.Mutex
+	m     map[string]*sharedClient
+	pings *pingcache.Cache
+}
+
+// clientPingFresh is how long the clients of one Clients take a
+// registry's answer to a ping (200, or 401 with its challenge) as its
+// answer again.
+const clientPingFresh = time.Minute
+
+// pingCache returns the cache of the registries' answers to pings.
+func (cs *Clients) pingCache() *pingcache.Cache {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.pings == nil {
+		cs.pings = &pingcache.Cache{TTL: clientPingFresh, Challenges: true}
+	}
+	return cs.pings
 }
 
 // sharedClient is a client being opened (done open) or opened.

@@ -54,3 +54,33 @@ func TestClientsShareOneClientPerScopes(t *testing.T) {
 		t.Errorf("2 Repos without Clients pinged %d times, want 2", n)
 	}
 }
+
+// TestClientsShareTheirPings: Repos of one registry opened with one
+// Clients for other scopes (each repository of a sync, and the mounts
+// between them) get their own clients but ping the registry once.
+func TestClientsShareTheirPings(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	cs := &Clients{}
+	before := reg.Count("GET", "/v2/")
+	var g errgroup.Group
+	for _, repo := range []string{"a", "b", "c", "d"} {
+		g.Go(func() error {
+			ref, err := name.ParseReference(reg.Ref(repo, "v1"))
+			if err != nil {
+				return err
+			}
+			from, err := name.NewRepository(reg.Host + "/base")
+			if err != nil {
+				return err
+			}
+			_, err = Open(context.Background(), ref, WithInsecure(true), WithClients(cs), WithPush(), WithMountFrom(from))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Count("GET", "/v2/") - before; n != 1 {
+		t.Errorf("4 Repos with their own scopes sharing one Clients pinged %d times, want 1", n)
+	}
+}
