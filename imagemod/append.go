@@ -3,7 +3,6 @@ package imagemod
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,7 +37,8 @@ type AppendResult struct {
 //
 // A base index needs WithPlatform to choose its entry unless it has one;
 // scratch needs WithPlatform (os/arch[:os.version]) and gives an OCI
-// manifest. Local layers are compressed while hashed, then uploaded
+// manifest. Without it, or with nothing to add, the error wraps
+// ErrInvalid. Local layers are compressed while hashed, then uploaded
 // through WithBlobs' Blobs: skipped when dst has them, retried, verified
 // against the digest computed, reported in its events. A foreign layer is
 // read once from its URL (under the fetcher's policy, within its stall
@@ -58,7 +58,7 @@ func Append(ctx context.Context, base store.Source, dst store.Target, layers []L
 		return nil, err
 	}
 	if len(layers) == 0 && len(o.labels) == 0 && len(o.annotations) == 0 && o.entrypoint == nil {
-		return nil, errors.New("append: nothing to add (no layers, labels, annotations or entrypoint)")
+		return nil, fmt.Errorf("append: nothing to add (no layers, labels, annotations or entrypoint): %w", ErrInvalid)
 	}
 	var im *image
 	if base == nil {
@@ -149,7 +149,7 @@ func layerType(manifestType types.MediaType, isForeign bool) types.MediaType {
 // with no layers.
 func scratch(p *platform.Spec) (*image, error) {
 	if p == nil {
-		return nil, errors.New("append to scratch needs --platform os/arch[:os.version]")
+		return nil, fmt.Errorf("append to scratch needs a platform, os/arch[:os.version]: %w", ErrInvalid)
 	}
 	cfg := &v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion, RootFS: v1.RootFS{Type: "layers"}}
 	raw, err := encode(cfg)

@@ -37,11 +37,11 @@ var emptyConfig = []byte("{}")
 // The file is hashed while read, then uploaded with the config through
 // WithBlobs' Blobs (skipped when dst has them, verified, retried). The
 // manifest is stored by digest, untagged, and, where dst keeps referrers
-// (store.Referrers: a registry), recorded as a referrer of subject: the
-// registry lists it by itself when it has the referrers API, else it is
-// added under the referrers tag schema (sha256-<hex>). A store without
-// referrers (an OCI layout) gets the manifest only; the caller lists it,
-// as an untagged index.json entry for instance.
+// (store.Referrers), recorded as a referrer of subject: a registry lists
+// it by itself when it has the referrers API, else it is added under the
+// referrers tag schema (sha256-<hex>); an OCI layout lists it as an
+// untagged index.json entry. A store without referrers gets the manifest
+// only.
 //
 // Options: WithAnnotations (the manifest's), WithBlobs.
 func Attach(ctx context.Context, dst store.Target, subject v1.Descriptor, artifactType, path string, opts ...Option) (v1.Descriptor, error) {

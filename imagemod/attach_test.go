@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
 	"github.com/ferry-dev/ferry/platform"
+	"github.com/ferry-dev/ferry/store/ocilayout"
 )
 
 // TestEntrypointCreatedAndAttach appends a layer on scratch with an
@@ -24,14 +25,7 @@ func TestEntrypointCreatedAndAttach(t *testing.T) {
 	ctx := context.Background()
 	reg := fixture.NewRegistry(t)
 	dst := pushTo(t, reg, "app", "v1")
-	tree := t.TempDir()
-	if err := os.WriteFile(filepath.Join(tree, "hello"), []byte("hi"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := platform.ParseSpec("linux/arm64")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tree, spec := helloTree(t, "linux/arm64")
 	created := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
 	if _, err := Append(ctx, nil, dst, nil, WithPlatform(spec), WithEntrypoint()); err == nil {
 		t.Error("an empty entrypoint was taken")
@@ -110,4 +104,65 @@ func TestEntrypointCreatedAndAttach(t *testing.T) {
 	if err != nil || string(got) != `{"bomFormat":"CycloneDX"}` {
 		t.Errorf("the attached blob: %q %v", got, err)
 	}
+}
+
+// TestAttachToLayout: attached twice to an image in an OCI layout, a file
+// is one referrer, listed once, untagged, in index.json with its
+// artifactType and annotations, and the layout lists it as a referrer of
+// the image.
+func TestAttachToLayout(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "layout")
+	dst := ocilayout.Open(dir, "v1", "")
+	defer dst.Close()
+	tree, spec := helloTree(t, "linux/amd64")
+	res, err := Append(ctx, nil, dst, []Layer{{Path: tree}}, WithPlatform(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom := filepath.Join(t.TempDir(), "app.cdx.json")
+	if err := os.WriteFile(sbom, []byte(`{"bomFormat":"CycloneDX"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const artifactType = "application/vnd.cyclonedx+json"
+	ann := map[string]string{"org.opencontainers.image.created": "2026-12-07T03:00:00Z"}
+	var d v1.Descriptor
+	for range 2 {
+		if d, err = Attach(ctx, dst, res.Written, artifactType, sbom, WithAnnotations(ann)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx, err := dst.ReadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []v1.Descriptor
+	for _, e := range idx.Manifests {
+		if e.Digest == d.Digest {
+			listed = append(listed, e)
+		}
+	}
+	if len(listed) != 1 || listed[0].ArtifactType != artifactType || listed[0].Annotations[ocilayout.RefNameAnnotation] != "" ||
+		listed[0].Annotations["org.opencontainers.image.created"] != ann["org.opencontainers.image.created"] {
+		t.Errorf("index.json lists the SBOM as %+v, want one untagged entry with its artifactType and annotations", listed)
+	}
+	refs, err := dst.Referrers(ctx, res.Written)
+	if err != nil || len(refs) != 1 || refs[0].Digest != d.Digest || refs[0].ArtifactType != artifactType {
+		t.Errorf("referrers of %s: %+v, %v; want %s", res.Written.Digest, refs, err, d.Digest)
+	}
+}
+
+// helloTree writes a directory holding one file, hello, for a layer, and
+// parses the platform plat.
+func helloTree(t *testing.T, plat string) (string, platform.Spec) {
+	t.Helper()
+	tree := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tree, "hello"), []byte("hi"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := platform.ParseSpec(plat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree, spec
 }

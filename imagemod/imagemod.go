@@ -46,6 +46,10 @@ var (
 	ErrNoBase = errors.New("old base unknown")
 	// ErrNoMatch means a platform has no counterpart in another image.
 	ErrNoMatch = errors.New("no matching platform")
+	// ErrInvalid means the arguments and options cannot make an image
+	// (Append to scratch without a platform, or with nothing to add);
+	// nothing was read or written. A command reports it as bad usage.
+	ErrInvalid = errors.New("invalid arguments")
 )
 
 // image is one image manifest with its config, read from a source.

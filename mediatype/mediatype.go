@@ -190,3 +190,58 @@ func Sniff(raw []byte) (types.MediaType, error) {
 	}
 	return "", errors.New("neither an image manifest nor an index (no mediaType, config or manifests)")
 }
+
+// Referrer is what the referrers API (OCI distribution-spec 1.1) lists of
+// a manifest, and the subject that manifest refers to.
+type Referrer struct {
+	// Subject is the digest of the manifest's subject; "" when it has
+	// none.
+	Subject string
+	// MediaType is the manifest's: an OCI image manifest or index.
+	MediaType types.MediaType
+	// ArtifactType is the manifest's artifactType or, when an image
+	// manifest has none, its config's media type.
+	ArtifactType string
+	// Annotations are the manifest's.
+	Annotations map[string]string
+}
+
+// ParseReferrer reads the subject of an OCI image manifest or index and
+// what the referrers API lists of it. mediaType is the one it was pushed
+// or stored with; when that is not an OCI type the body's own mediaType
+// decides. Other manifests (Docker schema 2) cannot have a subject: ok is
+// false, as it is for bytes that are not JSON.
+func ParseReferrer(mediaType types.MediaType, raw []byte) (r Referrer, ok bool) {
+	// An index has no config; otherwise the two share these fields.
+	var m struct {
+		MediaType    types.MediaType `json:"mediaType"`
+		ArtifactType string          `json:"artifactType"`
+		Config       struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+		Subject *struct {
+			Digest string `json:"digest"`
+		} `json:"subject"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Referrer{}, false
+	}
+	if mediaType != types.OCIManifestSchema1 && mediaType != types.OCIImageIndex {
+		mediaType = m.MediaType
+	}
+	r = Referrer{MediaType: mediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations}
+	switch mediaType {
+	case types.OCIManifestSchema1:
+		if r.ArtifactType == "" {
+			r.ArtifactType = m.Config.MediaType
+		}
+	case types.OCIImageIndex:
+	default:
+		return Referrer{}, false
+	}
+	if m.Subject != nil {
+		r.Subject = m.Subject.Digest
+	}
+	return r, true
+}

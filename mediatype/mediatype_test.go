@@ -2,6 +2,8 @@ package mediatype
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -153,5 +155,31 @@ func TestLocalized(t *testing.T) {
 	}
 	if got, ok := Localized(string(types.OCILayer), OCIManifest); ok {
 		t.Errorf("Localized of an ordinary layer = %q, true", got)
+	}
+}
+
+// TestParseReferrer: the referrers API's artifactType is a manifest's own,
+// else an image manifest's config media type (an index has none); the
+// subject and annotations are read; a Docker manifest has no subject.
+func TestParseReferrer(t *testing.T) {
+	subject := "sha256:" + strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		name, mt, raw string
+		ok            bool
+		want          Referrer
+	}{
+		{"manifest with artifactType", "", `{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"a/sig","config":{"mediaType":"application/vnd.oci.empty.v1+json"},"subject":{"digest":"` + subject + `"},"annotations":{"k":"v"}}`,
+			true, Referrer{Subject: subject, MediaType: types.OCIManifestSchema1, ArtifactType: "a/sig", Annotations: map[string]string{"k": "v"}}},
+		{"manifest without artifactType, type from the push", "application/vnd.oci.image.manifest.v1+json", `{"config":{"mediaType":"a/cfg"},"subject":{"digest":"` + subject + `"}}`,
+			true, Referrer{Subject: subject, MediaType: types.OCIManifestSchema1, ArtifactType: "a/cfg"}},
+		{"index without subject", "", `{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`,
+			true, Referrer{MediaType: types.OCIImageIndex}},
+		{"docker manifest", "", `{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"a/cfg"},"subject":{"digest":"` + subject + `"}}`, false, Referrer{}},
+		{"not JSON", "", `{`, false, Referrer{}},
+	} {
+		got, ok := ParseReferrer(types.MediaType(c.mt), []byte(c.raw))
+		if ok != c.ok || fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: %+v, %v; want %+v, %v", c.name, got, ok, c.want, c.ok)
+		}
 	}
 }

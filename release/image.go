@@ -47,8 +47,8 @@ import (
 // belongs to the image holding that binary, and a scanner that picks a
 // platform looks for the referrers of that platform's manifest digest.
 // An SBOM lists the binary's modules, not the CA bundle beside it. In an
-// OCI layout (no referrers API) the SBOM manifests are listed untagged in
-// index.json, beside the tagged index.
+// OCI layout the store lists the SBOM manifests untagged in index.json,
+// beside the tagged index (ocilayout's AddReferrer).
 //
 // Nothing depends on when or where it runs but the CA bundle: the same
 // release directory and bundle give the same index digest.
@@ -151,7 +151,7 @@ func buildImage(ctx context.Context, o imageOptions) (*builtImage, error) {
 	// before the index is tagged: a failed attach leaves no tag, never
 	// one without its SBOMs.
 	attach := func(ctx context.Context, res *imagemod.IndexResult) (err error) {
-		out.sboms, err = attachSBOMs(ctx, dst, o.oci, files, res.Entries, stamp.time)
+		out.sboms, err = attachSBOMs(ctx, dst, files, res.Entries, stamp.time)
 		return err
 	}
 	res, err := imagemod.IndexCreate(ctx, dst, entries, nil, imagemod.WithAnnotations(stamp.labels()), imagemod.WithBeforeTag(attach))
@@ -163,13 +163,12 @@ func buildImage(ctx context.Context, o imageOptions) (*builtImage, error) {
 }
 
 // attachSBOMs attaches files[i].sbom to dst as a referrer of entries[i],
-// annotated with created, and returns the SBOM manifests. When dst is the
-// OCI layout at layout (not ""), which has no referrers API, it then lists
-// them, untagged, in its index.json beside the image, where tools find
-// them — only once all are attached, so that a failed attach writes no
-// index.json entry and closing a layout the build created removes what it
-// wrote.
-func attachSBOMs(ctx context.Context, dst store.Target, layout string, files []platformFiles, entries []v1.Descriptor, created time.Time) ([]v1.Descriptor, error) {
+// annotated with created, and returns the SBOM manifests. dst records
+// each as a referrer of its platform manifest (imagemod.Attach): an OCI
+// layout lists it, untagged, in index.json. When an attach fails, closing
+// a layout the build created removes what it wrote, those entries
+// included, since no tag came of it.
+func attachSBOMs(ctx context.Context, dst store.Target, files []platformFiles, entries []v1.Descriptor, created time.Time) ([]v1.Descriptor, error) {
 	ann := imagemod.WithAnnotations(map[string]string{"org.opencontainers.image.created": created.Format(time.RFC3339)})
 	var sboms []v1.Descriptor
 	for i, e := range entries {
@@ -179,26 +178,7 @@ func attachSBOMs(ctx context.Context, dst store.Target, layout string, files []p
 		}
 		sboms = append(sboms, d)
 	}
-	if layout != "" {
-		for _, d := range sboms {
-			if err := listInLayout(ctx, layout, d); err != nil {
-				return nil, err
-			}
-		}
-	}
 	return sboms, nil
-}
-
-// listInLayout adds desc, a manifest the layout dir holds, to its
-// index.json as an untagged entry.
-func listInLayout(ctx context.Context, dir string, desc v1.Descriptor) error {
-	l := ocilayout.Open(dir, "", "")
-	defer l.Close()
-	raw, err := l.FetchManifest(ctx, desc)
-	if err != nil {
-		return err
-	}
-	return l.Tag(ctx, desc, raw)
 }
 
 // releaseFiles finds the image platforms' archives and SBOMs in dist and

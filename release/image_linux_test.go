@@ -143,6 +143,13 @@ func TestImage(t *testing.T) {
 	if again.index.Digest != img.index.Digest || !slices.EqualFunc(again.sboms, img.sboms, func(a, b v1.Descriptor) bool { return a.Digest == b.Digest }) {
 		t.Errorf("a second build wrote %s with SBOMs %v; the first %s with %v", again.index.Digest, again.sboms, img.index.Digest, img.sboms)
 	}
+	for i, p := range again.platforms {
+		// The layout lists each SBOM, untagged, in index.json.
+		refs, err := ocilayout.Open(dir, "", "").Referrers(ctx, p)
+		if err != nil || len(refs) != 1 || refs[0].Digest != again.sboms[i].Digest || refs[0].ArtifactType != sbomArtifactType {
+			t.Errorf("referrers of %s in the layout: %+v, %v; want the SBOM %s", p.Digest, refs, err, again.sboms[i].Digest)
+		}
+	}
 	checkLayer(t, dir, img)
 }
 
@@ -394,8 +401,10 @@ func TestImageRefusals(t *testing.T) {
 }
 
 // TestFailedAttachLeavesNoLayout: when the second platform's SBOM cannot
-// be attached to an OCI layout the build created, index.json does not
-// list the first's, so closing the layout removes everything written.
+// be attached to an OCI layout the build created, the layout's index.json
+// lists the first's, untagged, and nothing tagged, so closing the layout
+// removes everything written, that index.json with no orphan entry
+// included.
 func TestFailedAttachLeavesNoLayout(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
@@ -407,8 +416,11 @@ func TestFailedAttachLeavesNoLayout(t *testing.T) {
 	subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}, Size: 100}
 	dir := filepath.Join(tmp, "layout")
 	dst := ocilayout.Open(dir, "1.0.0", "")
-	if _, err := attachSBOMs(ctx, dst, dir, files, []v1.Descriptor{subject, subject}, time.Unix(0, 0)); err == nil {
+	if _, err := attachSBOMs(ctx, dst, files, []v1.Descriptor{subject, subject}, time.Unix(0, 0)); err == nil {
 		t.Fatal("attached an SBOM that is not there")
+	}
+	if refs, err := ocilayout.Open(dir, "", "").Referrers(ctx, subject); err != nil || len(refs) != 1 || refs[0].ArtifactType != sbomArtifactType {
+		t.Fatalf("the layout does not list the first SBOM before Close: %+v, %v", refs, err)
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)

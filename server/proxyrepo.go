@@ -82,11 +82,11 @@ func (t *mirrorTags) Get(ctx context.Context, tag string) (v1.Descriptor, error)
 }
 
 func (t *mirrorTags) get(ctx context.Context, tag string) (v1.Descriptor, error) {
-	key := t.r.named.Name() + ":" + tag
-	if t.remote == nil || t.r.up.fresh(key, t.r.m.ttl) {
+	repo := t.r.named.Name()
+	if t.remote == nil || t.r.up.fresh(repo, tag, t.r.m.ttl) {
 		d, err := t.local.Get(ctx, tag)
 		if err != nil {
-			if t.r.m.waitStored(ctx, tagKey(t.r.named.Name(), tag)) { // on its way to the storage
+			if t.r.m.waitStored(ctx, tagKey(repo, tag)) { // on its way to the storage
 				d, err = t.local.Get(ctx, tag)
 			}
 		}
@@ -99,7 +99,7 @@ func (t *mirrorTags) get(ctx context.Context, tag string) (v1.Descriptor, error)
 		// Also when distribution fell back to the cache: an
 		// unreachable upstream is asked again after the TTL, not on
 		// every request.
-		t.r.up.markChecked(key)
+		t.r.up.markChecked(repo, tag)
 	}
 	return d, err
 }
@@ -133,22 +133,32 @@ func (t *mirrorTags) Lookup(ctx context.Context, d v1.Descriptor) ([]string, err
 	return t.local.Lookup(ctx, d)
 }
 
-// fresh reports whether key ("repo:tag") was checked upstream less than
-// ttl ago.
-func (u *upstream) fresh(key string, ttl time.Duration) bool {
-	u.checkedMu.Lock()
-	defer u.checkedMu.Unlock()
-	at, ok := u.checked[key]
+// fresh reports whether the local repository's tag was checked upstream
+// less than ttl ago.
+func (u *upstream) fresh(repo, tag string, ttl time.Duration) bool {
+	at, ok := u.lastChecked(repo, tag)
 	return ok && time.Since(at) < ttl
 }
 
-func (u *upstream) markChecked(key string) {
+// lastChecked returns when the local repository's tag was last checked
+// upstream; false when it has not been since the process started (or
+// since the record was cleared). fresh and the web view both read it.
+func (u *upstream) lastChecked(repo, tag string) (time.Time, bool) {
+	u.checkedMu.Lock()
+	defer u.checkedMu.Unlock()
+	at, ok := u.checked[repo+":"+tag]
+	return at, ok
+}
+
+// markChecked records that the local repository's tag was checked
+// upstream now.
+func (u *upstream) markChecked(repo, tag string) {
 	u.checkedMu.Lock()
 	defer u.checkedMu.Unlock()
 	if len(u.checked) >= 1<<16 {
 		clear(u.checked)
 	}
-	u.checked[key] = time.Now()
+	u.checked[repo+":"+tag] = time.Now()
 }
 
 // prefetchingManifests is distribution's proxy manifest service, which

@@ -54,12 +54,14 @@ import (
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
+	ggtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/regstorage/storedmanifest"
+	"github.com/ferry-dev/ferry/mediatype"
 )
 
 const (
@@ -466,37 +468,18 @@ type manifestFacts struct {
 }
 
 // parseManifest reads the subject and the referrers descriptor of an OCI
-// image manifest or index. mediaType is the one it was pushed or stored
-// with; when that is not an OCI type the body's own mediaType decides. Other
-// manifests (Docker schema 2) cannot have a subject: ok is false.
+// image manifest or index (mediatype.ParseReferrer).
 func parseManifest(mediaType string, payload []byte) (f manifestFacts, ok bool) {
-	// An index has no config; otherwise the two share the fields used here.
-	var m ocispec.Manifest
-	if err := json.Unmarshal(payload, &m); err != nil {
+	r, ok := mediatype.ParseReferrer(ggtypes.MediaType(mediaType), payload)
+	if !ok {
 		return manifestFacts{}, false
 	}
-	if mediaType != ocispec.MediaTypeImageManifest && mediaType != ocispec.MediaTypeImageIndex {
-		mediaType = m.MediaType
-	}
-	f.desc = ocispec.Descriptor{
-		MediaType:    mediaType,
+	return manifestFacts{subject: digest.Digest(r.Subject), desc: ocispec.Descriptor{
+		MediaType:    string(r.MediaType),
 		Size:         int64(len(payload)),
-		ArtifactType: m.ArtifactType,
-		Annotations:  m.Annotations,
-	}
-	switch mediaType {
-	case ocispec.MediaTypeImageManifest:
-		if f.desc.ArtifactType == "" {
-			f.desc.ArtifactType = m.Config.MediaType
-		}
-	case ocispec.MediaTypeImageIndex:
-	default:
-		return manifestFacts{}, false
-	}
-	if m.Subject != nil {
-		f.subject = m.Subject.Digest
-	}
-	return f, true
+		ArtifactType: r.ArtifactType,
+		Annotations:  r.Annotations,
+	}}, true
 }
 
 // manifestCache maps manifest digests to their facts. Entries never go stale

@@ -94,15 +94,18 @@ func (u *webUI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the web view is read-only", http.StatusMethodNotAllowed)
 		return
 	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	if strings.HasPrefix(p, "/ui/static/") {
+		// Style only: nothing the registry holds, so no login needed,
+		// and nothing the mirror stores to wait for.
+		u.static.ServeHTTP(w, r)
+		return
+	}
 	// A mirror's pages show what its clients have been served: the
 	// manifests and tags it stores in the background are waited for.
 	u.mirror.settled(r.Context())
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
 	switch {
-	case strings.HasPrefix(p, "/ui/static/"):
-		// Style only: nothing the registry holds, so no login needed.
-		u.static.ServeHTTP(w, r)
 	case p == "/" || p == "/ui" || p == "/ui/":
 		if u.allowed(w, r, auth.Access{Resource: auth.Resource{Type: "registry", Name: "catalog"}, Action: "*"}) {
 			u.repos(w, r)

@@ -60,10 +60,7 @@ func (m *mirror) lastChecked(local, tag string) (time.Time, bool) {
 	if up == nil {
 		return time.Time{}, false
 	}
-	up.checkedMu.Lock()
-	defer up.checkedMu.Unlock()
-	at, ok := up.checked[local+":"+tag]
-	return at, ok
+	return up.lastChecked(local, tag)
 }
 
 // localizes reports whether the mirror serves foreign layers as ordinary

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,7 +24,6 @@ type destination struct {
 	prefix string // registry: HOST[/PREFIX]
 	dir    string // layout directory or bundle file
 
-	mu     sync.Mutex // serializes a layout's index.json updates
 	writer *bundle.Writer
 }
 
@@ -87,12 +85,13 @@ func (d *destination) target(ctx context.Context, o *opener.Opener, src name.Ref
 	case location.OCIArchive:
 		return d.writer.Target(src), v1.Descriptor{}, nil
 	case location.OCILayout:
+		// The layout serializes the index.json updates of the targets
+		// (one per image) itself, and records referrers (store.Referrers).
 		l, err := o.Target(ctx, location.Location{Kind: location.OCILayout, Raw: d.name(src), Path: d.dir, Tag: src.Name()}, nil)
 		if err != nil {
 			return nil, v1.Descriptor{}, err
 		}
-		t := &lockedTag{Target: l, mu: &d.mu}
-		return t, current(ctx, l), nil
+		return l, current(ctx, l), nil
 	}
 	loc, err := o.Network().Parse(d.name(src))
 	if err != nil {
@@ -117,19 +116,6 @@ func current(ctx context.Context, t store.Target) v1.Descriptor {
 		return v1.Descriptor{}
 	}
 	return desc
-}
-
-// lockedTag serializes Tag across the targets of one layout, which each
-// rewrite its index.json.
-type lockedTag struct {
-	store.Target
-	mu *sync.Mutex
-}
-
-func (t *lockedTag) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.Target.Tag(ctx, desc, raw)
 }
 
 // open prepares the destination for writing (a bundle file).

@@ -17,8 +17,10 @@ const MaxReferrerDepth = 4
 // copied — signatures, SBOMs, attestations: manifests whose subject is
 // one of them — and, recursively, their referrers. They are listed
 // through the source's referrers API, or the referrers tag schema
-// (sha256-<hex>) where it has none; a destination without the API gets
-// them recorded under that tag schema. Both stores must be registries.
+// (sha256-<hex>) where it has none, or, in an OCI layout, by scanning
+// index.json; a registry destination without the API gets them recorded
+// under that tag schema, an OCI layout as untagged index.json entries
+// (store.Referrers). Both stores must be registries or OCI layouts.
 // Referrers of a manifest whose digest the copy changed (localize, url
 // rewrites) are not copied: they refer to the original digest. The
 // default copies no referrers.
@@ -47,11 +49,11 @@ func (t byDigest) MountBlob(ctx context.Context, desc v1.Descriptor, src store.S
 func (c *copier) copyReferrers(ctx context.Context, root *node) error {
 	from, ok := c.src.(store.Referrers)
 	if !ok {
-		return fmt.Errorf("%s cannot list referrers: --referrers needs a registry source", store.NameOf(c.src))
+		return fmt.Errorf("%s cannot list referrers: --referrers needs a registry or an OCI layout source", store.NameOf(c.src))
 	}
 	to, ok := c.dst.(store.Referrers)
 	if !ok {
-		return fmt.Errorf("%s cannot record referrers: --referrers needs a registry destination", store.NameOf(c.dst))
+		return fmt.Errorf("%s cannot record referrers: --referrers needs a registry or an OCI layout destination", store.NameOf(c.dst))
 	}
 	var subjects []v1.Descriptor
 	var walk func(n *node)

@@ -144,9 +144,6 @@ func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layer
 	default:
 		return usageErr(errors.New("append builds one image: give --platform once"))
 	}
-	if baseArg == "scratch" && len(f.platforms) == 0 {
-		return usageErr(errors.New("append to scratch needs --platform os/arch[:os.version]"))
-	}
 	f.platforms = nil // not a selection of what to copy
 	labels, err := parseKV("label", labelArgs)
 	if err != nil {
@@ -189,6 +186,11 @@ func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layer
 	rep.Close()
 	if cerr := dst.Close(); err == nil {
 		err = cerr
+	}
+	if errors.Is(err, imagemod.ErrInvalid) {
+		// On scratch without --platform, or nothing to add: the library
+		// checks the arguments, before anything is read or written.
+		return usageErr(err)
 	}
 	if err != nil {
 		return err

@@ -218,6 +218,7 @@ func TestAppendTarFiles(t *testing.T) {
 		code int
 	}{
 		{[]string{"append", "--layer", gzPath, "-t", reg.Ref("app/bad", "1")}, 2},                              // scratch without platform
+		{[]string{"append", "--platform", "linux/amd64", "-t", reg.Ref("app/bad", "1")}, 2},                    // nothing to add
 		{[]string{"append", "--platform", "linux/amd64", "--layer", notTar, "-t", reg.Ref("app/bad", "1")}, 1}, // not a tar
 		{[]string{"append", "--platform", "linux/amd64", "--foreign-url", "ftp://x/y", "-t", reg.Ref("app/bad", "1")}, 2},
 		{[]string{"append", "--platform", "linux/amd64", "--label", "novalue", "--layer", gzPath, "-t", reg.Ref("app/bad", "1")}, 2},

@@ -61,9 +61,9 @@ func errorJSON(err error) jsonError {
 }
 
 // registerReferrers adds --referrers, for the commands that copy between
-// registries.
+// registries and OCI layouts.
 func (f *copyFlags) registerReferrers(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&f.referrers, "referrers", false, "also copy the referrers (signatures, SBOMs, attestations) of every manifest copied, recursively: through the referrers API or the sha256-<hex> tag schema")
+	cmd.Flags().BoolVar(&f.referrers, "referrers", false, "also copy the referrers (signatures, SBOMs, attestations) of every manifest copied, recursively: through the referrers API or the sha256-<hex> tag schema, or an OCI layout's index.json")
 }
 
 // options turns the flags, and the global --stall-timeout and

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/internal/testkit/fixture"
+	"github.com/ferry-dev/ferry/store/ocilayout"
 	"github.com/ferry-dev/ferry/syncer"
 )
 
@@ -198,4 +201,134 @@ func TestCopyReferrers(t *testing.T) {
 	if got.Status != syncer.Skipped || got.Copy == nil || got.Bytes != int64(len(late)) || got.Bytes != got.Copy.Bytes || rep.Totals.Bytes != got.Bytes {
 		t.Errorf("sync --json rerun bringing a %d-byte referrer: image %+v, copy %+v, totals %+v", len(late), got, got.Copy, rep.Totals)
 	}
+}
+
+// layoutReferrers returns the artifact types of subject's referrers in the
+// OCI layout at dir, as the layout store lists them, sorted.
+func layoutReferrers(t *testing.T, dir string, subject v1.Descriptor) []string {
+	t.Helper()
+	refs, err := ocilayout.Open(dir, "", "").Referrers(context.Background(), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return artifactTypes(refs)
+}
+
+// untaggedEntries returns index.json's untagged entries in the layout at
+// dir by digest, read as the file says.
+func untaggedEntries(t *testing.T, dir string) map[v1.Hash]v1.Descriptor {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	out := map[v1.Hash]v1.Descriptor{}
+	for _, d := range idx.Manifests {
+		if d.Annotations[ocilayout.RefNameAnnotation] != "" {
+			continue
+		}
+		if _, dup := out[d.Digest]; dup {
+			t.Errorf("index.json lists %s twice", d.Digest)
+		}
+		out[d.Digest] = d
+	}
+	return out
+}
+
+// TestCopyReferrersToLayout: copy --referrers from a registry into an OCI
+// layout lists the image's signature and SBOM (and the SBOM's
+// attestation) as untagged index.json entries with their artifactType,
+// once however often it runs; the layout lists them as referrers, and
+// copies them on with --referrers; sync --referrers into a layout does the
+// same, and its rerun brings a signature added since. regctl, when on
+// PATH, finds them too.
+func TestCopyReferrersToLayout(t *testing.T) {
+	urls := fixture.NewURLServer(t)
+	src := fixture.NewRegistry(t)
+	img := urls.WindowsImage(t, fixture.ImageSpec{OSVersion: "10.0.17763.1", Layers: 1, Seed: 6, OCI: true})
+	id := src.Push(t, "app", "v1", img)
+	raw, _, _ := src.Manifest(t, "app", "v1")
+	subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: id, Size: int64(len(raw))}
+	sig := pushReferrer(t, src, "app", subject, sigType, "signature")
+	sbom := pushReferrer(t, src, "app", subject, sbomType, "sbom")
+	att := pushReferrer(t, src, "app", sbom, attType, "attestation of the sbom")
+
+	dir := filepath.Join(t.TempDir(), "layout")
+	for range 2 {
+		if _, stderr, code := run(t, "copy", "--referrers", src.Ref("app", "v1"), "oci:"+dir+":v1"); code != 0 {
+			t.Fatalf("copy --referrers to oci:%s: exit %d: %s", dir, code, stderr)
+		}
+	}
+	entries := untaggedEntries(t, dir)
+	for _, want := range []v1.Descriptor{sig, sbom, att} {
+		got, ok := entries[want.Digest]
+		if !ok || got.ArtifactType != want.ArtifactType || got.Size != want.Size || got.MediaType != types.OCIManifestSchema1 {
+			t.Errorf("index.json lists %s as %+v (listed: %v), want an untagged %s entry", want.Digest, got, ok, want.ArtifactType)
+		}
+	}
+	if len(entries) != 3 {
+		t.Errorf("index.json has %d untagged entries, want the 3 referrers: %v", len(entries), entries)
+	}
+	if got := layoutReferrers(t, dir, subject); strings.Join(got, " ") != sbomType+" "+sigType {
+		t.Errorf("the layout lists %v as referrers of the image", got)
+	}
+	if got := layoutReferrers(t, dir, sbom); strings.Join(got, " ") != attType {
+		t.Errorf("the layout lists %v as referrers of the sbom", got)
+	}
+	if out, stderr, code := run(t, "inspect", "--raw", "oci:"+dir); code != 0 || !strings.Contains(out, `"layers"`) {
+		t.Errorf("inspect oci:%s (its only image, beside the referrers): exit %d: %s %s", dir, code, out, stderr)
+	}
+
+	// From the layout on to a registry: the layout is a referrers source.
+	on := fixture.NewRegistry(t)
+	if _, stderr, code := run(t, "copy", "--referrers", "oci:"+dir+":v1", on.Ref("app", "v1")); code != 0 {
+		t.Fatalf("copy --referrers from oci:%s: exit %d: %s", dir, code, stderr)
+	}
+	if got := listedReferrers(t, on, "app", id); strings.Join(got, " ") != sbomType+" "+sigType {
+		t.Errorf("copied on from the layout: the registry lists %v as referrers of the image", got)
+	}
+	if got := listedReferrers(t, on, "app", sbom.Digest); strings.Join(got, " ") != attType {
+		t.Errorf("copied on from the layout: the registry lists %v as referrers of the sbom", got)
+	}
+
+	// sync --referrers into a layout, and a rerun with the image up to
+	// date brings a signature added since.
+	file := filepath.Join(t.TempDir(), "sync.yaml")
+	os.WriteFile(file, []byte(src.Host+":\n  images:\n    app: [v1]\n  referrers: true\n"), 0o644)
+	synced := filepath.Join(t.TempDir(), "synced")
+	if _, stderr, code := run(t, "sync", file, "oci:"+synced); code != 0 {
+		t.Fatalf("sync to oci:%s: exit %d: %s", synced, code, stderr)
+	}
+	pushReferrer(t, src, "app", subject, "application/vnd.example.late", "late signature")
+	if out, stderr, code := run(t, "sync", file, "oci:"+synced); code != 0 || !strings.Contains(out, "skipped ") {
+		t.Fatalf("sync rerun: exit %d: %s %s", code, out, stderr)
+	}
+	if got := layoutReferrers(t, synced, subject); strings.Join(got, " ") != sbomType+" "+sigType+" application/vnd.example.late" {
+		t.Errorf("the synced layout lists %v as referrers of the image", got)
+	}
+	if got := len(untaggedEntries(t, synced)); got != 4 {
+		t.Errorf("the synced layout's index.json has %d untagged entries, want 4 referrers", got)
+	}
+
+	t.Run("regctl", func(t *testing.T) {
+		regctl, err := exec.LookPath("regctl")
+		if err != nil {
+			t.Skip("regctl is not on PATH")
+		}
+		cmd := exec.Command(regctl, "artifact", "list", "--slow-referrers", "--format", "{{range .Descriptors}}{{.ArtifactType}} {{.Digest}}\n{{end}}", "ocidir://"+dir+":v1")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("regctl artifact list: %v\n%s", err, out)
+		}
+		for _, want := range []v1.Descriptor{sig, sbom} {
+			if !strings.Contains(string(out), want.ArtifactType+" "+want.Digest.String()) {
+				t.Errorf("regctl artifact list does not list %s %s:\n%s", want.ArtifactType, want.Digest, out)
+			}
+		}
+	})
 }

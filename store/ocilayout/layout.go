@@ -5,7 +5,9 @@
 //	DIR/
 //	  oci-layout            {"imageLayoutVersion":"1.0.0"}
 //	  index.json            one entry per tagged image, the tag in the
-//	                        org.opencontainers.image.ref.name annotation
+//	                        org.opencontainers.image.ref.name annotation;
+//	                        an untagged entry per referrer (signature,
+//	                        SBOM) AddReferrer recorded (see referrers.go)
 //	  blobs/sha256/<hex>    manifests, indexes, configs and layers
 //
 // Several images share one layout and their blobs are stored once. Every
@@ -46,19 +48,23 @@ type Layout struct {
 	fsys   fs.FS  // what reads go through: the directory, or an archive's index
 	tag    string
 	digest string
+	ro     bool // OpenFS: nothing is written
 
-	mu sync.Mutex // serializes index.json updates within this process
+	facts factCache // what the layout's manifests say of their subjects
 
 	prepare sync.Once
 	wmu     sync.Mutex
-	created bool     // the first write made the directory
-	wrote   []string // blob files written, removed again with a directory made for nothing
+	created bool             // the first write made the directory
+	wrote   []string         // blob files written, removed again with a directory made for nothing
+	tagged  bool             // Tag wrote index.json
+	listed  map[v1.Hash]bool // referrers AddReferrer listed in index.json
 }
 
 var (
-	_ store.Source = (*Layout)(nil)
-	_ store.Target = (*Layout)(nil)
-	_ store.Named  = (*Layout)(nil)
+	_ store.Source    = (*Layout)(nil)
+	_ store.Target    = (*Layout)(nil)
+	_ store.Named     = (*Layout)(nil)
+	_ store.Referrers = (*Layout)(nil)
 )
 
 // Open binds to the image tag (or digest) names in the layout at dir.
@@ -69,7 +75,47 @@ func Open(dir, tag, digest string) *Layout {
 // OpenFS binds a read-only layout whose files fsys serves (for example an
 // archive's table of contents); name is the location for messages.
 func OpenFS(name string, fsys fs.FS, tag, digest string) *Layout {
-	return &Layout{dir: name, name: name, fsys: fsys, tag: tag, digest: digest}
+	return &Layout{dir: name, name: name, fsys: fsys, tag: tag, digest: digest, ro: true}
+}
+
+// indexLocks serializes the index.json updates of every Layout of this
+// process, one lock per directory: the Layouts a sync opens into one
+// layout (one per image) each add their tag and referrers.
+var indexLocks sync.Map // absolute directory -> *sync.Mutex
+
+// lockIndex locks the layout's index.json against the other updates of
+// this process and returns the unlock.
+func (l *Layout) lockIndex() func() {
+	key := l.dir
+	if abs, err := filepath.Abs(l.dir); err == nil {
+		key = abs
+	}
+	v, _ := indexLocks.LoadOrStore(key, new(sync.Mutex))
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// updateIndex rewrites index.json (a new one when there is none yet)
+// with what change makes of it, atomically, under the directory's lock;
+// nothing is written when change returns false.
+func (l *Layout) updateIndex(change func(idx *v1.IndexManifest) bool) error {
+	defer l.lockIndex()()
+	idx, err := l.ReadIndex()
+	if errors.Is(err, store.ErrNotFound) {
+		idx, err = &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if !change(idx) {
+		return nil
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(l.dir, "index.json"), b)
 }
 
 // Name returns the location as written.
@@ -92,19 +138,21 @@ func BlobName(d v1.Hash) string { return "blobs/" + d.Algorithm + "/" + d.Hex }
 
 // Close implements store.Source and store.Target.
 //
-// When this Layout's writes made the directory and no index.json came of
-// them (the copy failed or was interrupted), Close removes what they wrote
-// and the directories left empty, so that a failed pull leaves no layout
-// without an index behind. Files other writers put there stay.
+// When this Layout's writes made the directory and tagged nothing in it
+// (the copy failed or was interrupted) — index.json absent, or listing
+// only referrers this Layout's AddReferrer added — Close removes what they
+// wrote, that index.json, and the directories left empty, so that a
+// failed pull or attach leaves no layout without its image behind. Files
+// other writers put there stay.
 func (l *Layout) Close() error {
 	l.wmu.Lock()
-	created, wrote := l.created, l.wrote
-	l.created, l.wrote = false, nil
+	created, wrote, listed := l.created && !l.tagged, l.wrote, l.listed
+	l.created, l.wrote, l.listed = false, nil, nil
 	l.wmu.Unlock()
 	if !created {
 		return nil
 	}
-	if _, err := os.Lstat(filepath.Join(l.dir, "index.json")); !errors.Is(err, fs.ErrNotExist) {
+	if !l.removeListedOnly(listed) {
 		return nil
 	}
 	for _, p := range wrote {
@@ -154,7 +202,9 @@ func (l *Layout) ReadIndex() (*v1.IndexManifest, error) {
 // image manifest or index (a layer, a config).
 var ErrNotManifest = errors.New("not an image manifest or index")
 
-// Resolve implements store.Source.
+// Resolve implements store.Source. With neither a tag nor a digest it is
+// the layout's only image: the referrers listed beside it (AddReferrer)
+// are not images of their own.
 func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 	idx, err := l.ReadIndex()
 	if err != nil {
@@ -177,6 +227,9 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 		if l.tag == "" || d.Annotations[RefNameAnnotation] == l.tag {
 			match = append(match, d)
 		}
+	}
+	if l.tag == "" && len(match) > 1 {
+		match = l.dropReferrers(ctx, match)
 	}
 	switch len(match) {
 	case 0:
@@ -417,33 +470,28 @@ func (l *Layout) Tag(ctx context.Context, desc v1.Descriptor, raw []byte) error 
 	if err := l.PushManifest(ctx, desc, raw); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	idx, err := l.ReadIndex()
-	if errors.Is(err, store.ErrNotFound) {
-		idx, err = &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
-	}
-	if err != nil {
-		return err
-	}
 	entry := v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}
 	if l.tag != "" {
 		entry.Annotations = map[string]string{RefNameAnnotation: l.tag}
 	}
-	var kept []v1.Descriptor
-	for _, d := range idx.Manifests {
-		if l.tag != "" && d.Annotations[RefNameAnnotation] == l.tag {
-			continue
+	err := l.updateIndex(func(idx *v1.IndexManifest) bool {
+		var kept []v1.Descriptor
+		for _, d := range idx.Manifests {
+			if l.tag != "" && d.Annotations[RefNameAnnotation] == l.tag {
+				continue
+			}
+			if l.tag == "" && d.Digest == desc.Digest && d.Annotations[RefNameAnnotation] == "" {
+				continue
+			}
+			kept = append(kept, d)
 		}
-		if l.tag == "" && d.Digest == desc.Digest && d.Annotations[RefNameAnnotation] == "" {
-			continue
-		}
-		kept = append(kept, d)
+		idx.Manifests = append(kept, entry)
+		return true
+	})
+	if err == nil {
+		l.wmu.Lock()
+		l.tagged = true
+		l.wmu.Unlock()
 	}
-	idx.Manifests = append(kept, entry)
-	b, err := json.Marshal(idx)
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(filepath.Join(l.dir, "index.json"), b)
+	return err
 }

@@ -30,6 +30,13 @@
 //     the layer keeping its media type and urls.
 //   - Existing: a blob the target holds is reported by HasBlob (one it
 //     does not hold is not), and pushing it again is harmless.
+//   - Referrers: a target that implements store.Referrers, given a
+//     manifest pushed by digest whose subject is the tagged image, records
+//     it as a referrer once however often AddReferrer is called, and lists
+//     it among the image's referrers with its artifactType and
+//     annotations, as the referrers API would; so does what it wrote,
+//     reopened, when that implements store.Referrers. Other targets skip
+//     the case.
 //
 // After every refused or failed write nothing of it is visible: HasBlob
 // says the target does not hold the blob, and once a small image has been
@@ -100,6 +107,7 @@ const (
 	ReaderFails         = "ReaderFails"
 	Foreign             = "Foreign"
 	Existing            = "Existing"
+	Referrers           = "Referrers"
 )
 
 // Options declares what a store is known not to do. Capabilities a store
@@ -127,6 +135,7 @@ func Run(t *testing.T, open Open, o Options) {
 		{ReaderFails, readerFails},
 		{Foreign, foreignLayer},
 		{Existing, existing},
+		{Referrers, referrers},
 	}
 	for name := range o.Gaps {
 		if !slices.ContainsFunc(cases, func(c testCase) bool { return c.name == name }) {
@@ -633,4 +642,52 @@ func existing(t *testing.T, s *suite) {
 	src := s.source(t)
 	checkResolves(t, src, im.manifest)
 	checkImage(t, src, im)
+}
+
+func referrers(t *testing.T, s *suite) {
+	ctx := context.Background()
+	rt, ok := s.target.(store.Referrers)
+	if !ok {
+		t.Skip("the target does not implement store.Referrers")
+	}
+	im := newImage(t, 1)
+	s.write(t, im)
+	const artifactType = "application/vnd.example.signature"
+	empty := blob.DescriptorOf([]byte("{}"), types.OCIEmptyJSON)
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: artifactType, Config: empty,
+		Layers: []v1.Descriptor{empty}, Subject: &v1.Descriptor{MediaType: im.manifest.MediaType, Digest: im.manifest.Digest, Size: im.manifest.Size},
+		Annotations: map[string]string{"org.example.signed-by": "storetest"}}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := blob.DescriptorOf(raw, types.OCIManifestSchema1)
+	if err := s.target.PushBlob(ctx, empty, bytes.NewReader([]byte("{}"))); err != nil {
+		t.Fatalf("push the empty config: %v", err)
+	}
+	if err := s.target.PushManifest(ctx, ref, raw); err != nil {
+		t.Fatalf("push the referrer: %v", err)
+	}
+	withType := ref
+	withType.ArtifactType = artifactType
+	for range 2 {
+		if err := rt.AddReferrer(ctx, im.manifest, withType); err != nil {
+			t.Fatalf("AddReferrer: %v", err)
+		}
+	}
+	check := func(what string, r store.Referrers) {
+		t.Helper()
+		refs, err := r.Referrers(ctx, im.manifest)
+		if err != nil {
+			t.Fatalf("%s: Referrers: %v", what, err)
+		}
+		if len(refs) != 1 || refs[0].Digest != ref.Digest || refs[0].Size != ref.Size || refs[0].MediaType != types.OCIManifestSchema1 ||
+			refs[0].ArtifactType != artifactType || refs[0].Annotations["org.example.signed-by"] != "storetest" {
+			t.Errorf("%s: Referrers = %+v, want the one referrer %s (%s, annotated)", what, refs, ref.Digest, artifactType)
+		}
+	}
+	check("the target", rt)
+	if r, ok := s.source(t).(store.Referrers); ok {
+		check("reopened", r)
+	}
 }
