@@ -843,7 +843,8 @@ type blobClient struct {
 // the upstream's base URL, building it (which asks the upstream's /v2/
 // for its authentication challenge, and a token) when there is none or it
 // is due for new credentials. The blobs a client pulls at once share one
-// build.
+// build, which runs under the context of the caller that started it (a
+// download's, the server's; or a late client's request's).
 func (u *upstream) client(ctx context.Context, repo string) (*http.Client, string, error) {
 	u.clientsMu.Lock()
 	bc, ok := u.clients[repo]
@@ -851,14 +852,27 @@ func (u *upstream) client(ctx context.Context, repo string) (*http.Client, strin
 	if ok && time.Since(bc.at) < rebuildAfter {
 		return bc.c, u.URL, nil
 	}
-	c, err, _ := u.clientBuilds.Do(repo, func() (any, error) { return u.buildClient(ctx, repo) })
-	if err != nil {
-		return nil, "", err
+	for {
+		ch := u.clientBuilds.DoChan(repo, func() (any, error) { return u.buildClient(ctx, repo) })
+		select {
+		case res := <-ch:
+			// The build was another caller's, cancelled with its
+			// request while this one goes on: build again.
+			if res.Err != nil && res.Shared && ctx.Err() == nil &&
+				(errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, context.DeadlineExceeded)) {
+				continue
+			}
+			if res.Err != nil {
+				return nil, "", res.Err
+			}
+			return res.Val.(*http.Client), u.URL, nil
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
 	}
-	return c.(*http.Client), u.URL, nil
 }
 
-// buildClient builds and keeps the client of client.
+// buildClient builds and keeps the client of repository repo (client).
 func (u *upstream) buildClient(ctx context.Context, repo string) (*http.Client, error) {
 	host := strings.TrimPrefix(strings.TrimPrefix(u.URL, "https://"), "http://")
 	var opts []name.Option
