@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -237,7 +238,26 @@ func (l *Layout) Resolve(ctx context.Context) (v1.Descriptor, error) {
 	case 1:
 		return match[0], nil
 	}
-	return v1.Descriptor{}, fmt.Errorf("%s: the layout holds %d images; name one with :TAG or @DIGEST", l.Name(), len(match))
+	return v1.Descriptor{}, fmt.Errorf("%s: the layout holds %d images (%s); name one with :TAG or @DIGEST", l.Name(), len(match), imageNames(match))
+}
+
+// imageNames lists index.json entries as a user names them: :TAG, or
+// @DIGEST when untagged; the first few, for a message.
+func imageNames(entries []v1.Descriptor) string {
+	const most = 8
+	var names []string
+	for i, d := range entries {
+		if i == most {
+			names = append(names, fmt.Sprintf("and %d more", len(entries)-most))
+			break
+		}
+		if tag := d.Annotations[RefNameAnnotation]; tag != "" {
+			names = append(names, ":"+tag)
+		} else {
+			names = append(names, "@"+d.Digest.String())
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // withoutRefName returns d without the tag annotation (its other

@@ -236,3 +236,22 @@ func TestAddReferrerConcurrentLayouts(t *testing.T) {
 		t.Errorf("Referrers = %d, %v; want %d", len(got), err, n)
 	}
 }
+
+// TestResolveNamesTheImages: a layout holding two images (beside a
+// referrer) opened with neither tag nor digest fails naming the images
+// as they can be opened, not the referrer.
+func TestResolveNamesTheImages(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	subject := writeImage(t, dir, "v1", "latest")
+	sigRaw, sig := referrerManifest(t, subject, "application/vnd.example.signature", string(types.OCIEmptyJSON), nil)
+	l := Open(dir, "", "")
+	pushManifest(t, l, sig, sigRaw)
+	if err := l.AddReferrer(ctx, subject, sig); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir, "", "").Resolve(ctx)
+	if err == nil || !strings.Contains(err.Error(), "holds 2 images (:v1, :latest)") || strings.Contains(err.Error(), sig.Digest.String()) {
+		t.Errorf("Resolve without a name = %v, want it to name :v1 and :latest only", err)
+	}
+}
