@@ -145,6 +145,7 @@ func (l *Layout) AddReferrer(ctx context.Context, subject, referrer v1.Descripto
 		return fmt.Errorf("%s: manifest %s is not a referrer of %s (its subject: %q)", l.name, referrer.Digest, subject.Digest, f.ref.Subject)
 	}
 	entry := referrerEntry(referrer, f)
+	added := false
 	err = l.updateIndex(func(idx *v1.IndexManifest) bool {
 		for _, d := range idx.Manifests {
 			if d.Digest == entry.Digest {
@@ -152,17 +153,22 @@ func (l *Layout) AddReferrer(ctx context.Context, subject, referrer v1.Descripto
 			}
 		}
 		idx.Manifests = append(idx.Manifests, entry)
+		added = true
 		return true
 	})
 	if err != nil {
 		return fmt.Errorf("referrer %s of %s: %w", referrer.Digest, subject.Digest, err)
 	}
-	l.wmu.Lock()
-	if l.listed == nil {
-		l.listed = map[v1.Hash]bool{}
+	if added {
+		// Only the entries this Layout wrote are Close's to remove:
+		// one another writer listed first stays theirs.
+		l.wmu.Lock()
+		if l.listed == nil {
+			l.listed = map[v1.Hash]bool{}
+		}
+		l.listed[entry.Digest] = true
+		l.wmu.Unlock()
 	}
-	l.listed[entry.Digest] = true
-	l.wmu.Unlock()
 	return nil
 }
 

@@ -255,3 +255,29 @@ func TestResolveNamesTheImages(t *testing.T) {
 		t.Errorf("Resolve without a name = %v, want it to name :v1 and :latest only", err)
 	}
 }
+
+// TestCloseKeepsAReferrerAnotherWriterListed: a Layout that created the
+// directory and tagged nothing does not remove an index.json whose
+// referrer entry another writer listed before it (its own AddReferrer of
+// that referrer found it there).
+func TestCloseKeepsAReferrerAnotherWriterListed(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "layout")
+	l := Open(dir, "v1", "")
+	raw, subject := testManifest()
+	pushManifest(t, l, subject, raw)
+	sigRaw, sig := referrerManifest(t, subject, "application/vnd.example.signature", string(types.OCIEmptyJSON), nil)
+	pushManifest(t, l, sig, sigRaw)
+	if err := Open(dir, "", "").AddReferrer(ctx, subject, sig); err != nil { // the other writer
+		t.Fatal(err)
+	}
+	if err := l.AddReferrer(ctx, subject, sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Open(dir, "", "").Referrers(ctx, subject); err != nil || len(got) != 1 {
+		t.Errorf("Referrers after Close = %v, %v; want the other writer's entry kept", got, err)
+	}
+}
