@@ -53,12 +53,9 @@ type AppendResult struct {
 // Options: WithPlatform, WithLabels, WithAnnotations, WithEntrypoint,
 // WithCreated, WithBaseName, WithBlobs, WithTempDir.
 func Append(ctx context.Context, base store.Source, dst store.Target, layers []Layer, opts ...Option) (*AppendResult, error) {
-	o, err := makeOptions("append", opts, "platform", "labels", "annotations", "entrypoint", "created", "base name", "temp dir")
+	o, err := appendOptions(base == nil, layers, opts)
 	if err != nil {
 		return nil, err
-	}
-	if len(layers) == 0 && len(o.labels) == 0 && len(o.annotations) == 0 && o.entrypoint == nil {
-		return nil, fmt.Errorf("append: nothing to add (no layers, labels, annotations or entrypoint): %w", ErrInvalid)
 	}
 	var im *image
 	if base == nil {
@@ -145,12 +142,36 @@ func layerType(manifestType types.MediaType, isForeign bool) types.MediaType {
 	return types.MediaType(to)
 }
 
+// CheckAppend checks Append's arguments without reading or writing
+// anything, as Append checks them first: scratch (onScratch) without
+// WithPlatform, or nothing to add, is an error wrapping ErrInvalid; an
+// option Append does not take is an error too. Callers check before they
+// open the stores, so that bad usage is said before any connection is
+// made.
+func CheckAppend(onScratch bool, layers []Layer, opts ...Option) error {
+	_, err := appendOptions(onScratch, layers, opts)
+	return err
+}
+
+// appendOptions makes Append's options and checks its arguments
+// (CheckAppend).
+func appendOptions(onScratch bool, layers []Layer, opts []Option) (*options, error) {
+	o, err := makeOptions("append", opts, "platform", "labels", "annotations", "entrypoint", "created", "base name", "temp dir")
+	if err != nil {
+		return nil, err
+	}
+	if len(layers) == 0 && len(o.labels) == 0 && len(o.annotations) == 0 && o.entrypoint == nil {
+		return nil, fmt.Errorf("append: nothing to add (no layers, labels, annotations or entrypoint): %w", ErrInvalid)
+	}
+	if onScratch && o.platform == nil {
+		return nil, fmt.Errorf("append to scratch needs a platform, os/arch[:os.version]: %w", ErrInvalid)
+	}
+	return o, nil
+}
+
 // scratch is the empty image for a platform: an OCI manifest and a config
 // with no layers.
 func scratch(p *platform.Spec) (*image, error) {
-	if p == nil {
-		return nil, fmt.Errorf("append to scratch needs a platform, os/arch[:os.version]: %w", ErrInvalid)
-	}
 	cfg := &v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion, RootFS: v1.RootFS{Type: "layers"}}
 	raw, err := encode(cfg)
 	if err != nil {

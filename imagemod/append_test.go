@@ -23,6 +23,9 @@ func TestAppendInvalidArguments(t *testing.T) {
 		"scratch without a platform": {layers: []Layer{{Path: tree}}},
 		"nothing to add":             {opts: []Option{WithPlatform(spec)}},
 	} {
+		if err := CheckAppend(true, c.layers, c.opts...); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: CheckAppend: %v, want ErrInvalid", name, err)
+		}
 		dir := filepath.Join(t.TempDir(), "layout")
 		dst := ocilayout.Open(dir, "v1", "")
 		_, err := Append(ctx, nil, dst, c.layers, c.opts...)

@@ -154,6 +154,9 @@ func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layer
 		return err
 	}
 	opts = append(opts, imagemod.WithLabels(labels), imagemod.WithAnnotations(ann))
+	if err := imagemod.CheckAppend(baseArg == "scratch", layers, opts...); err != nil {
+		return usageErr(err)
+	}
 	mode, err := progress.ParseMode(g.progress)
 	if err != nil {
 		return usageErr(err)
@@ -186,11 +189,6 @@ func (g *globals) runAppend(cmd *cobra.Command, baseArg, targetArg string, layer
 	rep.Close()
 	if cerr := dst.Close(); err == nil {
 		err = cerr
-	}
-	if errors.Is(err, imagemod.ErrInvalid) {
-		// On scratch without --platform, or nothing to add: the library
-		// checks the arguments, before anything is read or written.
-		return usageErr(err)
 	}
 	if err != nil {
 		return err

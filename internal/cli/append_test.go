@@ -210,6 +210,19 @@ func TestAppendTarFiles(t *testing.T) {
 	if w.manifest.Annotations["x"] != "y" {
 		t.Errorf("annotations %v", w.manifest.Annotations)
 	}
+	// Bad usage is said before the target registry is asked anything.
+	before := reg.Count("", "")
+	for _, args := range [][]string{
+		{"append", "--layer", gzPath, "-t", reg.Ref("app/bad", "1")},           // scratch without platform
+		{"append", "--platform", "linux/amd64", "-t", reg.Ref("app/bad", "1")}, // nothing to add
+	} {
+		if _, stderr, code := run(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
+		}
+	}
+	if n := reg.Count("", "") - before; n != 0 {
+		t.Errorf("append with bad usage sent %d requests to the target registry, want 0", n)
+	}
 	// Bad input.
 	notTar := filepath.Join(dir, "x.txt")
 	os.WriteFile(notTar, bytes.Repeat([]byte("not a tar "), 100), 0o644)
@@ -217,8 +230,6 @@ func TestAppendTarFiles(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{"append", "--layer", gzPath, "-t", reg.Ref("app/bad", "1")}, 2},                              // scratch without platform
-		{[]string{"append", "--platform", "linux/amd64", "-t", reg.Ref("app/bad", "1")}, 2},                    // nothing to add
 		{[]string{"append", "--platform", "linux/amd64", "--layer", notTar, "-t", reg.Ref("app/bad", "1")}, 1}, // not a tar
 		{[]string{"append", "--platform", "linux/amd64", "--foreign-url", "ftp://x/y", "-t", reg.Ref("app/bad", "1")}, 2},
 		{[]string{"append", "--platform", "linux/amd64", "--label", "novalue", "--layer", gzPath, "-t", reg.Ref("app/bad", "1")}, 2},
