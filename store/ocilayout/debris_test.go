@@ -75,3 +75,45 @@ func TestCloseRemovesLayoutMadeForNothing(t *testing.T) {
 		t.Errorf("a blob written into a directory that was there was removed: %v", err)
 	}
 }
+
+// TestCloseKeepsBlobsAnotherLayoutRelies: two Layouts of one new
+// directory, as a sync's images: the first writes a blob and fails (no
+// tag); the second found that blob (HasBlob) and skipped its push. The
+// first's Close must not remove it: the second then tags an image whose
+// blobs are all there.
+func TestCloseKeepsBlobsAnotherLayoutRelies(t *testing.T) {
+	ctx := context.Background()
+	cfg := blob.DescriptorOf([]byte(testConfig), types.OCIConfigJSON)
+	dir := filepath.Join(t.TempDir(), "sync")
+
+	failed := Open(dir, "a", "")
+	if err := failed.PushBlob(ctx, cfg, strings.NewReader(testConfig)); err != nil {
+		t.Fatal(err)
+	}
+	other := Open(dir, "b", "")
+	if has, err := other.HasBlob(ctx, cfg); err != nil || !has {
+		t.Fatalf("HasBlob of the blob the first Layout wrote: %v %v", has, err)
+	}
+	failed.Close()
+	if _, err := os.Stat(failed.blobPath(cfg.Digest)); err != nil {
+		t.Fatalf("the failed Layout's Close removed a blob the other relies on: %v", err)
+	}
+	raw, desc := testManifest()
+	if err := other.Tag(ctx, desc, raw); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if _, err := os.Stat(other.blobPath(cfg.Digest)); err != nil {
+		t.Errorf("the tagged image's config is gone: %v", err)
+	}
+
+	// Alone again, a Layout made for nothing is still removed.
+	last := Open(filepath.Join(t.TempDir(), "alone"), "v1", "")
+	if err := last.PushBlob(ctx, cfg, strings.NewReader(testConfig)); err != nil {
+		t.Fatal(err)
+	}
+	last.Close()
+	if _, err := os.Stat(last.dir); !os.IsNotExist(err) {
+		t.Errorf("a layout made for nothing stayed: %v", err)
+	}
+}

@@ -58,6 +58,7 @@ type Layout struct {
 	created bool             // the first write made the directory
 	wrote   []string         // blob files written, removed again with a directory made for nothing
 	tagged  bool             // Tag wrote index.json
+	using   bool             // counted among the directory's users (use)
 	listed  map[v1.Hash]bool // referrers AddReferrer listed in index.json
 }
 
@@ -79,22 +80,67 @@ func OpenFS(name string, fsys fs.FS, tag, digest string) *Layout {
 	return &Layout{dir: name, name: name, fsys: fsys, tag: tag, digest: digest, ro: true}
 }
 
-// indexLocks serializes the index.json updates of every Layout of this
-// process, one lock per directory: the Layouts a sync opens into one
-// layout (one per image) each add their tag and referrers.
-var indexLocks sync.Map // absolute directory -> *sync.Mutex
+// dirs holds, per layout directory, what the Layouts of this process
+// share: the lock on its index.json (the Layouts a sync opens into one
+// layout, one per image, each add their tag and referrers) and how many
+// of them use its contents.
+var dirs sync.Map // absolute directory -> *dirState
 
-// lockIndex locks the layout's index.json against the other updates of
-// this process and returns the unlock.
-func (l *Layout) lockIndex() func() {
+type dirState struct {
+	index sync.Mutex // serializes index.json updates
+
+	mu    sync.Mutex
+	users int // Layouts that wrote to it or found a blob there, not closed
+}
+
+// state returns the directory's shared state.
+func (l *Layout) state() *dirState {
 	key := l.dir
 	if abs, err := filepath.Abs(l.dir); err == nil {
 		key = abs
 	}
-	v, _ := indexLocks.LoadOrStore(key, new(sync.Mutex))
-	mu := v.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	v, _ := dirs.LoadOrStore(key, new(dirState))
+	return v.(*dirState)
+}
+
+// lockIndex locks the layout's index.json against the other updates of
+// this process and returns the unlock.
+func (l *Layout) lockIndex() func() {
+	st := l.state()
+	st.index.Lock()
+	return st.index.Unlock
+}
+
+// use counts this Layout among the directory's users, once: it writes
+// there, or relies on a blob found there (HasBlob), so a Layout that
+// created the directory and fails does not remove what this one needs.
+func (l *Layout) use() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.using {
+		return
+	}
+	l.using = true
+	st := l.state()
+	st.mu.Lock()
+	st.users++
+	st.mu.Unlock()
+}
+
+// release uncounts this Layout and reports whether no other Layout of
+// this process uses the directory.
+func (l *Layout) release() (alone bool) {
+	l.wmu.Lock()
+	using := l.using
+	l.using = false
+	l.wmu.Unlock()
+	st := l.state()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if using {
+		st.users--
+	}
+	return st.users == 0
 }
 
 // updateIndex rewrites index.json (a new one when there is none yet)
@@ -144,13 +190,18 @@ func BlobName(d v1.Hash) string { return "blobs/" + d.Algorithm + "/" + d.Hex }
 // only referrers this Layout's AddReferrer added — Close removes what they
 // wrote, that index.json, and the directories left empty, so that a
 // failed pull or attach leaves no layout without its image behind. Files
-// other writers put there stay.
+// other writers put there stay, and nothing is removed while another
+// Layout of this process uses the directory (a sync's other images: one
+// may have found a blob this one wrote and skipped its own push).
 func (l *Layout) Close() error {
+	alone := l.release()
 	l.wmu.Lock()
 	created, wrote, listed := l.created && !l.tagged, l.wrote, l.listed
 	l.created, l.wrote, l.listed = false, nil, nil
 	l.wmu.Unlock()
-	if !created {
+	if !created || !alone {
+		// Another Layout of this process writes there or relies on a
+		// blob this one wrote (it found it and skipped its push).
 		return nil
 	}
 	if !l.removeListedOnly(listed) {
@@ -386,6 +437,7 @@ func (l *Layout) StatBlob(ctx context.Context, desc v1.Descriptor) (int64, error
 
 // HasBlob implements store.Target: the file exists with the declared size.
 func (l *Layout) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) {
+	l.use()
 	fi, err := os.Stat(l.blobPath(desc.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -397,6 +449,7 @@ func (l *Layout) HasBlob(ctx context.Context, desc v1.Descriptor) (bool, error) 
 }
 
 func (l *Layout) init() error {
+	l.use()
 	l.prepare.Do(func() {
 		if _, err := os.Lstat(l.dir); errors.Is(err, fs.ErrNotExist) {
 			l.wmu.Lock()
