@@ -143,3 +143,13 @@ func (d *destination) finish(anyWritten bool) error {
 	}
 	return d.writer.Close()
 }
+
+// interrupted is the error of a run that err (ctx.Err()) ended, with
+// what it did and, for a bundle, that the file was not written.
+func (d *destination) interrupted(err error, t Totals) error {
+	msg := fmt.Sprintf("%d of %d images synced", t.Copied+t.Skipped, t.Images)
+	if d.kind == location.OCIArchive {
+		msg = d.dir + " was not written"
+	}
+	return fmt.Errorf("interrupted: %w (%s)", err, msg)
+}

@@ -127,8 +127,9 @@ type Options struct {
 
 // Run mirrors what cfg lists to dest (HOST[/PREFIX], oci-archive:FILE or
 // oci:DIR). It returns the report and, when some images failed, an error
-// wrapping ErrImagesFailed; other errors (a bad destination) come before
-// anything is done.
+// wrapping ErrImagesFailed; when ctx ends first, one wrapping ctx.Err()
+// (the images done stay, a bundle is not written); other errors (a bad
+// destination) come before anything is done.
 func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, error) {
 	start := time.Now()
 	if o.Jobs < 1 {
@@ -156,6 +157,9 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 		}
 	}
 	execute(ctx, rep.Images, d, o)
+	// Interrupted (Ctrl-C, SIGTERM): the images done stay, but a bundle
+	// is not written: a partial one would replace the last run's file.
+	interrupted := ctx.Err()
 	anyWritten := false
 	for _, img := range rep.Images {
 		rep.Totals.Images++
@@ -171,11 +175,14 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 		rep.Totals.Bytes += img.Bytes
 	}
 	if !o.DryRun {
-		if err := d.finish(anyWritten); err != nil {
+		if err := d.finish(anyWritten && interrupted == nil); err != nil {
 			return rep, err
 		}
 	}
 	rep.Totals.Seconds = time.Since(start).Seconds()
+	if interrupted != nil {
+		return rep, d.interrupted(interrupted, rep.Totals)
+	}
 	if rep.Totals.Failed > 0 {
 		return rep, fmt.Errorf("%w: %d of %d", ErrImagesFailed, rep.Totals.Failed, rep.Totals.Images)
 	}

@@ -82,6 +82,11 @@ func (w *world) config(t *testing.T, body string) *syncer.Config {
 
 func (w *world) run(t *testing.T, cfg *syncer.Config, dest string, mod ...func(*syncer.Options)) (*syncer.Report, error) {
 	t.Helper()
+	return w.runCtx(t, context.Background(), cfg, dest, mod...)
+}
+
+func (w *world) runCtx(t *testing.T, ctx context.Context, cfg *syncer.Config, dest string, mod ...func(*syncer.Options)) (*syncer.Report, error) {
+	t.Helper()
 	op := opener.New(opener.Network{})
 	f, err := op.Fetcher([]string{".*"}, 1)
 	if err != nil {
@@ -92,7 +97,7 @@ func (w *world) run(t *testing.T, cfg *syncer.Config, dest string, mod ...func(*
 	for _, m := range mod {
 		m(&o)
 	}
-	return syncer.Run(context.Background(), cfg, dest, o)
+	return syncer.Run(ctx, cfg, dest, o)
 }
 
 // statuses maps each source reference (without the host) to its status.
@@ -311,6 +316,37 @@ func TestSyncToBundle(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncInterruptedLeavesTheBundleAlone: a run interrupted (Ctrl-C)
+// after an image went into the bundle writes no partial bundle over the
+// file of the last run, and says it was interrupted (exit code 130), not
+// that images failed.
+func TestSyncInterruptedLeavesTheBundleAlone(t *testing.T) {
+	w := newWorld(t)
+	out := filepath.Join(t.TempDir(), "mirror.tar")
+	if err := os.WriteFile(out, []byte("last night's bundle"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep, err := w.runCtx(t, ctx, w.config(t, selection), "oci-archive:"+out, func(o *syncer.Options) {
+		o.Jobs = 1
+		o.Done = func(img *syncer.Image) {
+			if img.Status == syncer.Copied {
+				cancel() // the user presses Ctrl-C once an image is in
+			}
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted run: %v, want it to wrap context.Canceled", err)
+	}
+	if rep == nil || rep.Totals.Copied == 0 {
+		t.Fatalf("no image went in before the interruption: %+v", rep)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "last night's bundle" {
+		t.Errorf("the last run's bundle was replaced (%v): %d bytes", err, len(b))
 	}
 }
 
