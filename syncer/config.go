@@ -63,12 +63,32 @@ type Repo struct {
 	Regex *regexp.Regexp
 	// Semver selects the tags that are versions within the range
 	// (images-by-semver).
+	//
+	// A repository under several of these keys gets what each selects.
 	Semver *semver.Constraints
 	// Settings are ferry's keys for this repository (repositories: NAME:),
 	// over the registry's.
 	Settings Settings
 	// Line is where the repository is named in the file.
 	Line int
+}
+
+// merge adds the selection of more, the same repository under another
+// key (images, images-by-tag-regex, images-by-semver), to r's; twice
+// under one key is dup's error.
+func (r *Repo) merge(more Repo, dup func() error) error {
+	listed := len(r.Tags) > 0 || r.All
+	if (listed && (len(more.Tags) > 0 || more.All)) || (r.Regex != nil && more.Regex != nil) || (r.Semver != nil && more.Semver != nil) {
+		return dup()
+	}
+	r.Tags, r.All = append(r.Tags, more.Tags...), r.All || more.All
+	if more.Regex != nil {
+		r.Regex = more.Regex
+	}
+	if more.Semver != nil {
+		r.Semver = more.Semver
+	}
+	return nil
 }
 
 // Settings are ferry's own keys, per registry or per repository; a zero
@@ -189,8 +209,10 @@ func (p *parser) registry(key, n *yaml.Node) (Registry, error) {
 	}
 	repos := map[string]int{} // name -> index in r.Repos
 	add := func(k *yaml.Node, repo Repo) error {
-		if _, dup := repos[repo.Name]; dup {
-			return p.errorf(k, "%s/%s is listed twice", r.Name, repo.Name)
+		if i, dup := repos[repo.Name]; dup {
+			// In images and images-by-tag-regex, say: skopeo copies
+			// what each selects, so the selections add up.
+			return r.Repos[i].merge(repo, func() error { return p.errorf(k, "%s/%s is listed twice", r.Name, repo.Name) })
 		}
 		if repo.Name == "" {
 			return p.errorf(k, "empty image name")

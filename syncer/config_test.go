@@ -69,6 +69,26 @@ func TestParseSkopeoExample(t *testing.T) {
 	}
 }
 
+// TestParseRepositoryUnderSeveralSelectors: skopeo reads images,
+// images-by-tag-regex and images-by-semver each on its own, so a
+// repository under several gets what each selects; twice under one key
+// is still refused.
+func TestParseRepositoryUnderSeveralSelectors(t *testing.T) {
+	cfg, err := Parse("s.yaml", []byte("reg.example:\n  images:\n    alpine: [edge]\n  images-by-tag-regex:\n    alpine: ^3\\.\n  images-by-semver:\n    alpine: \">= 3.19\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos := cfg.Registries[0].Repos
+	if len(repos) != 1 || repos[0].Name != "alpine" || strings.Join(repos[0].Tags, ",") != "edge" || repos[0].All ||
+		repos[0].Regex == nil || repos[0].Regex.String() != `^3\.` || repos[0].Semver == nil {
+		t.Errorf("alpine %+v, want edge, the regex and the range together", repos)
+	}
+	_, err = Parse("s.yaml", []byte("reg.example:\n  images:\n    alpine: [edge]\n    alpine: []\n"))
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "s.yaml:4:5: reg.example/alpine is listed twice") {
+		t.Errorf("alpine twice under images: %v", err)
+	}
+}
+
 func TestParseFerryKeysAndWarnings(t *testing.T) {
 	cfg, err := Parse("f.yaml", []byte(`mcr.microsoft.com:
   images:

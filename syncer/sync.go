@@ -277,7 +277,8 @@ func (img *Image) opts() []transfer.Option {
 }
 
 // selectTags lists the tags (or digests) of repository full that repo
-// selects, sorted as the registry lists them.
+// selects: those listed, then the others the registry lists that a
+// selector matches, in its order.
 func selectTags(ctx context.Context, op *opener.Opener, full string, repo Repo) ([]string, error) {
 	if !repo.All && repo.Regex == nil && repo.Semver == nil {
 		return repo.Tags, nil
@@ -295,9 +296,11 @@ func selectTags(ctx context.Context, op *opener.Opener, full string, repo Repo) 
 	if err != nil {
 		return nil, fmt.Errorf("list tags of %s: %w", full, err)
 	}
-	var out []string
+	out := slices.Clone(repo.Tags)
 	for _, t := range all {
 		switch {
+		case slices.Contains(repo.Tags, t):
+			continue
 		case repo.All:
 		case repo.Regex != nil && repo.Regex.MatchString(t):
 		case repo.Semver != nil && semverMatch(repo.Semver, t):

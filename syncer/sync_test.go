@@ -209,6 +209,25 @@ func TestSyncSelectsTagsUnderFullPathsAndDedupes(t *testing.T) {
 	}
 }
 
+// TestSyncRepositoryUnderTagsAndRegex: a repository both listed with
+// tags and under images-by-tag-regex (skopeo copies what each selects)
+// syncs the union, each tag once.
+func TestSyncRepositoryUnderTagsAndRegex(t *testing.T) {
+	w := newWorld(t)
+	cfg := w.config(t, "  images:\n    app/web: [v2.0.0, v1.0.0]\n  images-by-tag-regex:\n    app/web: ^v1\\.\n")
+	rep, err := w.run(t, cfg, w.dst.Host)
+	if err != nil {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	var got []string
+	for _, img := range rep.Images {
+		got = append(got, img.Source[strings.LastIndex(img.Source, ":")+1:]+" "+string(img.Status))
+	}
+	if strings.Join(got, ", ") != "v2.0.0 copied, v1.0.0 copied, v1.1.0 copied" {
+		t.Errorf("synced %v, want the listed tags, then the other one the regex matches", got)
+	}
+}
+
 func TestSyncMissingTagFailsAloneAndDryRunWritesNothing(t *testing.T) {
 	w := newWorld(t)
 	cfg := w.config(t, "  images:\n    windows/servercore: [ltsc2019, nosuchtag, ltsc]\n")
