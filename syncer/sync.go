@@ -222,7 +222,7 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 		}
 		resolve(ctx, img)
 	})
-	imgs = keepUBR(ctx, imgs)
+	imgs = keepUBR(ctx, imgs, o.Jobs)
 	// Two registries' repositories of the same path land at one
 	// destination: the later one is refused rather than overwrite.
 	first := map[string]string{}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -24,26 +25,35 @@ import (
 //     update revisions of each build (of those its platforms select); as
 //     with --platform, the destination then gets a smaller index.
 //
-// Images without a Windows os.version are left alone.
-func keepUBR(ctx context.Context, imgs []*Image) []*Image {
-	var descs []v1.Descriptor // one per single-image tag, with its platform
-	var owners []*Image
-	repos := map[string][]int{} // repository -> indexes into descs
-	for _, img := range imgs {
+// Images without a Windows os.version are left alone. The configs and
+// indexes are read jobs at a time.
+func keepUBR(ctx context.Context, imgs []*Image, jobs int) []*Image {
+	var mu sync.Mutex
+	plats := map[*Image]*v1.Platform{} // single images: their config's
+	parallel(ctx, imgs, jobs, func(ctx context.Context, img *Image) {
 		if img.keepUBR < 1 || img.Status == Failed {
-			continue
+			return
 		}
 		if img.planned.Source.MediaType.IsIndex() {
 			if err := narrowIndex(ctx, img); err != nil {
 				img.Status, img.Error = Failed, err.Error()
 			}
-			continue
+			return
 		}
 		p, err := imagePlatform(ctx, img)
 		if err != nil {
 			img.Status, img.Error = Failed, err.Error()
-			continue
+			return
 		}
+		mu.Lock()
+		plats[img] = p
+		mu.Unlock()
+	})
+	var descs []v1.Descriptor // one per single-image tag, with its platform
+	var owners []*Image
+	repos := map[string][]int{} // repository -> indexes into descs
+	for _, img := range imgs {
+		p := plats[img]
 		if p == nil || !strings.EqualFold(p.OS, "windows") || strings.Count(p.OSVersion, ".") < 3 {
 			continue
 		}
