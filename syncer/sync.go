@@ -142,6 +142,12 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 	if err != nil {
 		return nil, err
 	}
+	// A bundle that cannot be created fails before the plan's requests.
+	if !o.DryRun {
+		if err := d.open(); err != nil {
+			return nil, err
+		}
+	}
 	rep := &Report{DryRun: o.DryRun}
 	rep.Images = plan(ctx, cfg, d, o)
 	defer func() {
@@ -151,11 +157,6 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 			}
 		}
 	}()
-	if !o.DryRun {
-		if err := d.open(); err != nil {
-			return nil, err
-		}
-	}
 	execute(ctx, rep.Images, d, o)
 	// Interrupted (Ctrl-C, SIGTERM): the images done stay, but a bundle
 	// is not written: a partial one would replace the last run's file.

@@ -369,6 +369,21 @@ func TestSyncInterruptedLeavesTheBundleAlone(t *testing.T) {
 	}
 }
 
+// TestSyncBundleNotCreatableFailsBeforePlanning: a bundle that cannot be
+// created (its directory is missing) is an error before the plan lists a
+// tag or resolves an image at the source.
+func TestSyncBundleNotCreatableFailsBeforePlanning(t *testing.T) {
+	w := newWorld(t)
+	before := w.src.Count("", "")
+	rep, err := w.run(t, w.config(t, selection), "oci-archive:"+filepath.Join(t.TempDir(), "no", "such", "mirror.tar"))
+	if err == nil || rep != nil {
+		t.Fatalf("a bundle in a missing directory: %v, %+v", err, rep)
+	}
+	if n := w.src.Count("", "") - before; n != 0 {
+		t.Errorf("%d requests to the source before the bundle was found not creatable", n)
+	}
+}
+
 func TestSyncRejectsBadDestination(t *testing.T) {
 	w := newWorld(t)
 	for _, dest := range []string{"oci-archive:", "HOST:5000/repo:tag@sha256:x", "UPPER/Case"} {
