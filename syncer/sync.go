@@ -46,8 +46,9 @@ type Image struct {
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	// Bytes are the blob bytes this image's copy transferred (blobs it
-	// shared with another image of the run count once, with the first);
-	// for an image skipped, those of the referrers copied to it.
+	// shared with another image of the run count once, with the first),
+	// for an image that failed those moved before it failed; for an
+	// image skipped, those of the referrers copied to it.
 	Bytes int64 `json:"bytes"`
 	// Copy is the copy's summary (nil unless copied, or skipped with its
 	// referrers copied).
@@ -402,6 +403,9 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 		res, err := transfer.Copy(ctx, img.src, t, opts...)
 		if err != nil {
 			img.Status, img.Error = Failed, err.Error()
+			if res != nil {
+				img.Bytes = res.Bytes // moved before it failed
+			}
 			report(img)
 			return
 		}

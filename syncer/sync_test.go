@@ -100,6 +100,24 @@ func (w *world) runCtx(t *testing.T, ctx context.Context, cfg *syncer.Config, de
 	return syncer.Run(ctx, cfg, dest, o)
 }
 
+// dstBehind is the HOST of a proxy to the destination registry that
+// lets intercept answer (returning true) or change a request first.
+func (w *world) dstBehind(t *testing.T, intercept func(http.ResponseWriter, *http.Request) bool) string {
+	t.Helper()
+	target, err := url.Parse(w.dst.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !intercept(rw, r) {
+			rp.ServeHTTP(rw, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
 // statuses maps each source reference (without the host) to its status.
 func statuses(rep *syncer.Report) map[string]syncer.Status {
 	out := map[string]syncer.Status{}
@@ -436,22 +454,15 @@ func TestSyncToLayoutWithPlatformsRerunSkips(t *testing.T) {
 // repositories get it from the destination repository that holds it.
 func TestSyncDeclinedMountsCopyWithinTheDestination(t *testing.T) {
 	w := newWorld(t)
-	target, err := url.Parse(w.dst.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	declining := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	host := w.dstBehind(t, func(rw http.ResponseWriter, r *http.Request) bool {
 		q := r.URL.Query()
 		if q.Has("mount") {
 			q.Del("mount")
 			q.Del("from")
 			r.URL.RawQuery = q.Encode()
 		}
-		rp.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(declining.Close)
-	host := strings.TrimPrefix(declining.URL, "http://")
+		return false
+	})
 	rep, err := w.run(t, w.config(t, selection), host+"/mirror")
 	if err != nil {
 		t.Fatalf("sync: %v (%+v)", err, rep)
@@ -469,6 +480,31 @@ func TestSyncDeclinedMountsCopyWithinTheDestination(t *testing.T) {
 				t.Errorf("mirror/%s lacks %s", repo, l.Digest)
 			}
 		}
+	}
+}
+
+// TestSyncFailedImageCountsTheBytesItMoved: an image whose blobs moved
+// and whose manifest the destination refused still counts those bytes
+// (in its own and the run's totals): the images that then found or
+// mounted them moved none.
+func TestSyncFailedImageCountsTheBytesItMoved(t *testing.T) {
+	w := newWorld(t)
+	host := w.dstBehind(t, func(rw http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			http.Error(rw, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
+			return true
+		}
+		return false
+	})
+	rep, err := w.run(t, w.config(t, "  images:\n    app/api: [\"1\"]\n"), host)
+	if !errors.Is(err, syncer.ErrImagesFailed) || len(rep.Images) != 1 || rep.Images[0].Status != syncer.Failed {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	if w.dst.Count("PUT", "/blobs/") == 0 {
+		t.Fatal("no blob moved before the manifest was refused")
+	}
+	if rep.Images[0].Bytes == 0 || rep.Totals.Bytes != rep.Images[0].Bytes {
+		t.Errorf("image bytes %d, totals %d: want the bytes its blobs moved", rep.Images[0].Bytes, rep.Totals.Bytes)
 	}
 }
 

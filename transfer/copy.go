@@ -86,7 +86,9 @@ type copier struct {
 	dry bool // Plan: compute what would be written, write nothing
 }
 
-// Copy copies the image or index src names to dst.
+// Copy copies the image or index src names to dst. When it fails once
+// blobs have started to move, it returns with the error the partial
+// Result: what was moved (Bytes, the blob counts) before the failure.
 func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Option) (*Result, error) {
 	o, err := makeOptions(opts)
 	if err != nil {
@@ -109,14 +111,14 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 		return nil, c.indexRefused(root)
 	}
 	if err := c.copyBlobs(ctx, root); err != nil {
-		return nil, err
+		return c.res, err
 	}
 	if err := c.writeManifests(ctx, root, true); err != nil {
-		return nil, err
+		return c.res, err
 	}
 	if o.referrers {
 		if err := c.copyReferrers(ctx, root); err != nil {
-			return nil, err
+			return c.res, err
 		}
 	}
 	c.res.Written = root.out
