@@ -96,6 +96,11 @@ func Copy(ctx context.Context, src store.Source, dst store.Target, opts ...Optio
 	}
 	start := time.Now()
 	c := &copier{o: o, src: src, dst: dst, res: &Result{}}
+	if o.referrers {
+		if _, _, err := c.referrerStores(); err != nil {
+			return nil, err
+		}
+	}
 	var rootDesc v1.Descriptor
 	if o.root != nil {
 		rootDesc = *o.root

@@ -20,7 +20,8 @@ const MaxReferrerDepth = 4
 // (sha256-<hex>) where it has none, or, in an OCI layout, by scanning
 // index.json; a registry destination without the API gets them recorded
 // under that tag schema, an OCI layout as untagged index.json entries
-// (store.Referrers). Both stores must be registries or OCI layouts.
+// (store.Referrers). Both stores must be registries or OCI layouts; Copy
+// fails before anything moves when one is not.
 // Referrers of a manifest whose digest the copy changed (localize, url
 // rewrites) are not copied: they refer to the original digest. The
 // default copies no referrers.
@@ -44,16 +45,27 @@ func (t byDigest) MountBlob(ctx context.Context, desc v1.Descriptor, src store.S
 	return false, nil
 }
 
+// referrerStores are the source, to list referrers, and the destination,
+// to record them; the error says which of them cannot. Copy asks before
+// anything moves.
+func (c *copier) referrerStores() (from, to store.Referrers, err error) {
+	from, ok := c.src.(store.Referrers)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s cannot list referrers: --referrers needs a registry or an OCI layout source", store.NameOf(c.src))
+	}
+	to, ok = c.dst.(store.Referrers)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s cannot record referrers: --referrers needs a registry or an OCI layout destination", store.NameOf(c.dst))
+	}
+	return from, to, nil
+}
+
 // copyReferrers copies the referrers of the tree's unchanged manifests,
 // breadth first, each once.
 func (c *copier) copyReferrers(ctx context.Context, root *node) error {
-	from, ok := c.src.(store.Referrers)
-	if !ok {
-		return fmt.Errorf("%s cannot list referrers: --referrers needs a registry or an OCI layout source", store.NameOf(c.src))
-	}
-	to, ok := c.dst.(store.Referrers)
-	if !ok {
-		return fmt.Errorf("%s cannot record referrers: --referrers needs a registry or an OCI layout destination", store.NameOf(c.dst))
+	from, to, err := c.referrerStores()
+	if err != nil {
+		return err
 	}
 	var subjects []v1.Descriptor
 	var walk func(n *node)
