@@ -69,8 +69,6 @@ type Repo struct {
 	// Settings are ferry's keys for this repository (repositories: NAME:),
 	// over the registry's.
 	Settings Settings
-	// Line is where the repository is named in the file.
-	Line int
 }
 
 // merge adds the selection of more, the same repository under another
@@ -217,7 +215,6 @@ func (p *parser) registry(key, n *yaml.Node) (Registry, error) {
 		if repo.Name == "" {
 			return p.errorf(k, "empty image name")
 		}
-		repo.Line = k.Line
 		repos[repo.Name] = len(r.Repos)
 		r.Repos = append(r.Repos, repo)
 		return nil
