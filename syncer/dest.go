@@ -146,9 +146,13 @@ func (d *destination) finish(anyWritten bool) error {
 
 // interrupted is the error of a run that err (ctx.Err()) ended, with
 // what it did and, for a bundle, that the file was not written.
-func (d *destination) interrupted(err error, t Totals) error {
+func (d *destination) interrupted(err error, rep *Report) error {
+	t := rep.Totals
 	msg := fmt.Sprintf("%d of %d images synced", t.Copied+t.Skipped, t.Images)
-	if d.kind == location.OCIArchive {
+	switch {
+	case rep.DryRun:
+		msg = "dry run"
+	case d.kind == location.OCIArchive:
 		msg = d.dir + " was not written"
 	}
 	return fmt.Errorf("interrupted: %w (%s)", err, msg)

@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 	}
 	rep.Totals.Seconds = time.Since(start).Seconds()
 	if interrupted != nil {
-		return rep, d.interrupted(interrupted, rep.Totals)
+		return rep, d.interrupted(interrupted, rep)
 	}
 	if rep.Totals.Failed > 0 {
 		return rep, fmt.Errorf("%w: %d of %d", ErrImagesFailed, rep.Totals.Failed, rep.Totals.Images)
