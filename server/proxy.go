@@ -185,6 +185,7 @@ type upstream struct {
 	checked   map[string]time.Time // "repo:tag" -> last checked upstream
 
 	keychain  authn.Keychain
+	stall     time.Duration // a blob download that moves no byte for it is abandoned
 	clientsMu sync.Mutex
 	clients   map[string]blobClient // by upstream repository (proxyblobs.go)
 	// clientBuilds builds each repository's client once at a time.
@@ -249,20 +250,22 @@ type mirror struct {
 }
 
 // newMirror builds the mirror the options describe; it gets its local
-// storage when distribution applies the registry middleware.
-func newMirror(ctx context.Context, o *proxyOptions, background *sync.WaitGroup) (*mirror, error) {
+// storage when distribution applies the registry middleware. Its blob
+// downloads, from the upstreams and from foreign URLs, are abandoned
+// when no byte moves for stall (the server's WithStallTimeout).
+func newMirror(ctx context.Context, o *proxyOptions, stall time.Duration, background *sync.WaitGroup) (*mirror, error) {
 	ups, err := newUpstreams(o.upstreams)
 	if err != nil {
 		return nil, err
 	}
-	f, err := foreign.NewFetcher(foreign.WithAllow(o.allow...))
+	f, err := foreign.NewFetcher(foreign.WithAllow(o.allow...), foreign.WithStallTimeout(stall))
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	useUserAgent()
 	m := &mirror{ctx: ctx, background: background, ups: ups, ttl: o.ttl, localize: o.localize, keychain: authn.DefaultKeychain, fetcher: f}
 	for _, u := range ups {
-		u.keychain = m.keychain
+		u.keychain, u.stall = m.keychain, stall
 	}
 	return m, nil
 }

@@ -907,3 +907,65 @@ func pullBlobsAtOnce(t *testing.T, mirror string, blobs ...v1.Hash) {
 	}
 	wg.Wait()
 }
+
+// TestMirrorUpstreamStallEndsTheDownload: an upstream that sends a
+// blob's first bytes and then falls silent does not hold the download
+// for ever: after the stall timeout the client streaming it is cut short,
+// nothing is stored, and once the upstream answers again the blob comes
+// through (the old code kept the download, and every request for the
+// blob waiting on it, until the server closed).
+func TestMirrorUpstreamStallEndsTheDownload(t *testing.T) {
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(64<<10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	regURL, _ := url.Parse(reg.URL)
+	var hang atomic.Bool
+	hang.Store(true)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if hang.Load() && resp.Request.Method == http.MethodGet && path.Base(resp.Request.URL.Path) == d.String() {
+			body, ctx := resp.Body, resp.Request.Context()
+			resp.Body = io.NopCloser(io.MultiReader(io.LimitReader(body, 1024), readerFunc(func([]byte) (int, error) {
+				<-ctx.Done() // silent until the mirror gives up
+				return 0, ctx.Err()
+			})))
+		}
+		return nil
+	}
+	rp.FlushInterval = -1
+	up := httptest.NewServer(rp)
+	t.Cleanup(up.Close) // after the mirror's Close, which ends a download still hanging
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithStallTimeout(300*time.Millisecond))
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(m.URL + "/v2/app/blobs/" + d.String())
+	if err != nil {
+		t.Fatalf("GET while the upstream stalls: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatalf("a blob whose upstream stalled was served whole (%d bytes)", len(b))
+	}
+	if os.IsTimeout(err) {
+		t.Fatalf("the download did not end when the upstream stalled: %v", err)
+	}
+	hang.Store(false)
+	resp, err = c.Head(m.URL + "/v2/app/blobs/" + d.String())
+	if err != nil {
+		t.Fatalf("HEAD once the upstream answers again: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD once the upstream answers again: %s", resp.Status)
+	}
+	wantBlob(t, m.URL, "app", d)
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }

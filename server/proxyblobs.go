@@ -67,6 +67,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/internal/regstorage/uploads"
+	"github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/version"
 )
 
@@ -887,7 +888,7 @@ func (u *upstream) buildClient(ctx context.Context, repo string) (*http.Client, 
 	if user, pass := u.credentials(u.keychain); user != "" {
 		auth = &authn.Basic{Username: user, Password: pass}
 	}
-	tr, err := transport.NewWithContext(ctx, r.Registry, auth, transport.NewUserAgent(upstreamPings.Transport(upstreamTransport), version.UserAgent()), []string{r.Scope(transport.PullScope)})
+	tr, err := transport.NewWithContext(ctx, r.Registry, auth, transport.NewUserAgent(upstreamPings.Transport(stall.Wrap(upstreamTransport, u.stall)), version.UserAgent()), []string{r.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, err
 	}
