@@ -915,6 +915,7 @@ func pullBlobsAtOnce(t *testing.T, mirror string, blobs ...v1.Hash) {
 // through (the old code kept the download, and every request for the
 // blob waiting on it, until the server closed).
 func TestMirrorUpstreamStallEndsTheDownload(t *testing.T) {
+	server.KeepProxyStall(t)
 	reg := fixture.NewRegistry(t)
 	img, err := random.Image(64<<10, 1)
 	if err != nil {
@@ -941,7 +942,7 @@ func TestMirrorUpstreamStallEndsTheDownload(t *testing.T) {
 	up := httptest.NewServer(rp)
 	t.Cleanup(up.Close) // after the mirror's Close, which ends a download still hanging
 	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithStallTimeout(300*time.Millisecond))
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := stallFreeClient()
 	resp, err := c.Get(m.URL + "/v2/app/blobs/" + d.String())
 	if err != nil {
 		t.Fatalf("GET while the upstream stalls: %v", err)
@@ -955,17 +956,78 @@ func TestMirrorUpstreamStallEndsTheDownload(t *testing.T) {
 		t.Fatalf("the download did not end when the upstream stalled: %v", err)
 	}
 	hang.Store(false)
-	resp, err = c.Head(m.URL + "/v2/app/blobs/" + d.String())
-	if err != nil {
-		t.Fatalf("HEAD once the upstream answers again: %v", err)
+	// A request may still join the failed download while it cleans up.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err = c.Head(m.URL + "/v2/app/blobs/" + d.String()); err != nil {
+			t.Fatalf("HEAD once the upstream answers again: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("HEAD once the upstream answers again: %s", resp.Status)
+		}
 	}
+	if resp, err = c.Get(m.URL + "/v2/app/blobs/" + d.String()); err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("HEAD once the upstream answers again: %s", resp.Status)
+	if err != nil || resp.StatusCode != http.StatusOK || sha(b) != d.String() {
+		t.Errorf("blob once the upstream answers again: %s %v, %d bytes hashing to %s", resp.Status, err, len(b), sha(b))
 	}
-	wantBlob(t, m.URL, "app", d)
+}
+
+// stallFreeClient is an HTTP client of its own transport, for tests that
+// give a mirror a short stall timeout: mirrors give net/http's default
+// transport theirs.
+func stallFreeClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 }
 
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// TestMirrorSilentUpstreamServesTheCachedTag: a tag whose check upstream
+// meets an upstream that takes the request and then says nothing is
+// served from the cache after the stall timeout (the old code waited on
+// the upstream as long as the client did: distribution's proxy asks
+// through net/http's default transport, which had no stall watch).
+func TestMirrorSilentUpstreamServesTheCachedTag(t *testing.T) {
+	server.KeepProxyStall(t)
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := reg.Push(t, "app", "v1", img)
+	regURL, _ := url.Parse(reg.URL)
+	var hang atomic.Bool
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() && strings.HasSuffix(r.URL.Path, "/manifests/v1") {
+			<-r.Context().Done() // silent until the mirror gives up
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close) // after the mirror's Close
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyTTL(0), server.WithStallTimeout(300*time.Millisecond))
+	c := stallFreeClient()
+	for _, when := range []string{"first pull", "tag while the upstream is silent"} {
+		req, _ := http.NewRequest(http.MethodGet, m.URL+"/v2/app/manifests/v1", nil)
+		req.Header.Set("Accept", strings.Join(mediatype.Manifests, ", "))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || sha(b) != id.String() {
+			t.Fatalf("%s: %s %s, want %s", when, resp.Status, b, id)
+		}
+		hang.Store(true)
+	}
+}
