@@ -87,7 +87,7 @@ func ParseUpstream(s string) (Upstream, error) {
 	if i := strings.Index(s, "="); i >= 0 && !strings.Contains(s[:i], "://") {
 		u.Name, s = s[:i], s[i+1:]
 		if u.Name == "" {
-			return Upstream{}, fmt.Errorf("--proxy %q: empty NAME before =", s)
+			return Upstream{}, fmt.Errorf("--proxy =%s: empty NAME before =", redact.URL(s))
 		}
 	}
 	u.URL = s

@@ -1031,3 +1031,12 @@ func TestMirrorSilentUpstreamServesTheCachedTag(t *testing.T) {
 		hang.Store(true)
 	}
 }
+
+// TestParseUpstreamHidesPassword: a --proxy value refused for its empty
+// NAME does not echo the password of the URL's user part.
+func TestParseUpstreamHidesPassword(t *testing.T) {
+	_, err := server.ParseUpstream("=https://user:s3cret@registry.example")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "empty NAME") {
+		t.Errorf("ParseUpstream: %v, want the empty NAME refused without the password", err)
+	}
+}
