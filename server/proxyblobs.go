@@ -153,6 +153,13 @@ func (f *flight) subscribe(t *tap) bool {
 	return true
 }
 
+// failed reports whether f's download has failed.
+func (f *flight) failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.released && f.err != nil
+}
+
 // acquire takes a reference on f's spool; false when there is none.
 func (f *flight) acquire() bool {
 	f.mu.Lock()
@@ -232,11 +239,13 @@ type flights struct {
 	m  map[string]*flight
 }
 
-// join returns key's download and whether the caller starts it.
+// join returns key's download and whether the caller starts it. One
+// that has failed (and is only cleaning up) is not joined: the caller
+// starts another.
 func (fs *flights) join(key string) (*flight, bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
+	if f, ok := fs.m[key]; ok && !f.failed() {
 		return f, false
 	}
 	if fs.m == nil {
@@ -250,7 +259,9 @@ func (fs *flights) join(key string) (*flight, bool) {
 // end records key's result and lets its waiters go.
 func (fs *flights) end(key string, f *flight, err error) {
 	fs.mu.Lock()
-	delete(fs.m, key)
+	if fs.m[key] == f {
+		delete(fs.m, key)
+	}
 	fs.mu.Unlock()
 	f.update(func() {
 		f.released, f.done = true, true
