@@ -916,14 +916,8 @@ func pullBlobsAtOnce(t *testing.T, mirror string, blobs ...v1.Hash) {
 // blob waiting on it, until the server closed).
 func TestMirrorUpstreamStallEndsTheDownload(t *testing.T) {
 	server.KeepProxyStall(t)
-	reg := fixture.NewRegistry(t)
-	img, err := random.Image(64<<10, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.Push(t, "app", "v1", img)
-	layers, _ := img.Layers()
-	d, _ := layers[0].Digest()
+	reg, layer := oneLayerApp(t, 64<<10)
+	d, _ := layer.Digest()
 	regURL, _ := url.Parse(reg.URL)
 	var hang atomic.Bool
 	hang.Store(true)
@@ -981,6 +975,23 @@ func stallFreeClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 }
 
+// oneLayerApp pushes a random image of one layer of size bytes to a new
+// registry as app:v1 and returns the registry and the layer.
+func oneLayerApp(t *testing.T, size int64) (*fixture.Registry, v1.Layer) {
+	t.Helper()
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(size, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, layers[0]
+}
+
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
@@ -1033,5 +1044,74 @@ func TestParseUpstreamHidesPassword(t *testing.T) {
 	_, err := server.ParseUpstream("=https://user:s3cret@registry.example")
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "empty NAME") {
 		t.Errorf("ParseUpstream: %v, want the empty NAME refused without the password", err)
+	}
+}
+
+// TestMirrorLateClientOfAnUnsizedBlob: a GET that comes while a blob
+// whose upstream gives no size downloads does not read the blob from the
+// upstream a second time for nothing (it is served from the cache once
+// the download has stored it): the old code read the whole body, then
+// waited for the download all the same.
+func TestMirrorLateClientOfAnUnsizedBlob(t *testing.T) {
+	reg, layer := oneLayerApp(t, 64<<10)
+	d, _ := layer.Digest()
+	rc, _ := layer.Compressed()
+	blob, _ := io.ReadAll(rc)
+	regURL, _ := url.Parse(reg.URL)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	release := make(chan struct{})
+	var gets atomic.Int32
+	secondGone := make(chan struct{}) // the second GET's reader went away before the release
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || path.Base(r.URL.Path) != d.String() {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		n := gets.Add(1)
+		_, _ = w.Write(blob[:1024]) // no Content-Length: chunked
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+			_, _ = w.Write(blob[1024:])
+		case <-r.Context().Done():
+			if n == 2 {
+				close(secondGone)
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	c := stallFreeClient()
+	pull := func() chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := c.Get(m.URL + "/v2/app/blobs/" + d.String())
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if sha(b) != d.String() {
+					err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
+				}
+			}
+			done <- err
+		}()
+		return done
+	}
+	first := pull()
+	for gets.Load() < 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the download has its headers: a GET now is late
+	late := pull()
+	select {
+	case <-secondGone:
+	case <-time.After(3 * time.Second):
+		t.Error("the late GET kept reading the unsized blob from the upstream")
+	}
+	close(release)
+	for _, ch := range []chan error{first, late} {
+		if err := <-ch; err != nil {
+			t.Errorf("blob through the mirror: %v", err)
+		}
 	}
 }

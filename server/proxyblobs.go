@@ -348,7 +348,7 @@ func (m *mirror) download(key, local string, d digest.Digest, f *flight) {
 // streamUpstream streams blob d of repository local straight from the
 // upstream to a client that came after its download had begun, verified
 // as a download is, storing nothing. It returns false, having written
-// nothing, when the upstream cannot give it.
+// nothing, when the upstream cannot give it, or not with its size.
 func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local string, d digest.Digest) bool {
 	up, rest := m.split(local)
 	src, size, err := up.getBlob(r.Context(), rest, d)
@@ -356,6 +356,9 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 		return false
 	}
 	defer src.Close()
+	if size < 0 {
+		return false // unsized: nothing to stream with, the download stores it
+	}
 	t := &tap{w: w}
 	f := newFlight()
 	f.taps = []*tap{t}
