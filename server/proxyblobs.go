@@ -160,11 +160,12 @@ func (f *flight) failed() bool {
 	return f.released && f.err != nil
 }
 
-// acquire takes a reference on f's spool; false when there is none.
+// acquire takes a reference on f's spool; false when there is none, or
+// the download has failed.
 func (f *flight) acquire() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.spool == nil || f.size < 0 {
+	if f.spool == nil || f.size < 0 || f.released && f.err != nil {
 		return false
 	}
 	f.refs++
