@@ -14,3 +14,11 @@ func SetPurgeStarts(t *testing.T, f func()) {
 	purgeStarts = f
 	t.Cleanup(func() { purgeStarts = nil })
 }
+
+// KeepProxyStall restores, when the test ends, the stall timeout mirrors
+// give net/http's default transport (a mirror the test starts sets its
+// own).
+func KeepProxyStall(t *testing.T) {
+	old := proxyStall.Load()
+	t.Cleanup(func() { proxyStall.Store(old) })
+}

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3"
@@ -41,6 +42,7 @@ import (
 	"github.com/ferry-dev/ferry/foreign"
 	"github.com/ferry-dev/ferry/internal/pingcache"
 	"github.com/ferry-dev/ferry/internal/redact"
+	"github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/version"
 )
 
@@ -85,7 +87,7 @@ func ParseUpstream(s string) (Upstream, error) {
 	if i := strings.Index(s, "="); i >= 0 && !strings.Contains(s[:i], "://") {
 		u.Name, s = s[:i], s[i+1:]
 		if u.Name == "" {
-			return Upstream{}, fmt.Errorf("--proxy %q: empty NAME before =", s)
+			return Upstream{}, fmt.Errorf("--proxy =%s: empty NAME before =", redact.URL(s))
 		}
 	}
 	u.URL = s
@@ -185,6 +187,7 @@ type upstream struct {
 	checked   map[string]time.Time // "repo:tag" -> last checked upstream
 
 	keychain  authn.Keychain
+	stall     time.Duration // a blob download that moves no byte for it is abandoned
 	clientsMu sync.Mutex
 	clients   map[string]blobClient // by upstream repository (proxyblobs.go)
 	// clientBuilds builds each repository's client once at a time.
@@ -249,35 +252,46 @@ type mirror struct {
 }
 
 // newMirror builds the mirror the options describe; it gets its local
-// storage when distribution applies the registry middleware.
-func newMirror(ctx context.Context, o *proxyOptions, background *sync.WaitGroup) (*mirror, error) {
+// storage when distribution applies the registry middleware. Its blob
+// downloads, from the upstreams and from foreign URLs, are abandoned
+// when no byte moves for stallTimeout (the server's WithStallTimeout).
+func newMirror(ctx context.Context, o *proxyOptions, stallTimeout time.Duration, background *sync.WaitGroup) (*mirror, error) {
 	ups, err := newUpstreams(o.upstreams)
 	if err != nil {
 		return nil, err
 	}
-	f, err := foreign.NewFetcher(foreign.WithAllow(o.allow...))
+	f, err := foreign.NewFetcher(foreign.WithAllow(o.allow...), foreign.WithStallTimeout(stallTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	useUserAgent()
+	proxyStall.Store(int64(stallTimeout))
 	m := &mirror{ctx: ctx, background: background, ups: ups, ttl: o.ttl, localize: o.localize, keychain: authn.DefaultKeychain, fetcher: f}
 	for _, u := range ups {
-		u.keychain = m.keychain
+		u.keychain, u.stall = m.keychain, stallTimeout
 	}
 	return m, nil
 }
 
 // useUserAgent gives the requests distribution's proxy sends upstream
 // (manifests, tags, its /v2/ ping and token requests) ferry's
-// User-Agent. distribution offers no way to give its proxy a transport:
-// NewRegistryPullThroughCache and its repositories use
-// net/http.DefaultTransport (and http.Get), so the mirror wraps that, once
-// per process, with a transport that sets the header on requests that
-// carry none. The mirror's own requests (proxyblobs.go, the foreign
-// fetcher) set it themselves.
+// User-Agent, and a stall watch (proxyStall). distribution offers no way
+// to give its proxy a transport: NewRegistryPullThroughCache and its
+// repositories use net/http.DefaultTransport (and http.Get), so the
+// mirror wraps that, once per process, with a transport that sets the
+// header on requests that carry none. The mirror's own requests
+// (proxyblobs.go, the foreign fetcher) set it themselves.
 var useUserAgent = sync.OnceFunc(func() {
 	http.DefaultTransport = userAgentDefault{upstreamPings.Transport(http.DefaultTransport)}
 })
+
+// proxyStall is how long a request distribution's proxy sends upstream
+// may move no byte before it is abandoned (internal/stall): the stall
+// timeout of the mirror started last (one per process but in tests).
+// distribution asks with the client's context, or, for its pings, with
+// none (http.Get): an upstream that took such a request and said nothing
+// held a client past any cached answer, or its proxy's build for ever.
+var proxyStall atomic.Int64
 
 // pingFresh is how long an upstream's answer to a ping (GET /v2/) is
 // taken to be its answer again (upstreamPings).
@@ -302,7 +316,7 @@ func (t userAgentDefault) RoundTrip(r *http.Request) (*http.Response, error) {
 		r = r.Clone(r.Context())
 		r.Header.Set("User-Agent", version.UserAgent())
 	}
-	return t.RoundTripper.RoundTrip(r)
+	return stall.Wrap(t.RoundTripper, time.Duration(proxyStall.Load())).RoundTrip(r)
 }
 
 // reachable reports whether the upstream's proxy was built, that is,

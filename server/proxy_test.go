@@ -907,3 +907,211 @@ func pullBlobsAtOnce(t *testing.T, mirror string, blobs ...v1.Hash) {
 	}
 	wg.Wait()
 }
+
+// TestMirrorUpstreamStallEndsTheDownload: an upstream that sends a
+// blob's first bytes and then falls silent does not hold the download
+// for ever: after the stall timeout the client streaming it is cut short,
+// nothing is stored, and once the upstream answers again the blob comes
+// through (the old code kept the download, and every request for the
+// blob waiting on it, until the server closed).
+func TestMirrorUpstreamStallEndsTheDownload(t *testing.T) {
+	server.KeepProxyStall(t)
+	reg, layer := oneLayerApp(t, 64<<10)
+	d, _ := layer.Digest()
+	regURL, _ := url.Parse(reg.URL)
+	var hang atomic.Bool
+	hang.Store(true)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if hang.Load() && resp.Request.Method == http.MethodGet && path.Base(resp.Request.URL.Path) == d.String() {
+			body, ctx := resp.Body, resp.Request.Context()
+			resp.Body = io.NopCloser(io.MultiReader(io.LimitReader(body, 1024), readerFunc(func([]byte) (int, error) {
+				<-ctx.Done() // silent until the mirror gives up
+				return 0, ctx.Err()
+			})))
+		}
+		return nil
+	}
+	rp.FlushInterval = -1
+	up := httptest.NewServer(rp)
+	t.Cleanup(up.Close) // after the mirror's Close, which ends a download still hanging
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithStallTimeout(300*time.Millisecond))
+	c := stallFreeClient()
+	resp, err := c.Get(m.URL + "/v2/app/blobs/" + d.String())
+	if err != nil {
+		t.Fatalf("GET while the upstream stalls: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatalf("a blob whose upstream stalled was served whole (%d bytes)", len(b))
+	}
+	if os.IsTimeout(err) {
+		t.Fatalf("the download did not end when the upstream stalled: %v", err)
+	}
+	hang.Store(false)
+	// At once: the failed download, still cleaning up, is not joined.
+	if resp, err = c.Head(m.URL + "/v2/app/blobs/" + d.String()); err != nil {
+		t.Fatalf("HEAD once the upstream answers again: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD once the upstream answers again: %s", resp.Status)
+	}
+	if resp, err = c.Get(m.URL + "/v2/app/blobs/" + d.String()); err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || sha(b) != d.String() {
+		t.Errorf("blob once the upstream answers again: %s %v, %d bytes hashing to %s", resp.Status, err, len(b), sha(b))
+	}
+}
+
+// stallFreeClient is an HTTP client of its own transport, for tests that
+// give a mirror a short stall timeout: mirrors give net/http's default
+// transport theirs.
+func stallFreeClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+}
+
+// oneLayerApp pushes a random image of one layer of size bytes to a new
+// registry as app:v1 and returns the registry and the layer.
+func oneLayerApp(t *testing.T, size int64) (*fixture.Registry, v1.Layer) {
+	t.Helper()
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(size, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "app", "v1", img)
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, layers[0]
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// TestMirrorSilentUpstreamServesTheCachedTag: a tag whose check upstream
+// meets an upstream that takes the request and then says nothing is
+// served from the cache after the stall timeout (the old code waited on
+// the upstream as long as the client did: distribution's proxy asks
+// through net/http's default transport, which had no stall watch).
+func TestMirrorSilentUpstreamServesTheCachedTag(t *testing.T) {
+	server.KeepProxyStall(t)
+	reg := fixture.NewRegistry(t)
+	img, err := random.Image(100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := reg.Push(t, "app", "v1", img)
+	regURL, _ := url.Parse(reg.URL)
+	var hang atomic.Bool
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() && strings.HasSuffix(r.URL.Path, "/manifests/v1") {
+			<-r.Context().Done() // silent until the mirror gives up
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close) // after the mirror's Close
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}), server.WithProxyTTL(0), server.WithStallTimeout(300*time.Millisecond))
+	c := stallFreeClient()
+	for _, when := range []string{"first pull", "tag while the upstream is silent"} {
+		req, _ := http.NewRequest(http.MethodGet, m.URL+"/v2/app/manifests/v1", nil)
+		req.Header.Set("Accept", strings.Join(mediatype.Manifests, ", "))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || sha(b) != id.String() {
+			t.Fatalf("%s: %s %s, want %s", when, resp.Status, b, id)
+		}
+		hang.Store(true)
+	}
+}
+
+// TestParseUpstreamHidesPassword: a --proxy value refused for its empty
+// NAME does not echo the password of the URL's user part.
+func TestParseUpstreamHidesPassword(t *testing.T) {
+	_, err := server.ParseUpstream("=https://user:s3cret@registry.example")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "empty NAME") {
+		t.Errorf("ParseUpstream: %v, want the empty NAME refused without the password", err)
+	}
+}
+
+// TestMirrorLateClientOfAnUnsizedBlob: a GET that comes while a blob
+// whose upstream gives no size downloads does not read the blob from the
+// upstream a second time for nothing (it is served from the cache once
+// the download has stored it): the old code read the whole body, then
+// waited for the download all the same.
+func TestMirrorLateClientOfAnUnsizedBlob(t *testing.T) {
+	reg, layer := oneLayerApp(t, 64<<10)
+	d, _ := layer.Digest()
+	rc, _ := layer.Compressed()
+	blob, _ := io.ReadAll(rc)
+	regURL, _ := url.Parse(reg.URL)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	release := make(chan struct{})
+	var gets atomic.Int32
+	secondGone := make(chan struct{}) // the second GET's reader went away before the release
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || path.Base(r.URL.Path) != d.String() {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		n := gets.Add(1)
+		_, _ = w.Write(blob[:1024]) // no Content-Length: chunked
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+			_, _ = w.Write(blob[1024:])
+		case <-r.Context().Done():
+			if n == 2 {
+				close(secondGone)
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	c := stallFreeClient()
+	pull := func() chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := c.Get(m.URL + "/v2/app/blobs/" + d.String())
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if sha(b) != d.String() {
+					err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
+				}
+			}
+			done <- err
+		}()
+		return done
+	}
+	first := pull()
+	for gets.Load() < 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the download has its headers: a GET now is late
+	late := pull()
+	select {
+	case <-secondGone:
+	case <-time.After(3 * time.Second):
+		t.Error("the late GET kept reading the unsized blob from the upstream")
+	}
+	close(release)
+	for _, ch := range []chan error{first, late} {
+		if err := <-ch; err != nil {
+			t.Errorf("blob through the mirror: %v", err)
+		}
+	}
+}

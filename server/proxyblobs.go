@@ -67,6 +67,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/internal/regstorage/uploads"
+	"github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/version"
 )
 
@@ -152,11 +153,19 @@ func (f *flight) subscribe(t *tap) bool {
 	return true
 }
 
-// acquire takes a reference on f's spool; false when there is none.
+// failed reports whether f's download has failed.
+func (f *flight) failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.released && f.err != nil
+}
+
+// acquire takes a reference on f's spool; false when there is none, or
+// the download has failed.
 func (f *flight) acquire() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.spool == nil || f.size < 0 {
+	if f.spool == nil || f.size < 0 || f.released && f.err != nil {
 		return false
 	}
 	f.refs++
@@ -231,11 +240,13 @@ type flights struct {
 	m  map[string]*flight
 }
 
-// join returns key's download and whether the caller starts it.
+// join returns key's download and whether the caller starts it. One
+// that has failed (and is only cleaning up) is not joined: the caller
+// starts another.
 func (fs *flights) join(key string) (*flight, bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
+	if f, ok := fs.m[key]; ok && !f.failed() {
 		return f, false
 	}
 	if fs.m == nil {
@@ -249,7 +260,9 @@ func (fs *flights) join(key string) (*flight, bool) {
 // end records key's result and lets its waiters go.
 func (fs *flights) end(key string, f *flight, err error) {
 	fs.mu.Lock()
-	delete(fs.m, key)
+	if fs.m[key] == f {
+		delete(fs.m, key)
+	}
 	fs.mu.Unlock()
 	f.update(func() {
 		f.released, f.done = true, true
@@ -336,7 +349,7 @@ func (m *mirror) download(key, local string, d digest.Digest, f *flight) {
 // streamUpstream streams blob d of repository local straight from the
 // upstream to a client that came after its download had begun, verified
 // as a download is, storing nothing. It returns false, having written
-// nothing, when the upstream cannot give it.
+// nothing, when the upstream cannot give it, or not with its size.
 func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local string, d digest.Digest) bool {
 	up, rest := m.split(local)
 	src, size, err := up.getBlob(r.Context(), rest, d)
@@ -344,6 +357,9 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 		return false
 	}
 	defer src.Close()
+	if size < 0 {
+		return false // unsized: nothing to stream with, the download stores it
+	}
 	t := &tap{w: w}
 	f := newFlight()
 	f.taps = []*tap{t}
@@ -887,7 +903,7 @@ func (u *upstream) buildClient(ctx context.Context, repo string) (*http.Client, 
 	if user, pass := u.credentials(u.keychain); user != "" {
 		auth = &authn.Basic{Username: user, Password: pass}
 	}
-	tr, err := transport.NewWithContext(ctx, r.Registry, auth, transport.NewUserAgent(upstreamPings.Transport(upstreamTransport), version.UserAgent()), []string{r.Scope(transport.PullScope)})
+	tr, err := transport.NewWithContext(ctx, r.Registry, auth, transport.NewUserAgent(upstreamPings.Transport(stall.Wrap(upstreamTransport, u.stall)), version.UserAgent()), []string{r.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, err
 	}

@@ -339,7 +339,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, o *options) (
 	}
 	var m *mirror
 	if o.proxy != nil {
-		if m, err = newMirror(ctx, o.proxy, &o.background); err != nil {
+		if m, err = newMirror(ctx, o.proxy, o.stall, &o.background); err != nil {
 			return nil, nil, err
 		}
 		if err = useMirror(cfg, m); err != nil {
