@@ -13,6 +13,7 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/internal/regstorage"
 )
 
@@ -64,8 +65,24 @@ func (o *options) applyLog(cfg *configuration.Configuration) error {
 	}
 	regstorage.SetLog(o.logOut, lvl)
 	// Nor is a read by a sha512 digest worth a warning (regstorage's).
-	regstorage.SetFormatter(regstorage.WithoutAliasLookups(demoteNotFound{f}))
+	regstorage.SetFormatter(regstorage.WithoutAliasLookups(hideSecrets{demoteNotFound{f}}))
 	return nil
+}
+
+// hideSecrets formats an entry as its Formatter does, with the
+// credentials of signed URLs hidden (redact.Secrets): the mirror and
+// distribution log failed requests with Go's errors, which quote the URL
+// whole, and an upstream's redirect to its storage, or a foreign layer's
+// CDN, may be a presigned URL.
+type hideSecrets struct{ logrus.Formatter }
+
+// Format implements logrus.Formatter.
+func (f hideSecrets) Format(e *logrus.Entry) ([]byte, error) {
+	b, err := f.Formatter.Format(e)
+	if err != nil || len(b) == 0 {
+		return b, err
+	}
+	return []byte(redact.Secrets(string(b))), nil
 }
 
 // demoteNotFound logs distribution's "response completed with error"

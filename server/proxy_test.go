@@ -1115,3 +1115,29 @@ func TestMirrorLateClientOfAnUnsizedBlob(t *testing.T) {
 		}
 	}
 }
+
+// An upstream that redirects a blob to its storage with a presigned URL
+// (as distribution on S3 does) which then fails: the mirror's log names
+// the failure, not the URL's signature or session token.
+func TestMirrorLogHidesPresignedURLs(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	up, storage := fixture.PresignedRedirect(t, e.Reg.URL, e.Blobs[0])
+	var logs lockedBuffer
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up}), server.WithProxyForeignAllow(allowLoopback), server.WithLog(&logs, "warn"))
+	if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.SingleTag); code != http.StatusOK {
+		t.Fatalf("manifest through the mirror: %d %s", code, b)
+	}
+	code, body, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/blobs/"+e.Blobs[0].String())
+	if code == http.StatusOK {
+		t.Fatalf("a blob whose storage dropped the connection was served")
+	}
+	out := logs.String() + string(body)
+	if !strings.Contains(out, storage) {
+		t.Fatalf("the failed download is not logged with its URL (the test asks nothing):\n%s", out)
+	}
+	for _, secret := range fixture.PresignedSecrets {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s in the mirror's log or answer:\n%s", secret, out)
+		}
+	}
+}

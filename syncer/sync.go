@@ -12,6 +12,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/ferry-dev/ferry/internal/redact"
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/opener"
 	"github.com/ferry-dev/ferry/platform"
@@ -202,7 +203,7 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 	for _, r := range cfg.Registries {
 		op, err := o.Opener.WithAccess(opener.Access{Username: r.Username, Password: r.Password, Insecure: !r.TLSVerify, CertDir: r.CertDir})
 		if err != nil {
-			failed(r.Name, err.Error())
+			failed(r.Name, failure(err))
 			continue
 		}
 		for _, repo := range r.Repos {
@@ -210,7 +211,7 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 			set := run.over(r.Settings).over(repo.Settings)
 			tags, err := selectTags(ctx, op, full, repo)
 			if err != nil {
-				failed(full, err.Error())
+				failed(full, failure(err))
 				continue
 			}
 			for _, tag := range tags {
@@ -324,7 +325,7 @@ func semverMatch(c *semver.Constraints, tag string) bool {
 // resolve opens the image's source and plans its copy; failures mark it
 // Failed with the reason.
 func resolve(ctx context.Context, img *Image) {
-	fail := func(err error) { img.Status, img.Error = Failed, err.Error() }
+	fail := func(err error) { img.Status, img.Error = Failed, failure(err) }
 	loc, err := img.op.Network().Parse(img.Source)
 	if err != nil {
 		fail(err)
@@ -371,7 +372,7 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 		}
 		t, now, err := d.target(ctx, o.Opener, img.ref, img.src)
 		if err != nil {
-			img.Status, img.Error = Failed, err.Error()
+			img.Status, img.Error = Failed, failure(err)
 			report(img)
 			return
 		}
@@ -384,7 +385,7 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 				// New signatures of an image otherwise up to date.
 				res, err := transfer.CopyReferrers(ctx, img.src, t, img.planned.Source, append(img.opts(), transfer.WithLedger(ledger))...)
 				if err != nil {
-					img.Status, img.Error = Failed, err.Error()
+					img.Status, img.Error = Failed, failure(err)
 				} else {
 					img.Copy, img.Bytes = res, res.Bytes
 				}
@@ -402,7 +403,7 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 		opts := append(img.opts(), transfer.WithRoot(img.planned.Source, img.planned.SourceRaw), transfer.WithLedger(ledger))
 		res, err := transfer.Copy(ctx, img.src, t, opts...)
 		if err != nil {
-			img.Status, img.Error = Failed, err.Error()
+			img.Status, img.Error = Failed, failure(err)
 			if res != nil {
 				img.Bytes = res.Bytes // moved before it failed
 			}
@@ -429,3 +430,9 @@ func parallel(ctx context.Context, imgs []*Image, jobs int, fn func(context.Cont
 	}
 	wg.Wait()
 }
+
+// failure is err as an image's Error: with the credentials of signed URLs
+// hidden (Go's HTTP errors quote a failed request's URL whole, and a
+// registry's redirect to its storage may be presigned), since the report
+// is printed and written as JSON.
+func failure(err error) string { return redact.Secrets(err.Error()) }

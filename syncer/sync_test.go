@@ -525,3 +525,34 @@ func TestSyncRefusesTwoSourcesAtOneDestination(t *testing.T) {
 		t.Errorf("the destination holds %s, want the first registry's %s", d, w.digests["app/web:v1.0.0"])
 	}
 }
+
+// A destination that hands out presigned upload URLs (its storage's) that
+// then fail: the image's error, printed and in --json, names the URL
+// without its signature.
+func TestSyncFailureHidesPresignedURLs(t *testing.T) {
+	w := newWorld(t)
+	storage := fixture.DroppingServer(t)
+	host := w.dstBehind(t, func(rw http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") && r.URL.Query().Get("mount") == "" {
+			rw.Header().Set("Location", storage+"/upload?"+fixture.PresignedQuery)
+			rw.WriteHeader(http.StatusAccepted)
+			return true
+		}
+		return false
+	})
+	rep, err := w.run(t, w.config(t, "  images:\n    app/api: [\"1\"]\n"), host, func(o *syncer.Options) {
+		o.Copy = append(o.Copy, transfer.WithRetries(1))
+	})
+	if !errors.Is(err, syncer.ErrImagesFailed) || len(rep.Images) != 1 {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	msg := rep.Images[0].Error
+	if !strings.Contains(msg, strings.TrimPrefix(storage, "http://")) {
+		t.Fatalf("the failure does not name the upload URL (the test asks nothing): %s", msg)
+	}
+	for _, secret := range fixture.PresignedSecrets {
+		if strings.Contains(msg, secret) {
+			t.Errorf("%s in the image's error: %s", secret, msg)
+		}
+	}
+}

@@ -430,3 +430,22 @@ func TestOCILayoutCorruptBlob(t *testing.T) {
 		t.Error("tag written despite a corrupt blob")
 	}
 }
+
+// A source registry that redirects a blob to its storage with a
+// presigned URL (distribution on S3) which then drops the connection:
+// copy fails naming the URL, without its signature or session token.
+func TestCopyErrorHidesPresignedURL(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	src, storage := fixture.PresignedRedirect(t, e.Reg.URL, e.Blobs[0])
+	ref := strings.TrimPrefix(src, "http://") + "/" + fixture.Repo + ":" + fixture.SingleTag
+	dst := fixture.NewRegistry(t)
+	_, stderr, code := run(t, "copy", "--retry-delay", "1ms", ref, dst.Ref("app", "v1"))
+	if code != 1 || !strings.Contains(stderr, storage) {
+		t.Fatalf("exit %d, want 1 naming the storage URL: %s", code, stderr)
+	}
+	for _, secret := range fixture.PresignedSecrets {
+		if strings.Contains(stderr, secret) {
+			t.Errorf("%s printed: %s", secret, stderr)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-dev/ferry/internal/redact"
 	stallwatch "github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/location"
 	"github.com/ferry-dev/ferry/opener"
@@ -192,7 +193,9 @@ func printErr(w io.Writer, err error) {
 	if err == nil {
 		return
 	}
-	fmt.Fprintf(w, "ferry: %v\n", err)
+	// Go's HTTP errors quote a failed request's URL whole: a registry's
+	// redirect to its storage may be presigned.
+	fmt.Fprintf(w, "ferry: %s\n", redact.Secrets(err.Error()))
 	if h := hint(err); h != "" {
 		fmt.Fprintf(w, "ferry: hint: %s\n", h)
 	}

@@ -48,3 +48,25 @@ func TestParseProblem(t *testing.T) {
 		t.Errorf("ParseProblem of another error = %q", got)
 	}
 }
+
+func TestSecrets(t *testing.T) {
+	for in, want := range map[string]string{
+		// A registry's redirect to S3, quoted by Go's client in its error.
+		`Get "https://b.s3.amazonaws.com/docker/blobs/data?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261207%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261207T000000Z&X-Amz-Expires=1200&X-Amz-Security-Token=FQoGZXIvYXdz&X-Amz-SignedHeaders=host&X-Amz-Signature=0123abcd": EOF`: `Get "https://b.s3.amazonaws.com/docker/blobs/data?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=xxxxx&X-Amz-Date=20261207T000000Z&X-Amz-Expires=1200&X-Amz-Security-Token=xxxxx&X-Amz-SignedHeaders=host&X-Amz-Signature=xxxxx": EOF`,
+		// An Azure SAS, in a JSON log line ("&" escaped).
+		`{"msg":"fetch https://a.blob.core.windows.net/c/l?sv=2020-08-04\u0026se=2026\u0026sig=AbC%2Bd%3D failed"}`: `{"msg":"fetch https://a.blob.core.windows.net/c/l?sv=2020-08-04\u0026se=2026\u0026sig=xxxxx failed"}`,
+		`https://storage.googleapis.com/b/o?X-Goog-Credential=sa%40p&X-Goog-Signature=ff00`:                         `https://storage.googleapis.com/b/o?X-Goog-Credential=xxxxx&X-Goog-Signature=xxxxx`,
+		`GET /token?access_token=abc&scope=repository:x:pull`:                                                       `GET /token?access_token=xxxxx&scope=repository:x:pull`,
+		// What is not a credential stays.
+		"https://go.microsoft.com/fwlink/?linkid=2000&clcid=0x409": "https://go.microsoft.com/fwlink/?linkid=2000&clcid=0x409",
+		"no url here, signature=abc":                               "no url here, signature=abc",
+		"https://example.com/x?design=1":                           "https://example.com/x?design=1",
+	} {
+		if got := Secrets(in); got != want {
+			t.Errorf("Secrets(%q)\n = %q\nwant %q", in, got, want)
+		}
+	}
+	if got := URL("https://u:pw@b.example/x?X-Amz-Signature=abc"); got != "https://u:xxxxx@b.example/x?X-Amz-Signature=xxxxx" {
+		t.Errorf("URL hides the user part and the signature: %q", got)
+	}
+}
