@@ -81,6 +81,10 @@ type Report struct {
 	DryRun bool     `json:"dryRun,omitempty"`
 	Images []*Image `json:"images"`
 	Totals Totals   `json:"totals"`
+	// Warnings name the repositories whose selection (every tag, a tag
+	// regex, a semver range) matched no tag: nothing of them is synced,
+	// and that is no failure (skopeo warns too).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // BlobsPerImage is how many blobs one image's copy moves at once, as
@@ -151,7 +155,7 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 		}
 	}
 	rep := &Report{DryRun: o.DryRun}
-	rep.Images = plan(ctx, cfg, d, o)
+	rep.Images, rep.Warnings = plan(ctx, cfg, d, o)
 	defer func() {
 		for _, img := range rep.Images {
 			if img.src != nil {
@@ -194,8 +198,9 @@ func Run(ctx context.Context, cfg *Config, dest string, o Options) (*Report, err
 
 // plan lists the images of cfg in file order, each resolved and filtered,
 // with what its copy would write.
-func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image {
+func plan(ctx context.Context, cfg *Config, d *destination, o Options) ([]*Image, []string) {
 	var imgs []*Image
+	var warnings []string
 	run := runSettings(o, d)
 	failed := func(src, reason string) {
 		imgs = append(imgs, &Image{Source: src, Status: Failed, Error: reason})
@@ -213,6 +218,9 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 			if err != nil {
 				failed(full, failure(err))
 				continue
+			}
+			if len(tags) == 0 {
+				warnings = append(warnings, emptySelection(full, repo))
 			}
 			for _, tag := range tags {
 				imgs = append(imgs, &Image{Source: full + sepFor(tag) + tag, base: append(slices.Clip(o.Copy), transfer.WithForeign(*set.Foreign)), specs: set.Platforms, referrers: *set.Referrers, keepUBR: set.KeepUBR, repoKey: full, op: op})
@@ -240,7 +248,22 @@ func plan(ctx context.Context, cfg *Config, d *destination, o Options) []*Image 
 		}
 		first[img.Destination] = img.Source
 	}
-	return imgs
+	return imgs, warnings
+}
+
+// emptySelection says that repository full's selection matched no tag.
+func emptySelection(full string, repo Repo) string {
+	var sel []string
+	if repo.All {
+		sel = append(sel, "images: [] (every tag)")
+	}
+	if repo.Regex != nil {
+		sel = append(sel, "images-by-tag-regex "+repo.Regex.String())
+	}
+	if repo.Semver != nil {
+		sel = append(sel, "images-by-semver "+repo.Semver.String())
+	}
+	return fmt.Sprintf("%s: no tag the registry lists matches %s: nothing of it is synced", full, strings.Join(sel, " or "))
 }
 
 // sepFor is "@" before a digest, ":" before a tag.

@@ -556,3 +556,21 @@ func TestSyncFailureHidesPresignedURLs(t *testing.T) {
 		}
 	}
 }
+
+// A selection that matches no tag syncs nothing of its repository, fails
+// nothing, and is named in the report's warnings (skopeo warns too); a
+// selection that matches is not.
+func TestSyncWarnsOfAnEmptySelection(t *testing.T) {
+	w := newWorld(t)
+	cfg := w.config(t, "  images-by-tag-regex:\n    app/web: ^v9\\.\n  images-by-semver:\n    app/api: \">= 100\"\n  images:\n    windows/servercore: [ltsc2019]\n")
+	rep, err := w.run(t, cfg, w.dst.Host, func(o *syncer.Options) { o.DryRun = true })
+	if err != nil {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	if len(rep.Images) != 1 {
+		t.Errorf("planned %d images, want the one listed", len(rep.Images))
+	}
+	if len(rep.Warnings) != 2 || !strings.Contains(rep.Warnings[0], "app/web") || !strings.Contains(rep.Warnings[0], `^v9\.`) || !strings.Contains(rep.Warnings[1], "app/api") || !strings.Contains(rep.Warnings[1], ">=100") {
+		t.Errorf("warnings %q, want app/web's regex and app/api's range named", rep.Warnings)
+	}
+}

@@ -99,6 +99,9 @@ named at the end and the exit code is 1.`,
 			if rep == nil {
 				return err
 			}
+			for _, w := range rep.Warnings {
+				fmt.Fprintf(g.stderr, "ferry: warning: %s\n", w)
+			}
 			if f.json {
 				if jerr := printJSON(g, rep); jerr != nil {
 					return jerr
