@@ -408,7 +408,8 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 				// New signatures of an image otherwise up to date.
 				res, err := transfer.CopyReferrers(ctx, img.src, t, img.planned.Source, append(img.opts(), transfer.WithLedger(ledger))...)
 				if err != nil {
-					img.Status, img.Error = Failed, failure(err)
+					// Failed, not up to date: the reason goes.
+					img.Status, img.Reason, img.Error = Failed, "", failure(err)
 				} else {
 					img.Copy, img.Bytes = res, res.Bytes
 				}

@@ -201,6 +201,19 @@ func TestCopyReferrers(t *testing.T) {
 	if got.Status != syncer.Skipped || got.Copy == nil || got.Bytes != int64(len(late)) || got.Bytes != got.Copy.Bytes || rep.Totals.Bytes != got.Bytes {
 		t.Errorf("sync --json rerun bringing a %d-byte referrer: image %+v, copy %+v, totals %+v", len(late), got, got.Copy, rep.Totals)
 	}
+	// An image up to date whose new referrer the destination refuses has
+	// failed: its report gives the error, not "up to date" beside it.
+	pushReferrer(t, src, "app", subject, "application/vnd.example.refused", "refused signature")
+	mirror.Fail(http.MethodPut, "/manifests/", http.StatusForbidden, -1)
+	out, stderr, code = run(t, "sync", "--json", file, mirror.Host+"/m")
+	rep = syncer.Report{}
+	// The report, then (--json) the error's own object.
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&rep); code != 1 || err != nil || len(rep.Images) != 1 {
+		t.Fatalf("sync --json rerun, referrer refused: exit %d, %v: %s %s", code, err, out, stderr)
+	}
+	if got := rep.Images[0]; got.Status != syncer.Failed || got.Error == "" || got.Reason != "" {
+		t.Errorf("image whose referrer was refused: status %s, reason %q, error %q; want failed, no reason, the error", got.Status, got.Reason, got.Error)
+	}
 }
 
 // layoutReferrers returns the artifact types of subject's referrers in the
