@@ -389,6 +389,13 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 			report(img)
 			return
 		}
+		if img.referrers && d.kind == location.OCIArchive {
+			// As transfer.Copy refuses it, before anything moves; said
+			// in the plan of a dry run too.
+			img.Status, img.Error = Failed, fmt.Sprintf("%s cannot record referrers: --referrers needs a registry or an OCI layout destination", d.dir)
+			report(img)
+			return
+		}
 		if o.DryRun && d.kind == location.OCIArchive {
 			report(img) // a new file: everything is copied
 			return

@@ -356,6 +356,24 @@ func TestSyncToBundle(t *testing.T) {
 	}
 }
 
+// TestSyncReferrersToBundleRefusedInThePlan: a bundle cannot record
+// referrers; a dry run with --referrers says each image would fail, as the
+// real run does, instead of planning a copy; the real run writes no file.
+func TestSyncReferrersToBundleRefusedInThePlan(t *testing.T) {
+	w := newWorld(t)
+	out := filepath.Join(t.TempDir(), "mirror.tar")
+	cfg := w.config(t, "  images:\n    app/api: [\"1\"]\n")
+	for _, dry := range []bool{true, false} {
+		rep, err := w.run(t, cfg, "oci-archive:"+out, func(o *syncer.Options) { o.DryRun, o.Referrers = dry, true })
+		if !errors.Is(err, syncer.ErrImagesFailed) || len(rep.Images) != 1 || rep.Images[0].Status != syncer.Failed || !strings.Contains(rep.Images[0].Error, "cannot record referrers") {
+			t.Fatalf("dry run %v: %v %+v", dry, err, rep.Images)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("dry run %v: wrote %s: %v", dry, out, err)
+		}
+	}
+}
+
 // TestSyncInterruptedLeavesTheBundleAlone: a run interrupted (Ctrl-C)
 // after an image went into the bundle writes no partial bundle over the
 // file of the last run, and says it was interrupted (exit code 130), not
