@@ -67,6 +67,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/regstorage"
 	"github.com/ferry-dev/ferry/internal/regstorage/aliaslinks"
 	"github.com/ferry-dev/ferry/internal/regstorage/uploads"
+	"github.com/ferry-dev/ferry/internal/sharedcall"
 	"github.com/ferry-dev/ferry/internal/stall"
 	"github.com/ferry-dev/ferry/version"
 )
@@ -868,24 +869,11 @@ func (u *upstream) client(ctx context.Context, repo string) (*http.Client, strin
 	if ok && time.Since(bc.at) < rebuildAfter {
 		return bc.c, u.URL, nil
 	}
-	for {
-		ch := u.clientBuilds.DoChan(repo, func() (any, error) { return u.buildClient(ctx, repo) })
-		select {
-		case res := <-ch:
-			// The build was another caller's, cancelled with its
-			// request while this one goes on: build again.
-			if res.Err != nil && res.Shared && ctx.Err() == nil &&
-				(errors.Is(res.Err, context.Canceled) || errors.Is(res.Err, context.DeadlineExceeded)) {
-				continue
-			}
-			if res.Err != nil {
-				return nil, "", res.Err
-			}
-			return res.Val.(*http.Client), u.URL, nil
-		case <-ctx.Done():
-			return nil, "", ctx.Err()
-		}
+	c, err := sharedcall.Do(ctx, &u.clientBuilds, repo, func() (*http.Client, error) { return u.buildClient(ctx, repo) })
+	if err != nil {
+		return nil, "", err
 	}
+	return c, u.URL, nil
 }
 
 // buildClient builds and keeps the client of repository repo (client).

@@ -13,8 +13,6 @@
 package pingcache
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/ferry-dev/ferry/internal/sharedcall"
 )
 
 // Cache keeps registries' answers to pings, for the transports it wraps
@@ -75,23 +75,11 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if a, ok := c.kept(key); ok {
 		return a.response(r), nil
 	}
-	for {
-		ch := c.flight.DoChan(key, func() (any, error) { return c.ping(t.next, r, key) })
-		select {
-		case res := <-ch:
-			// The ping was another caller's request, cancelled with its
-			// context while this one's goes on: ask again.
-			if res.Err != nil && res.Shared && isCanceled(res.Err) && r.Context().Err() == nil {
-				continue
-			}
-			if res.Err != nil {
-				return nil, res.Err
-			}
-			return res.Val.(answer).response(r), nil
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
+	a, err := sharedcall.Do(r.Context(), &c.flight, key, func() (answer, error) { return c.ping(t.next, r, key) })
+	if err != nil {
+		return nil, err
 	}
+	return a.response(r), nil
 }
 
 // ping sends r with next, keeps its answer when it may be kept, and
@@ -152,9 +140,4 @@ func (c *Cache) clock() time.Time {
 		return c.now()
 	}
 	return time.Now()
-}
-
-// isCanceled reports whether err is a context's cancellation or deadline.
-func isCanceled(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
