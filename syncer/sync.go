@@ -392,7 +392,7 @@ func execute(ctx context.Context, imgs []*Image, d *destination, o Options) {
 		if img.referrers && d.kind == location.OCIArchive {
 			// As transfer.Copy refuses it, before anything moves; said
 			// in the plan of a dry run too.
-			img.Status, img.Error = Failed, fmt.Sprintf("%s cannot record referrers: --referrers needs a registry or an OCI layout destination", d.dir)
+			img.Status, img.Error = Failed, fmt.Errorf("%s %w", d.dir, transfer.ErrCannotRecordReferrers).Error()
 			report(img)
 			return
 		}

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -45,6 +46,11 @@ func (t byDigest) MountBlob(ctx context.Context, desc v1.Descriptor, src store.S
 	return false, nil
 }
 
+// ErrCannotRecordReferrers follows the name of a destination that
+// cannot record referrers (an archive) in the error of a copy with
+// WithReferrers, which fails before anything moves.
+var ErrCannotRecordReferrers = errors.New("cannot record referrers: --referrers needs a registry or an OCI layout destination")
+
 // referrerStores are the source, to list referrers, and the destination,
 // to record them; the error says which of them cannot. Copy asks before
 // anything moves.
@@ -55,7 +61,7 @@ func (c *copier) referrerStores() (from, to store.Referrers, err error) {
 	}
 	to, ok = c.dst.(store.Referrers)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s cannot record referrers: --referrers needs a registry or an OCI layout destination", store.NameOf(c.dst))
+		return nil, nil, fmt.Errorf("%s %w", store.NameOf(c.dst), ErrCannotRecordReferrers)
 	}
 	return from, to, nil
 }
