@@ -57,7 +57,7 @@ type jsonError struct {
 }
 
 func errorJSON(err error) jsonError {
-	return jsonError{Error: err.Error(), ExitCode: ExitCode(err), Hint: hint(err)}
+	return jsonError{Error: message(err), ExitCode: ExitCode(err), Hint: hint(err)}
 }
 
 // registerReferrers adds --referrers, for the commands that copy between

@@ -448,4 +448,14 @@ func TestCopyErrorHidesPresignedURL(t *testing.T) {
 			t.Errorf("%s printed: %s", secret, stderr)
 		}
 	}
+	// --json's error object on stdout too.
+	out, _, code := run(t, "copy", "--json", "--retry-delay", "1ms", ref, dst.Ref("app", "v2"))
+	if code != 1 || !strings.Contains(out, storage) {
+		t.Fatalf("--json: exit %d, want 1 naming the storage URL: %s", code, out)
+	}
+	for _, secret := range fixture.PresignedSecrets {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s in --json's error: %s", secret, out)
+		}
+	}
 }

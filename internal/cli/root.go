@@ -188,14 +188,18 @@ func Main(ctx context.Context, args []string) int {
 	return ExitCode(err)
 }
 
+// message is err as ferry prints it (on stderr, or in --json's error
+// object): with the credentials of signed URLs hidden, since Go's HTTP
+// errors quote a failed request's URL whole and a registry's redirect to
+// its storage may be presigned.
+func message(err error) string { return redact.Secrets(err.Error()) }
+
 // printErr prints err, if any, and the hint for it on w.
 func printErr(w io.Writer, err error) {
 	if err == nil {
 		return
 	}
-	// Go's HTTP errors quote a failed request's URL whole: a registry's
-	// redirect to its storage may be presigned.
-	fmt.Fprintf(w, "ferry: %s\n", redact.Secrets(err.Error()))
+	fmt.Fprintf(w, "ferry: %s\n", message(err))
 	if h := hint(err); h != "" {
 		fmt.Fprintf(w, "ferry: hint: %s\n", h)
 	}
