@@ -87,8 +87,11 @@ func sha(b []byte) string {
 func wantBlob(t *testing.T, base, repo string, d v1.Hash) {
 	t.Helper()
 	code, b, _ := get(t, http.MethodGet, base, "/v2/"+repo+"/blobs/"+d.String())
-	if code != http.StatusOK || sha(b) != d.String() {
-		t.Errorf("blob %s of %s: status %d, %d bytes hashing to %s", d, repo, code, len(b), sha(b))
+	switch {
+	case code != http.StatusOK:
+		t.Errorf("blob %s of %s: status %d: %.300s", d, repo, code, b)
+	case sha(b) != d.String():
+		t.Errorf("blob %s of %s: %d bytes hashing to %s", d, repo, len(b), sha(b))
 	}
 }
 
@@ -149,7 +152,13 @@ func TestMirrorPullThrough(t *testing.T) {
 // once make one download per foreign blob.
 func TestMirrorConcurrentColdPulls(t *testing.T) {
 	e := fixture.MicrosoftLike(t)
-	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	var log lockedBuffer
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithLog(&log, "warn"))
+	defer func() {
+		if t.Failed() {
+			t.Logf("the mirror's log:\n%s", log.String())
+		}
+	}()
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)

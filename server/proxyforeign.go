@@ -120,20 +120,32 @@ func (m *mirror) unknown(ns, name string, private bool) string {
 
 // serveRead serves a GET or HEAD of a manifest, blob or tag list through
 // distribution (the cache, then the upstream). A blob it does not find is
-// fetched from the foreign URLs a cached manifest gives it. A server error
-// (distribution's proxy answers 500 when the upstream cannot be reached
-// for what is not cached) becomes 404 *_UNKNOWN saying so: the content is
-// unknown to the mirror, and a client with other hosts tries the next.
+// fetched from the upstream, else from the foreign URLs a cached manifest
+// gives it (serveBlob). A server error (distribution's proxy answers 500
+// when the upstream cannot be reached for what is not cached) becomes 404
+// *_UNKNOWN saying so: the content is unknown to the mirror, and a client
+// with other hosts tries the next.
+//
+// distribution serves blobs from the cache only (mirrorRepo.Blobs), so a
+// server error on a blob is the cache's storage failing to read it: that
+// is logged, and the blob is served as one not cached, through its
+// download, which checks the storage again and else fetches it (a cache
+// that cannot read its copy goes to the source).
 func (l *mirrorLayer) serveRead(w http.ResponseWriter, r *http.Request, local, route, dgst string) {
 	hw := &holdMiss{ResponseWriter: w}
 	l.next.ServeHTTP(hw, r)
 	if !hw.held {
 		return
 	}
-	if route == v2.RouteNameBlob && hw.code == http.StatusNotFound {
+	if route == v2.RouteNameBlob {
 		if d, err := digest.Parse(dgst); err == nil {
+			if hw.code != http.StatusNotFound {
+				logrus.WithField("repository", local).WithField("digest", d).Errorf("mirror: %s %s: the cache could not read the blob, fetching it: %d %s", r.Method, r.URL.Path, hw.code, bytes.TrimSpace(hw.body))
+			}
 			clear(w.Header())
-			l.m.serveBlob(w, r, local, d, l.next)
+			l.m.serveBlob(w, r, local, d, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				l.serveCached(w, r, local, d)
+			}))
 			return
 		}
 	}
@@ -151,6 +163,26 @@ func (l *mirrorLayer) serveRead(w http.ResponseWriter, r *http.Request, local, r
 	clear(w.Header())
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	serveError(w, code.WithMessage(fmt.Sprintf("not in the mirror's cache, and upstream %s could not be asked for it", up.Name)))
+}
+
+// serveCached serves blob d of repository local from the cache, once its
+// download has stored it: a server error (the storage failing to read it)
+// is logged and answered 404 BLOB_UNKNOWN, as a blob the mirror cannot
+// give is.
+func (l *mirrorLayer) serveCached(w http.ResponseWriter, r *http.Request, local string, d digest.Digest) {
+	hw := &holdMiss{ResponseWriter: w}
+	l.next.ServeHTTP(hw, r)
+	if !hw.held {
+		return
+	}
+	if hw.code < 500 {
+		hw.release()
+		return
+	}
+	logrus.WithField("repository", local).WithField("digest", d).Errorf("mirror: %s %s: the cache could not read the blob: %d %s", r.Method, r.URL.Path, hw.code, bytes.TrimSpace(hw.body))
+	clear(w.Header())
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	serveError(w, errcode.ErrorCodeBlobUnknown.WithMessage("the mirror's cache holds the blob but could not read it").WithDetail(d))
 }
 
 // holdMiss passes a response on unless it is a 404 or a server error,
