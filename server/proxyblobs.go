@@ -99,19 +99,23 @@ type flight struct {
 	changed  chan struct{} // closed and replaced on every change
 	opened   bool          // the source answered; nobody joins the stream after
 	foreign  bool          // the source is the blob's urls
-	taps     []*tap        // the clients streaming it
-	released bool          // verified (taps finished) or failed (taps cut short)
+	streams  []*stream     // the clients streaming it (proxystream.go)
+	released bool          // verified (streams finished) or failed (streams cut short)
+	verified bool          // released with the blob's digest and size matching
 	done     bool          // stored, or failed
 	err      error         // why it failed
 	size     int64         // the blob's, once opened; -1 when the source did not say
 
 	// A foreign blob's bytes are also kept in a temporary spool file
-	// while it downloads, for the clients that come after its first
-	// bytes have gone out (its URL is fetched once).
-	spool    *os.File
-	spooled  int64 // bytes in the spool
-	spoolErr error // writing the spool failed: its readers are cut short
-	refs     int   // the download's and the spool readers' references
+	// while it downloads, from its first byte, for the clients that come
+	// after its first bytes have gone out (its URL is fetched once). Any
+	// download starts one at the chunk a streaming client could not
+	// take, for that client to read the rest from (proxystream.go).
+	spool     *os.File
+	spoolBase int64 // the blob's offset of the spool's first byte
+	spooled   int64 // bytes in the spool
+	spoolErr  error // writing the spool failed: its readers are cut short
+	refs      int   // the download's and the spool readers' references
 }
 
 func newFlight() *flight { return &flight{changed: make(chan struct{}), size: -1} }
@@ -142,15 +146,15 @@ func (f *flight) wait(ctx context.Context, cond func() bool) error {
 	}
 }
 
-// subscribe adds t to the clients streaming f; false once f's source
+// subscribe adds s to the clients streaming f; false once f's source
 // has answered (its first bytes may have gone out).
-func (f *flight) subscribe(t *tap) bool {
+func (f *flight) subscribe(s *stream) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.opened || f.released {
 		return false
 	}
-	f.taps = append(f.taps, t)
+	f.streams = append(f.streams, s)
 	return true
 }
 
@@ -161,16 +165,37 @@ func (f *flight) failed() bool {
 	return f.released && f.err != nil
 }
 
-// acquire takes a reference on f's spool; false when there is none, or
-// the download has failed.
-func (f *flight) acquire() bool {
+// acquireFrom takes a reference on f's spool for a reader starting at
+// the blob's offset off; false when there is none, it starts after off,
+// or the download has failed.
+func (f *flight) acquireFrom(off int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.spool == nil || f.size < 0 || f.released && f.err != nil {
+	if f.spool == nil || f.size < 0 || off < f.spoolBase || f.released && !f.verified {
 		return false
 	}
 	f.refs++
 	return true
+}
+
+// startSpool starts f's spool at the blob's offset base, unless it has
+// one; it returns the spool, nil when there is none (it failed).
+func (f *flight) startSpool(base int64, d digest.Digest) *os.File {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.spoolErr != nil {
+		return nil
+	}
+	if f.spool == nil {
+		spool, err := os.CreateTemp("", "ferry-mirror-*.blob")
+		if err != nil {
+			logrus.WithField("digest", d).Warnf("mirror: no spool for a client that fell behind, it is cut short: %v", err)
+			f.spoolErr = fmt.Errorf("spool: %w", err)
+			return nil
+		}
+		f.spool, f.spoolBase = spool, base
+	}
+	return f.spool
 }
 
 // release drops a reference on f's spool, removing it with the last.
@@ -186,10 +211,10 @@ func (f *flight) release() {
 	}
 }
 
-// spoolReader reads a flight's spool as it fills. It holds back the
-// blob's last byte until the blob is verified, returns the flight's error
-// if the download fails, and io.EOF once the blob is verified and read
-// whole.
+// spoolReader reads a flight's spool as it fills, from the blob's offset
+// off (at or after the spool's base). It holds back the blob's last byte
+// until the blob is verified, returns the flight's error if the download
+// fails, and io.EOF once the blob is verified and read whole.
 type spoolReader struct {
 	ctx context.Context
 	f   *flight
@@ -202,17 +227,19 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 	var avail int64
 	var err error
 	if werr := f.wait(r.ctx, func() bool {
-		verified := f.released && f.err == nil
+		end := f.spoolBase + f.spooled
 		switch {
-		case f.err != nil:
-			err = f.err
+		case f.released && !f.verified:
+			if err = f.err; err == nil {
+				err = io.ErrUnexpectedEOF
+			}
 		case f.spoolErr != nil:
 			err = f.spoolErr
-		case verified && r.off >= f.spooled:
+		case f.verified && r.off >= end:
 			err = io.EOF
 		default:
-			avail = f.spooled
-			if !verified && avail >= f.size {
+			avail = end
+			if !f.verified && avail >= f.size {
 				avail = f.size - 1
 			}
 			return avail > r.off
@@ -227,7 +254,7 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 	if n := avail - r.off; int64(len(p)) > n {
 		p = p[:n]
 	}
-	n, err := f.spool.ReadAt(p, r.off)
+	n, err := f.spool.ReadAt(p, r.off-f.spoolBase)
 	r.off += int64(n)
 	if errors.Is(err, io.EOF) && n > 0 {
 		err = nil
@@ -265,12 +292,16 @@ func (fs *flights) end(key string, f *flight, err error) {
 		delete(fs.m, key)
 	}
 	fs.mu.Unlock()
+	var streams []*stream
 	f.update(func() {
-		f.released, f.done = true, true
+		f.released, f.done, streams = true, true, f.streams
 		if f.err == nil {
 			f.err = err
 		}
 	})
+	for _, s := range streams {
+		s.end(err) // those the download did not open
+	}
 }
 
 // serveBlob answers a GET or HEAD for blob d of repository local that
@@ -282,23 +313,19 @@ func (fs *flights) end(key string, f *flight, err error) {
 func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string, d digest.Digest, next http.Handler) {
 	key := local + "@" + d.String()
 	f, leader := m.flights.join(key)
-	var t *tap
+	var s *stream
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		t = &tap{w: w}
-		if !f.subscribe(t) {
-			t = nil
+		s = newStream()
+		if !f.subscribe(s) {
+			s = nil
 		}
 	}
 	if leader {
 		m.download(key, local, d, f)
 	}
 	ctx := r.Context()
-	if t != nil {
-		if f.wait(ctx, func() bool { return f.released }) != nil {
-			t.stop() // the download goes on, for the others and the cache
-			return
-		}
-		if t.wasStarted() {
+	if s != nil {
+		if s.serve(ctx, w, d, f) {
 			return // streamed; cut short on failure, so the client sees it
 		}
 	} else if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
@@ -310,7 +337,7 @@ func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string,
 		if late && m.streamUpstream(w, r, local, d) {
 			return
 		}
-		if foreign && f.acquire() {
+		if foreign && f.acquireFrom(0) {
 			defer f.release()
 			streamSpool(w, r, d, f)
 			return
@@ -361,13 +388,20 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 	if size < 0 {
 		return false // unsized: nothing to stream with, the download stores it
 	}
-	t := &tap{w: w}
+	s := newStream()
 	f := newFlight()
-	f.taps = []*tap{t}
-	if err := m.copyBlob(src, d, size, f, nil); err != nil {
+	f.streams, f.refs = []*stream{s}, 1
+	defer f.release()
+	copied := make(chan error, 1)
+	go func() { copied <- m.copyBlob(src, d, size, f, nil) }()
+	served := s.serve(r.Context(), w, d, f)
+	if r.Context().Err() != nil {
+		_ = src.Close() // the client is gone: stop reading for it
+	}
+	if err := <-copied; err != nil && r.Context().Err() == nil {
 		logrus.WithField("digest", d).WithField("repository", local).Warnf("mirror: blob not streamed from the upstream: %v", err)
 	}
-	return t.wasStarted()
+	return served
 }
 
 // streamSpool streams foreign blob d from flight f's spool, whose
@@ -464,19 +498,22 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 // clients, hashing it, and hands each chunk to queue (when not nil). The
 // clients get their headers first (none when size is unknown: they are
 // then served from the storage) and the last byte once digest and size
-// match; f is released either way.
+// match; f is released either way. A client that cannot take a chunk at
+// once is cut loose to read the rest from f's spool (proxystream.go),
+// which starts at that chunk unless f has one.
 func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight, queue chan<- *chunk) error {
-	var taps []*tap
+	var streams, all []*stream
 	var spool *os.File
 	f.update(func() {
-		f.opened, f.size, spool = true, size, f.spool
+		f.opened, f.size, spool, all = true, size, f.spool, f.streams
 		if size >= 0 {
-			taps = f.taps
+			streams = f.streams
 		}
 	})
-	for _, t := range taps {
-		t.start(d, size)
+	for _, s := range all {
+		s.open(size)
 	}
+	var off int64 // the blob's offset of the next chunk
 	// The hash runs beside the stream, as the storage writer does: the
 	// clients' bytes wait for neither (unless one falls storageQueue
 	// behind); only their last byte waits, for the hash.
@@ -501,12 +538,23 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 		sum <- digest.NewDigest(d.Algorithm(), h)
 	}()
 	n, err := readChunks(src, size, func(c *chunk) {
-		for _, t := range taps {
-			_, _ = t.Write(c.b)
+		var full []*stream
+		for _, s := range streams {
+			if !s.offer(c) {
+				full = append(full, s)
+			}
 		}
+		if len(full) > 0 && spool == nil {
+			spool = f.startSpool(off, d)
+		}
+		for _, s := range full {
+			s.loosen(f, off)
+		}
+		off += int64(len(c.b))
 		if spool != nil {
-			// A foreign blob comes at the URL's pace: writing it here
-			// too costs the stream nothing.
+			// For the clients that read the spool (late ones of a
+			// foreign blob, ones that fell behind): a write to the
+			// page cache, which does not hold the stream.
 			_, werr := spool.Write(c.b)
 			f.update(func() {
 				f.spooled += int64(len(c.b))
@@ -529,17 +577,15 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 	if err == nil && (got != d || size >= 0 && n != size) {
 		err = fmt.Errorf("%w: got %d bytes hashing to %s, want %d bytes, %s", errCorrupt, n, got, size, d)
 	}
-	if err == nil {
-		for _, t := range taps {
-			t.finish()
-		}
-	}
 	f.update(func() {
-		f.released = true
+		f.released, f.verified = true, err == nil
 		if f.err == nil {
 			f.err = err
 		}
 	})
+	for _, s := range all {
+		s.end(err)
+	}
 	return err
 }
 
@@ -766,11 +812,19 @@ func (t *tap) stop() {
 	t.stopped = true
 }
 
-// wasStarted reports whether the response went out through the tap.
-func (t *tap) wasStarted() bool {
+// written returns how many of the blob's bytes the tap has taken,
+// the one held back included.
+func (t *tap) written() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.started
+	return t.sent
+}
+
+// failed reports whether writing to the client failed.
+func (t *tap) failed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stopped
 }
 
 // openBlob opens blob d of repository local at its source: the

@@ -38,12 +38,12 @@ func TestFlightsFailedSpoolIsNotRead(t *testing.T) {
 	}
 	f := newFlight()
 	f.update(func() { f.foreign, f.spool, f.refs, f.opened, f.size = true, spool, 1, true, 10 })
-	if !f.acquire() {
+	if !f.acquireFrom(0) {
 		t.Fatal("the spool of a download under way is not given")
 	}
 	f.release()
 	f.update(func() { f.released, f.err = true, errForeignFetch })
-	if f.acquire() {
+	if f.acquireFrom(0) {
 		f.release()
 		t.Error("the spool of a failed download is given to a late client")
 	}

@@ -1,0 +1,194 @@
+package server
+
+// How a client streams a blob the mirror is downloading, without holding
+// the download to its pace.
+//
+// The download hands each chunk to every client streaming it without
+// waiting (stream.offer): a client's own request goroutine writes the
+// chunks to its connection (stream.serve). A client that falls
+// streamQueue chunks behind (a slow link, a client reading slowly) is cut
+// loose: it gets no more chunks, and once it has written those it holds,
+// it reads the rest from the download's spool, a temporary file the
+// download starts writing at the chunk the client could not take. So the
+// download, the other clients and the cache fill go at the upstream's
+// pace, not the slowest client's; a slow client costs a spool on disk,
+// not memory. (Before, the download wrote to each client itself: one
+// client not reading held the download, every other client of the blob,
+// and its storage.)
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// streamQueue is how many chunks (8 MiB) a client may fall behind the
+// download before it is cut loose to read from the spool.
+const streamQueue = 32
+
+// stream is one client streaming a download.
+type stream struct {
+	queue chan *chunk // closed when the download ends or cuts it loose
+
+	mu      sync.Mutex
+	opened  bool  // the download's source answered
+	size    int64 // the blob's, once opened; -1 when the source did not say
+	behind  bool  // cut loose: the rest comes from the spool
+	spooled bool  // cut loose holding a reference on the spool (f.release)
+	ended   bool  // the download has ended
+	err     error // why the download failed, once ended
+	stopped bool  // the client is gone: it takes no more chunks
+}
+
+func newStream() *stream { return &stream{queue: make(chan *chunk, streamQueue), size: -1} }
+
+// open records that the download's source answered, with size bytes (-1:
+// unknown, and then no chunk is offered: the client is served from the
+// storage).
+func (s *stream) open(size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opened, s.size = true, size
+}
+
+// offer hands s chunk c, taking a reference on it, without waiting. It
+// returns false when s's queue is full: the caller cuts s loose once its
+// spool holds c.
+func (s *stream) offer(c *chunk) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.behind || s.stopped {
+		return true
+	}
+	c.refs.Add(1)
+	select {
+	case s.queue <- c:
+		return true
+	default:
+		c.release()
+		return false
+	}
+}
+
+// loosen cuts s loose from download f at the blob's offset off, the
+// first byte it was not given: it is offered no more chunks and reads the
+// rest from f's spool, on which it takes a reference (held until serve is
+// done with it, or the client is gone), if there is one.
+func (s *stream) loosen(f *flight, off int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.behind {
+		return
+	}
+	s.behind = true
+	close(s.queue)
+	if !s.stopped {
+		s.spooled = f.acquireFrom(off)
+	}
+}
+
+// end records that the download has ended, with err when it failed (the
+// blob did not verify, or could not be fetched); the first end counts.
+func (s *stream) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended, s.err = true, err
+	if !s.behind {
+		close(s.queue)
+	}
+}
+
+// stop detaches a client that went away and frees the chunks it held.
+func (s *stream) stop(f *flight) {
+	s.mu.Lock()
+	s.stopped = true
+	spooled := s.spooled
+	s.spooled = false
+	s.mu.Unlock()
+	if spooled {
+		f.release()
+	}
+	for {
+		select {
+		case c, ok := <-s.queue:
+			if !ok {
+				return
+			}
+			c.release()
+		default:
+			return
+		}
+	}
+}
+
+// serve writes blob d, downloaded by f, to w as s receives it, in the
+// request's goroutine: headers once the source has answered with a size,
+// the last byte once the blob has verified, the rest from f's spool if s
+// was cut loose. It returns false, having written nothing, when the
+// download ended without a sized answer (the caller serves the client
+// from the storage, or with the failure); true once the response has gone
+// out, whole or cut short (a failed download, a client gone).
+func (s *stream) serve(ctx context.Context, w http.ResponseWriter, d digest.Digest, f *flight) bool {
+	t := &tap{w: w}
+	started := false
+	start := func() bool {
+		if !started {
+			s.mu.Lock()
+			opened, size := s.opened, s.size
+			s.mu.Unlock()
+			if !opened || size < 0 {
+				return false
+			}
+			t.start(d, size)
+			started = true
+		}
+		return true
+	}
+	for open := true; open; {
+		select {
+		case c, ok := <-s.queue:
+			if !ok {
+				open = false
+				break
+			}
+			if start() {
+				_, _ = t.Write(c.b)
+			}
+			c.release()
+			if t.failed() {
+				s.stop(f)
+				return true
+			}
+		case <-ctx.Done():
+			t.stop()
+			s.stop(f)
+			return true
+		}
+	}
+	if !start() {
+		return false
+	}
+	s.mu.Lock()
+	behind, spooled, err := s.behind, s.spooled, s.err
+	s.mu.Unlock()
+	if !behind {
+		if err == nil {
+			t.finish()
+		}
+		return true
+	}
+	if !spooled {
+		return true // no spool: cut short
+	}
+	defer f.release()
+	if _, err := io.CopyBuffer(t, &spoolReader{ctx: ctx, f: f, off: t.written()}, make([]byte, copyBuffer)); err == nil {
+		t.finish()
+	}
+	return true
+}

@@ -1,0 +1,143 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferry-dev/ferry/internal/testkit/fixture"
+	"github.com/ferry-dev/ferry/server"
+)
+
+// TestMirrorSlowClientHoldsNobody: two clients stream one blob's
+// download; one reads nothing. The other gets the whole blob at the
+// upstream's pace, and the cache is filled; the one that read nothing
+// then gets the whole blob too, the bytes it fell behind on from the
+// download's spool, which is removed after. The old code wrote to each
+// client from the download: the client that read nothing held the
+// download, the other client and the cache fill.
+func TestMirrorSlowClientHoldsNobody(t *testing.T) {
+	spools := t.TempDir()
+	t.Setenv("TMPDIR", spools)
+	// 48 MiB: more than the slow client's socket buffers and the
+	// mirror's queue for it (8 MiB) hold.
+	blob := make([]byte, 48<<20)
+	for i := range blob {
+		blob[i] = byte(i * 31 >> 7)
+	}
+	layer := static.NewLayer(blob, types.DockerLayer)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := fixture.NewRegistry(t, server.WithRoot(t.TempDir())) // in memory, a large push is slow
+	reg.Push(t, "app", "v1", img)
+	d, _ := layer.Digest()
+	regURL, _ := url.Parse(reg.URL)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	release := make(chan struct{})
+	var gets atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && path.Base(r.URL.Path) == d.String() {
+			gets.Add(1)
+			<-release // both clients join the download before it opens
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	blobURL := m.URL + "/v2/app/blobs/" + d.String()
+
+	slowResp := make(chan *http.Response, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Get(blobURL)
+		if err != nil {
+			t.Error(err)
+			close(slowResp)
+			return
+		}
+		slowResp <- resp // its body is not read until the other is done
+	}()
+	for gets.Load() < 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fast := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Get(blobURL)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err = rerr; err == nil && sha(b) != d.String() {
+				err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
+			}
+		}
+		fast <- err
+	}()
+	time.Sleep(time.Second) // the second GET joins the download
+	close(release)
+	select {
+	case err := <-fast:
+		if err != nil {
+			t.Fatalf("the client reading: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client reading did not get the blob while the other read nothing")
+	}
+	if n := gets.Load(); n != 1 {
+		t.Logf("the upstream was asked for the blob %d times: the second GET came late", n)
+	}
+	// The cache is filled: with the upstream gone, the blob is served.
+	up.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, b, _ := get(t, http.MethodGet, m.URL, "/v2/app/blobs/"+d.String())
+		if code == http.StatusOK && sha(b) == d.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the blob is not in the cache while a client reads nothing: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, ok := <-slowResp
+	if !ok {
+		return
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || sha(b) != d.String() {
+		t.Errorf("the client that read nothing, reading at last: %v, %d bytes hashing to %s, want %s", err, len(b), sha(b), d)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		left, _ := os.ReadDir(spools)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("spool files left: %v", left)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
