@@ -449,11 +449,16 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 		return err
 	}
 	blobs := repo.Blobs(ctx)
-	if _, err := blobs.Stat(ctx, d); err == nil {
+	_, err = blobs.Stat(ctx, d)
+	if err == nil {
 		return nil // stored meanwhile (another replica, a flight just ended)
 	}
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errNotUpstream, err)
+	}
+	// Not linked here (rather than not readable: that is fetched).
+	if errors.Is(err, distribution.ErrBlobUnknown) && m.linkHeld(ctx, local, d) {
+		return nil
 	}
 	src, size, foreign, err := m.openBlob(ctx, local, d)
 	if err != nil {
@@ -492,6 +497,47 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 		return err
 	}
 	return nil
+}
+
+// linkHeld links sha256 blob d into repository local without fetching
+// it when the storage holds its bytes already (another repository of the
+// mirror pulled it: base layers are shared by many images) and local's
+// upstream repository has it: the upstream answers a HEAD for it in that
+// repository with its size, or, for a blob it does not hold, a cached
+// manifest of local lists it, with that size, with urls (a foreign
+// layer). The blob is linked as a pushed one is; a client of local gets
+// it from the cache, and no byte of it is fetched again. Asking the
+// upstream keeps repositories apart as the upstream has them: a blob
+// local's upstream repository does not have is not served through it.
+func (m *mirror) linkHeld(ctx context.Context, local string, d digest.Digest) bool {
+	if d.Algorithm() != digest.SHA256 {
+		return false
+	}
+	fi, err := m.driver.Stat(ctx, regstorage.BlobPath(d))
+	if err != nil || fi.IsDir() {
+		return false
+	}
+	up, rest := m.split(local)
+	if up == nil {
+		return false
+	}
+	held := false
+	if up.reachable() {
+		size, err := up.headBlob(ctx, rest, d)
+		held = err == nil && (size < 0 || size == fi.Size())
+	}
+	if !held {
+		desc, err := m.foreignLayer(ctx, local, d)
+		held = err == nil && desc.Size == fi.Size()
+	}
+	if !held {
+		return false
+	}
+	if err := aliaslinks.Write(ctx, m.driver, local, aliaslinks.Layers, d, d); err != nil {
+		logrus.WithField("digest", d).WithField("repository", local).Warnf("mirror: blob held for another repository not linked, fetching it: %v", err)
+		return false
+	}
+	return true
 }
 
 // copyBlob copies src (blob d, size bytes or -1 when unknown) to f's
@@ -901,6 +947,31 @@ func (u *upstream) getBlob(ctx context.Context, repo string, d digest.Digest) (i
 		return nil, 0, fmt.Errorf("%w: %s answered %s", errNotUpstream, u.Name, resp.Status)
 	}
 	return nil, 0, fmt.Errorf("%w: %s answered %s", errUnreachable, u.Name, resp.Status)
+}
+
+// headBlob asks the upstream whether its repository repo holds blob d,
+// and its size (-1 when the answer does not say).
+func (u *upstream) headBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	c, base, err := u.client(ctx, repo)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, base+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	_ = resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return resp.ContentLength, nil
+	case http.StatusNotFound:
+		return 0, fmt.Errorf("%w: %s answered %s", errNotUpstream, u.Name, resp.Status)
+	}
+	return 0, fmt.Errorf("%w: %s answered %s", errUnreachable, u.Name, resp.Status)
 }
 
 // blobClient is an HTTP client for one upstream repository, with its
