@@ -1150,3 +1150,28 @@ func TestMirrorLogHidesPresignedURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorTagListNamesTheClientsRepository: a tag list, and the 404 for
+// a repository the upstream does not have, name the repository as the
+// client did, not the cache's PREFIX/REPO (the old code's 404 did).
+func TestMirrorTagListNamesTheClientsRepository(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: e.Reg.URL}))
+	code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/tags/list")
+	var list struct {
+		Name string `json:"name"`
+	}
+	if code != http.StatusOK || json.Unmarshal(b, &list) != nil || list.Name != fixture.Repo {
+		t.Errorf("tag list of %s: %d %s", fixture.Repo, code, b)
+	}
+	code, b, _ = get(t, http.MethodGet, m.URL, "/v2/nope/app/tags/list")
+	var errs struct {
+		Errors []struct {
+			Code   string
+			Detail struct{ Name string }
+		}
+	}
+	if code != http.StatusNotFound || json.Unmarshal(b, &errs) != nil || len(errs.Errors) != 1 || errs.Errors[0].Code != "NAME_UNKNOWN" || errs.Errors[0].Detail.Name != "nope/app" {
+		t.Errorf("tag list of a repository the upstream lacks: %d %s, want 404 NAME_UNKNOWN naming nope/app", code, b)
+	}
+}

@@ -93,7 +93,7 @@ func (l *mirrorLayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if read && (route == v2.RouteNameBlob || route == v2.RouteNameManifest || route == v2.RouteNameTags) {
 		if route == v2.RouteNameTags && r.Method == http.MethodGet {
-			w = &tagListName{ResponseWriter: w, name: name}
+			w = &tagListName{ResponseWriter: w, name: name, local: local}
 			defer w.(*tagListName).flush()
 		}
 		l.serveRead(w, r2, local, route, match.Vars["digest"])
@@ -319,14 +319,15 @@ func (f *foreignFacts) layers(ctx context.Context, ns distribution.Namespace, md
 	return ls
 }
 
-// tagListName gives a tag list the repository name the client asked for,
-// not the cache's (PREFIX/REPO). The body, a page of tag names, is held
-// until flush.
+// tagListName gives a tag list, and distribution's NAME_UNKNOWN for one,
+// the repository name the client asked for, not the cache's
+// (PREFIX/REPO). The body, a page of tag names, is held until flush.
 type tagListName struct {
 	http.ResponseWriter
-	name string
-	code int
-	body bytes.Buffer
+	name  string // the repository as the client named it
+	local string // its cache's name, PREFIX/REPO
+	code  int
+	body  bytes.Buffer
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -351,12 +352,19 @@ func (t *tagListName) flush() {
 		Name string   `json:"name"`
 		Tags []string `json:"tags"`
 	}
-	if t.code == http.StatusOK && json.Unmarshal(body, &list) == nil {
+	switch {
+	case t.code == http.StatusOK && json.Unmarshal(body, &list) == nil:
 		list.Name = t.name
 		if b, err := json.Marshal(list); err == nil {
 			body = b
 			t.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		}
+	case t.code >= http.StatusBadRequest && t.name != t.local:
+		// distribution's NAME_UNKNOWN details the name it looked up.
+		local, _ := json.Marshal(t.local)
+		name, _ := json.Marshal(t.name)
+		body = bytes.ReplaceAll(body, local, name)
+		t.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	if t.code == 0 {
 		t.code = http.StatusOK
