@@ -100,6 +100,7 @@ type flight struct {
 	opened   bool          // the source answered; nobody joins the stream after
 	foreign  bool          // the source is the blob's urls
 	streams  []*stream     // the clients streaming it (proxystream.go)
+	room     chan struct{} // a stream has taken a chunk out of its queue (1 buffered)
 	released bool          // verified (streams finished) or failed (streams cut short)
 	verified bool          // released with the blob's digest and size matching
 	done     bool          // stored, or failed
@@ -118,7 +119,17 @@ type flight struct {
 	refs      int   // the download's and the spool readers' references
 }
 
-func newFlight() *flight { return &flight{changed: make(chan struct{}), size: -1} }
+func newFlight() *flight {
+	return &flight{changed: make(chan struct{}), room: make(chan struct{}, 1), size: -1}
+}
+
+// madeRoom wakes the download if it waits for a stream to take a chunk.
+func (f *flight) madeRoom() {
+	select {
+	case f.room <- struct{}{}:
+	default:
+	}
+}
 
 // update changes f under its lock and wakes whoever waits on it.
 func (f *flight) update(change func()) {
@@ -584,17 +595,8 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 		sum <- digest.NewDigest(d.Algorithm(), h)
 	}()
 	n, err := readChunks(src, size, func(c *chunk) {
-		var full []*stream
-		for _, s := range streams {
-			if !s.offer(c) {
-				full = append(full, s)
-			}
-		}
-		if len(full) > 0 && spool == nil {
-			spool = f.startSpool(off, d)
-		}
-		for _, s := range full {
-			s.loosen(f, off)
+		if sp := offerAll(f, streams, c, off, d); sp != nil {
+			spool = sp
 		}
 		off += int64(len(c.b))
 		if spool != nil {

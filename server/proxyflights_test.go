@@ -4,6 +4,9 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // TestFlightsFailedDownloadIsNotJoined: a request that comes after a
@@ -48,4 +51,58 @@ func TestFlightsFailedSpoolIsNotRead(t *testing.T) {
 		t.Error("the spool of a failed download is given to a late client")
 	}
 	f.release()
+}
+
+// TestOfferAllCutsLooseOnlyBesideAFasterStream: a stream too far behind
+// is cut loose, reading on from a spool that starts at the chunk it did
+// not take, when another stream took that chunk; a stream behind with
+// nobody else taking waits (the download waits for it), with no spool.
+func TestOfferAllCutsLooseOnlyBesideAFasterStream(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	d := digest.FromString("blob")
+	chunkOf := func(n int) *chunk {
+		b := make([]byte, n)
+		c := &chunk{buf: &b, b: b}
+		c.refs.Store(1)
+		return c
+	}
+	fill := func(s *stream) {
+		for s.offer(chunkOf(1<<20)) == offerTaken {
+		}
+	}
+
+	f := newFlight()
+	f.refs, f.size = 1, 64<<20 // opened, as copyBlob does
+	slow, fast := newStream(), newStream()
+	fill(slow)
+	if spool := offerAll(f, []*stream{slow, fast}, chunkOf(1024), 5<<20, d); spool == nil || f.spoolBase != 5<<20 {
+		t.Fatalf("beside a stream that took the chunk: spool %v at %d, want one at %d", spool, f.spoolBase, 5<<20)
+	}
+	if !slow.behind || !slow.spooled || fast.behind {
+		t.Errorf("cut loose: slow %v (holding the spool %v), fast %v; want the slow one only", slow.behind, slow.spooled, fast.behind)
+	}
+	slow.stop(f)
+	f.release()
+
+	f = newFlight()
+	alone := newStream()
+	fill(alone)
+	done := make(chan *os.File, 1)
+	go func() { done <- offerAll(f, []*stream{alone}, chunkOf(1024), 5<<20, d) }()
+	select {
+	case <-done:
+		t.Fatal("a lone stream behind was not waited for")
+	case <-time.After(100 * time.Millisecond):
+	}
+	(<-alone.queue).release() // the client takes a chunk
+	alone.queued.Add(-1 << 20)
+	f.madeRoom()
+	select {
+	case spool := <-done:
+		if spool != nil || alone.behind {
+			t.Errorf("a lone stream was cut loose (spool %v)", spool)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the download did not go on once the lone stream made room")
+	}
 }

@@ -6,13 +6,17 @@ package server
 // The download hands each chunk to every client streaming it without
 // waiting (stream.offer): a client's own request goroutine writes the
 // chunks to its connection (stream.serve). A client that falls
-// streamQueue chunks behind (a slow link, a client reading slowly) is cut
-// loose: it gets no more chunks, and once it has written those it holds,
-// it reads the rest from the download's spool, a temporary file the
-// download starts writing at the chunk the client could not take. So the
-// download, the other clients and the cache fill go at the upstream's
-// pace, not the slowest client's; a slow client costs a spool on disk,
-// not memory. (Before, the download wrote to each client itself: one
+// streamBehind bytes behind (a slow link, a client reading slowly) while
+// another client of the blob keeps up is cut loose: it gets no more
+// chunks, and once it has written those it holds, it reads the rest from
+// the download's spool, a temporary file the download starts writing at
+// the chunk the client could not take. So the download, the other clients
+// and the cache fill go at the pace of the fastest client, not the
+// slowest; a slow client costs a spool on disk, not memory. When every
+// client of the blob is behind (the common case of one client, slower
+// than the upstream) the download waits for the first to take the chunk,
+// as a plain stream would: no spool is written for a client nobody else
+// waits on. (Before, the download wrote to each client itself: one
 // client not reading held the download, every other client of the blob,
 // and its storage.)
 
@@ -20,18 +24,26 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// streamQueue is how many chunks (8 MiB) a client may fall behind the
-// download before it is cut loose to read from the spool.
-const streamQueue = 32
+// streamBehind is how many bytes a client may fall behind the download
+// before it is cut loose to read from the spool; streamQueue bounds the
+// chunks that holds (a read from the upstream is often far smaller than
+// copyBuffer).
+const (
+	streamBehind = 16 << 20
+	streamQueue  = 1024
+)
 
 // stream is one client streaming a download.
 type stream struct {
-	queue chan *chunk // closed when the download ends or cuts it loose
+	queue  chan *chunk  // closed when the download ends or cuts it loose
+	queued atomic.Int64 // bytes in queue
 
 	mu      sync.Mutex
 	opened  bool  // the download's source answered
@@ -54,22 +66,62 @@ func (s *stream) open(size int64) {
 	s.opened, s.size = true, size
 }
 
-// offer hands s chunk c, taking a reference on it, without waiting. It
-// returns false when s's queue is full: the caller cuts s loose once its
-// spool holds c.
-func (s *stream) offer(c *chunk) bool {
+// What became of a chunk offered to a stream.
+const (
+	offerTaken = iota // queued for the client
+	offerGone         // the stream takes no more chunks (cut loose, ended, client gone)
+	offerFull         // the client is streamBehind bytes behind
+)
+
+// offer hands s chunk c, taking a reference on it, without waiting.
+func (s *stream) offer(c *chunk) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended || s.behind || s.stopped {
-		return true
+		return offerGone
+	}
+	if s.queued.Load()+int64(len(c.b)) > streamBehind {
+		return offerFull
 	}
 	c.refs.Add(1)
 	select {
 	case s.queue <- c:
-		return true
+		s.queued.Add(int64(len(c.b)))
+		return offerTaken
 	default:
 		c.release()
-		return false
+		return offerFull
+	}
+}
+
+// offerAll hands chunk c, at the blob's offset off, to the streams of
+// download f. Those too far behind are cut loose, with f's spool started
+// at c, when another stream took c; when none did, it waits for one of
+// them to make room (f.room), as the download waits for a single client.
+func offerAll(f *flight, streams []*stream, c *chunk, off int64, d digest.Digest) (spool *os.File) {
+	for {
+		var full []*stream
+		taken := false
+		for _, s := range streams {
+			switch s.offer(c) {
+			case offerTaken:
+				taken = true
+			case offerFull:
+				full = append(full, s)
+			}
+		}
+		if len(full) == 0 {
+			return nil
+		}
+		if taken {
+			spool = f.startSpool(off, d)
+			for _, s := range full {
+				s.loosen(f, off)
+			}
+			return spool
+		}
+		<-f.room
+		streams = full
 	}
 }
 
@@ -114,6 +166,7 @@ func (s *stream) stop(f *flight) {
 	if spooled {
 		f.release()
 	}
+	defer f.madeRoom()
 	for {
 		select {
 		case c, ok := <-s.queue:
@@ -160,7 +213,9 @@ func (s *stream) serve(ctx context.Context, w http.ResponseWriter, d digest.Dige
 			if start() {
 				_, _ = t.Write(c.b)
 			}
+			s.queued.Add(-int64(len(c.b)))
 			c.release()
+			f.madeRoom()
 			if t.failed() {
 				s.stop(f)
 				return true
