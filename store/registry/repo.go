@@ -17,14 +17,19 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ggtypes "github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-dev/ferry/blob"
 	"github.com/ferry-dev/ferry/mediatype"
 	"github.com/ferry-dev/ferry/store"
 )
 
-// cancelUploadTimeout bounds the DELETE that cancels an abandoned upload.
-const cancelUploadTimeout = 10 * time.Second
+// cancelUploadTimeout bounds the DELETE that cancels an abandoned upload,
+// and Close's cancelling of all those it holds; at most
+// cancelUploadsAtOnce of those go out at once.
+var cancelUploadTimeout = 10 * time.Second
+
+const cancelUploadsAtOnce = 8
 
 // MaxManifestSize bounds the manifests and indexes ferry reads (4 MiB, as
 // distribution and containerd do).
@@ -149,10 +154,20 @@ func (r *Repo) Close() error {
 		return nil
 	}
 	// Uploads a declined mount opened and no PushBlob took: cancel them
-	// rather than leave them to the registry's purge.
+	// rather than leave them to the registry's purge. Together, within
+	// cancelUploadTimeout in all: one at a time, a copy interrupted with
+	// the network gone took that long for each before ferry could exit.
+	ctx, cancel := context.WithTimeout(context.Background(), cancelUploadTimeout)
+	defer cancel()
+	var g errgroup.Group
+	g.SetLimit(cancelUploadsAtOnce)
 	for _, loc := range locs {
-		r.cancelUpload(context.Background(), loc)
+		g.Go(func() error {
+			r.deleteUpload(ctx, loc)
+			return nil
+		})
 	}
+	_ = g.Wait()
 	return nil
 }
 
@@ -450,6 +465,14 @@ func (r *Repo) takeUpload(digest v1.Hash) string {
 func (r *Repo) cancelUpload(ctx context.Context, loc string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelUploadTimeout)
 	defer cancel()
+	r.deleteUpload(ctx, loc)
+}
+
+// deleteUpload deletes the upload session at loc under ctx, best effort.
+func (r *Repo) deleteUpload(ctx context.Context, loc string) {
+	if ctx.Err() != nil {
+		return
+	}
 	if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, loc, nil); err == nil {
 		if resp, err := r.c.http.Do(req); err == nil {
 			resp.Body.Close()
