@@ -669,29 +669,7 @@ func TestMirrorUpstreamCorrupt(t *testing.T) {
 // after its download has begun streams the bytes already fetched at once,
 // not after the download; the URL is fetched once.
 func TestMirrorForeignLateClient(t *testing.T) {
-	blob := make([]byte, 256<<10)
-	for i := range blob {
-		blob[i] = byte(i * 7)
-	}
-	half := len(blob) / 2
-	release := make(chan struct{})
-	var requests atomic.Int32
-	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
-		_, _ = w.Write(blob[:half])
-		w.(http.Flusher).Flush()
-		<-release
-		_, _ = w.Write(blob[half:])
-	}))
-	defer cdn.Close()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	blob, half, cdn, release, requests := halfwayCDN(t)
 	reg := fixture.NewRegistry(t)
 	_, d := pushWithForeign(t, reg, "late/app", blob, cdn.URL+"/layer")
 	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: reg.URL}), server.WithProxyForeignAllow(allowLoopback))
@@ -733,7 +711,7 @@ func TestMirrorForeignLateClient(t *testing.T) {
 	}
 	early, earlyFirst := open() // starts the download
 	late, lateFirst := open()   // comes after its first bytes went out
-	close(release)
+	release()
 	for _, c := range []struct {
 		resp  *http.Response
 		first []byte
@@ -747,6 +725,35 @@ func TestMirrorForeignLateClient(t *testing.T) {
 	if n := requests.Load(); n != 1 {
 		t.Errorf("the URL was fetched %d times", n)
 	}
+}
+
+// halfwayCDN serves a 256 KiB foreign blob at any path of cdn's: its
+// first half at once, the rest once release is called (or the test
+// ends), counting the requests.
+func halfwayCDN(t *testing.T) (blob []byte, half int, cdn *httptest.Server, release func(), requests *atomic.Int32) {
+	t.Helper()
+	blob = make([]byte, 256<<10)
+	for i := range blob {
+		blob[i] = byte(i * 7)
+	}
+	half = len(blob) / 2
+	released := make(chan struct{})
+	release = sync.OnceFunc(func() { close(released) })
+	requests = new(atomic.Int32)
+	cdn = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+		_, _ = w.Write(blob[:half])
+		w.(http.Flusher).Flush()
+		select {
+		case <-released:
+			_, _ = w.Write(blob[half:])
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(cdn.Close)
+	t.Cleanup(release) // before cdn.Close, which waits for its handlers
+	return blob, half, cdn, release, requests
 }
 
 // pushWithForeign pushes to reg, as repo:v1, a random image with one more

@@ -296,6 +296,37 @@ func (fs *flights) join(key string) (*flight, bool) {
 	return f, true
 }
 
+// spooling returns, with a reference taken on its spool, a download of
+// foreign blob d (size bytes) under way in any repository whose spool
+// holds it from its first byte; nil when there is none.
+func (fs *flights) spooling(d digest.Digest, size int64) *flight {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	suffix := "@" + d.String()
+	for key, f := range fs.m {
+		if !strings.HasSuffix(key, suffix) {
+			continue
+		}
+		f.mu.Lock()
+		ok := f.foreign && f.size == size && f.spool != nil && f.spoolBase == 0
+		f.mu.Unlock()
+		if ok && f.acquireFrom(0) {
+			return f
+		}
+	}
+	return nil
+}
+
+// spoolBody reads another download's spool as a blob's source; Close
+// drops its reference on the spool.
+type spoolBody struct{ spoolReader }
+
+// Close implements io.Closer.
+func (b *spoolBody) Close() error {
+	b.f.release()
+	return nil
+}
+
 // end records key's result and lets its waiters go.
 func (fs *flights) end(key string, f *flight, err error) {
 	fs.mu.Lock()
@@ -897,6 +928,12 @@ func (m *mirror) openBlob(ctx context.Context, local string, d digest.Digest) (r
 	h, err := ggcrv1.NewHash(d.String())
 	if err != nil {
 		return nil, 0, true, fmt.Errorf("%w: %w", errForeignFetch, err)
+	}
+	if other := m.flights.spooling(d, desc.Size); other != nil {
+		// Another repository's download of the same foreign blob is
+		// under way: read its bytes as it fetches them (the URL is
+		// fetched once, also across repositories).
+		return foreignBody{&spoolBody{spoolReader{ctx: ctx, f: other}}}, desc.Size, true, nil
 	}
 	rc, err = m.fetcher.Open(ctx, ggcrv1.Descriptor{MediaType: "application/octet-stream", Digest: h, Size: desc.Size, URLs: desc.URLs})
 	if err != nil {

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -119,5 +121,54 @@ func waitLinked(t *testing.T, root, repo string, d v1.Hash) {
 		if time.Now().After(deadline) {
 			t.Fatalf("blob %s pulled through %s is not stored", d, repo)
 		}
+	}
+}
+
+// TestMirrorForeignBlobFetchedOnceAcrossRepositories: a foreign blob two
+// repositories list, asked for through the second while the first's
+// download is still fetching it, comes from that download: its URL is
+// fetched once. The old code fetched it again for the second.
+func TestMirrorForeignBlobFetchedOnceAcrossRepositories(t *testing.T) {
+	blob, half, cdn, release, requests := halfwayCDN(t)
+	reg := fixture.NewRegistry(t)
+	img, d := pushWithForeign(t, reg, "first/app", blob, cdn.URL+"/layer")
+	reg.Push(t, "second/app", "v1", img)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	for _, repo := range []string{"first/app", "second/app"} {
+		if code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+repo+"/manifests/v1"); code != http.StatusOK {
+			t.Fatalf("manifest of %s: %d %s", repo, code, b)
+		}
+	}
+	first, err := http.Get(m.URL + "/v2/first/app/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	if _, err := io.ReadFull(first.Body, make([]byte, half)); err != nil {
+		t.Fatalf("the first half through first/app: %v", err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(m.URL + "/v2/second/app/blobs/" + d.String())
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err = rerr; err == nil && sha(b) != d.String() {
+				err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
+			}
+		}
+		second <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the second GET's download reads the first's
+	release()
+	if err := <-second; err != nil {
+		t.Errorf("the blob through second/app: %v", err)
+	}
+	rest, err := io.ReadAll(first.Body)
+	if err != nil || len(rest) != len(blob)-half {
+		t.Errorf("the rest through first/app: %v, %d bytes", err, len(rest))
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the URL was fetched %d times", n)
 	}
 }
