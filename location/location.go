@@ -406,6 +406,12 @@ func parseRegistry(raw, s string, o options) (Location, error) {
 		}
 		return Location{}, fmt.Errorf("%w %q: not an image reference: %w", ErrInvalid, raw, err)
 	}
+	if repo := ref.Context().RepositoryStr(); len(repo) > maxRepository {
+		// ggcr checks the name as written; Docker Hub's library/ prefix
+		// can take it past the limit, and the reference would not parse
+		// again as it prints.
+		return Location{}, fmt.Errorf("%w %q: not an image reference: repository %s is %d characters long; the limit is %d", ErrInvalid, raw, abbreviate(repo), len(repo), maxRepository)
+	}
 	explicit := false
 	if _, ok := ref.(name.Digest); ok {
 		explicit = true
@@ -415,6 +421,18 @@ func parseRegistry(raw, s string, o options) (Location, error) {
 		explicit = i >= 0 && !strings.Contains(s[i+1:], "/")
 	}
 	return Location{Kind: Registry, Raw: raw, Ref: ref, ExplicitTag: explicit}, nil
+}
+
+// maxRepository is the longest repository name, as distribution-spec
+// and go-containerregistry count it.
+const maxRepository = 255
+
+// abbreviate shortens a long name for an error message.
+func abbreviate(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	return s[:37] + "..."
 }
 
 // localHint is the advice for a registry reference s that also names an
