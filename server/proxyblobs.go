@@ -935,11 +935,33 @@ func (m *mirror) openBlob(ctx context.Context, local string, d digest.Digest) (r
 		// fetched once, also across repositories).
 		return foreignBody{&spoolBody{spoolReader{ctx: ctx, f: other}}}, desc.Size, true, nil
 	}
+	if rc, err := m.storedBlob(ctx, d, desc.Size); err == nil {
+		// Stored meanwhile for another repository (its download ended
+		// after linkHeld looked): read it there, not from the URL.
+		return foreignBody{rc}, desc.Size, true, nil
+	}
 	rc, err = m.fetcher.Open(ctx, ggcrv1.Descriptor{MediaType: "application/octet-stream", Digest: h, Size: desc.Size, URLs: desc.URLs})
 	if err != nil {
 		return nil, 0, true, fmt.Errorf("%w: %w", errForeignFetch, err)
 	}
 	return foreignBody{rc}, desc.Size, true, nil
+}
+
+// storedBlob opens sha256 blob d, of size bytes, where the storage holds
+// it for any repository.
+func (m *mirror) storedBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error) {
+	if d.Algorithm() != digest.SHA256 {
+		return nil, fmt.Errorf("blob %s: not stored by its digest", d)
+	}
+	p := regstorage.BlobPath(d)
+	fi, err := m.driver.Stat(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() || fi.Size() != size {
+		return nil, fmt.Errorf("blob %s: stored with %d bytes, want %d", d, fi.Size(), size)
+	}
+	return m.driver.Reader(ctx, p, 0)
 }
 
 // foreignBody marks a foreign fetch's read errors as such.
