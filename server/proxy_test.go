@@ -1182,3 +1182,51 @@ func TestMirrorTagListNamesTheClientsRepository(t *testing.T) {
 		t.Errorf("tag list of a repository the upstream lacks: %d %s, want 404 NAME_UNKNOWN naming nope/app", code, b)
 	}
 }
+
+// TestMirrorLocalizePartialIndexOffline: offline, an index whose mirror
+// holds one platform's image only (filled in keep mode, as a node of that
+// platform pulls) is localized for that platform, the other entry kept as
+// upstream, where the old code refused the whole tag; the node pulls its
+// image, with no foreign layer left in it.
+func TestMirrorLocalizePartialIndexOffline(t *testing.T) {
+	e := fixture.MicrosoftLike(t)
+	root := filepath.Join(t.TempDir(), "data")
+	keep := startMirror(t, root, server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback))
+	for _, ref := range []string{fixture.IndexTag, e.Manifests[0].String()} {
+		if code, b, _ := get(t, http.MethodGet, keep.URL, "/v2/"+fixture.Repo+"/manifests/"+ref); code != http.StatusOK {
+			t.Fatalf("%s: %d %s", ref, code, b)
+		}
+	}
+	for _, d := range []v1.Hash{e.Configs[0], e.Blobs[0], e.Foreign[0], e.Foreign[1]} {
+		wantBlob(t, keep.URL, fixture.Repo, d)
+	}
+	if err := keep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.Reg.Close()
+	e.URLs.Close()
+	m := startMirror(t, root, server.WithProxy(server.Upstream{URL: e.Reg.URL}), server.WithProxyForeignAllow(allowLoopback), server.WithProxyLocalize(true))
+	code, b, _ := get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+fixture.IndexTag)
+	if code != http.StatusOK {
+		t.Fatalf("the index tag offline, one platform cached: %d %s", code, b)
+	}
+	var idx struct{ Manifests []struct{ Digest string } }
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) != 2 {
+		t.Fatalf("index: %v %s", err, b)
+	}
+	if idx.Manifests[0].Digest == e.Manifests[0].String() || idx.Manifests[1].Digest != e.Manifests[1].String() {
+		t.Errorf("entries %s, %s: want the cached platform localized, the other as upstream (%s)", idx.Manifests[0].Digest, idx.Manifests[1].Digest, e.Manifests[1])
+	}
+	code, b, _ = get(t, http.MethodGet, m.URL, "/v2/"+fixture.Repo+"/manifests/"+idx.Manifests[0].Digest)
+	if code != http.StatusOK || strings.Contains(string(b), "urls") {
+		t.Fatalf("the cached platform's localized image: %d %s", code, b)
+	}
+	var img struct{ Layers []struct{ Digest string } }
+	if err := json.Unmarshal(b, &img); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range img.Layers {
+		h, _ := v1.NewHash(l.Digest)
+		wantBlob(t, m.URL, fixture.Repo, h)
+	}
+}

@@ -12,6 +12,13 @@ package server
 // same bytes, whenever a tag is resolved and the result is not known:
 // offline too, from the cached upstream manifests. A manifest asked for by
 // its upstream digest is the upstream's, unchanged.
+//
+// An index child that cannot be read (offline, a child never cached: a
+// cache filled in keep mode, or by importing some platforms only) keeps
+// its upstream entry: the index is localized for the children the mirror
+// can give, as keep mode serves what it holds, rather than refused whole.
+// Such a partial result is not remembered: it is derived again, and
+// whole once the children can be read.
 
 import (
 	"context"
@@ -23,6 +30,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 
 	"github.com/ferry-dev/ferry/mediatype"
 )
@@ -68,24 +76,31 @@ func (m *mirror) localizeTag(ctx context.Context, r *mirrorRepo, d v1.Descriptor
 // localizeManifest localizes manifest dg, read through ms (the upstream's,
 // through the cache) and stored through local.
 func (m *mirror) localizeManifest(ctx context.Context, repo string, ms, local distribution.ManifestService, dg digest.Digest) (v1.Descriptor, error) {
+	d, _, err := m.localizeOne(ctx, repo, ms, local, dg)
+	return d, err
+}
+
+// localizeOne is localizeManifest, also saying whether the result is partial:
+// an index some of whose children could not be read, kept as upstream.
+func (m *mirror) localizeOne(ctx context.Context, repo string, ms, local distribution.ManifestService, dg digest.Digest) (v1.Descriptor, bool, error) {
 	key := repo + "@" + dg.String()
 	if d, ok := m.loc.get(key); ok {
-		return d, nil
+		return d, false, nil
 	}
 	mf, err := ms.Get(ctx, dg)
 	if err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, false, err
 	}
 	mt, payload, err := mf.Payload()
 	if err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, false, err
 	}
 	orig := v1.Descriptor{MediaType: mt, Digest: dg, Size: int64(len(payload))}
 	var doc map[string]any
 	if err := json.Unmarshal(payload, &doc); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("localize manifest %s: %w", dg, err)
+		return v1.Descriptor{}, false, fmt.Errorf("localize manifest %s: %w", dg, err)
 	}
-	changed := false
+	changed, partial := false, false
 	if layers, ok := doc["layers"].([]any); ok {
 		for _, l := range layers {
 			l, _ := l.(map[string]any)
@@ -102,34 +117,45 @@ func (m *mirror) localizeManifest(ctx context.Context, repo string, ms, local di
 			c, _ := c.(map[string]any)
 			cd, err := digest.Parse(fmt.Sprint(c["digest"]))
 			if err != nil {
-				return v1.Descriptor{}, fmt.Errorf("localize index %s: %w", dg, err)
+				return v1.Descriptor{}, false, fmt.Errorf("localize index %s: %w", dg, err)
 			}
-			ld, err := m.localizeManifest(ctx, repo, ms, local, cd)
+			ld, part, err := m.localizeOne(ctx, repo, ms, local, cd)
 			if err != nil {
-				return v1.Descriptor{}, err
+				if ctx.Err() != nil {
+					return v1.Descriptor{}, false, err
+				}
+				logrus.WithField("repository", repo).Warnf("mirror: localize index %s: child %s kept as upstream: %v", dg, cd, err)
+				partial = true
+				continue
 			}
+			partial = partial || part
 			if ld.Digest != cd {
 				c["digest"], c["size"] = ld.Digest.String(), ld.Size
 				changed = true
 			}
 		}
 	}
+	remember := func(d v1.Descriptor) {
+		if !partial {
+			m.loc.put(key, d)
+		}
+	}
 	if !changed {
-		m.loc.put(key, orig)
-		return orig, nil
+		remember(orig)
+		return orig, partial, nil
 	}
 	out, err := json.MarshalIndent(doc, "", "   ")
 	if err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, false, err
 	}
 	lm, desc, err := distribution.UnmarshalManifest(mt, out)
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("localize manifest %s: %w", dg, err)
+		return v1.Descriptor{}, false, fmt.Errorf("localize manifest %s: %w", dg, err)
 	}
 	if _, err := local.Put(ctx, lm); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("store localized manifest of %s: %w", dg, err)
+		return v1.Descriptor{}, false, fmt.Errorf("store localized manifest of %s: %w", dg, err)
 	}
 	desc = v1.Descriptor{MediaType: mt, Digest: desc.Digest, Size: desc.Size}
-	m.loc.put(key, desc)
-	return desc, nil
+	remember(desc)
+	return desc, partial, nil
 }
