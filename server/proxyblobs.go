@@ -676,6 +676,9 @@ type chunk struct {
 	refs atomic.Int32
 }
 
+// cost is the memory c holds: its whole buffer.
+func (c *chunk) cost() int64 { return int64(cap(*c.buf)) }
+
 // release returns c's buffer to the pool when nobody holds it any more.
 func (c *chunk) release() {
 	if c.refs.Add(-1) == 0 {

@@ -94,8 +94,9 @@ func TestOfferAllCutsLooseOnlyBesideAFasterStream(t *testing.T) {
 		t.Fatal("a lone stream behind was not waited for")
 	case <-time.After(100 * time.Millisecond):
 	}
-	(<-alone.queue).release() // the client takes a chunk
-	alone.queued.Add(-1 << 20)
+	c := <-alone.queue // the client takes a chunk
+	alone.queued.Add(-c.cost())
+	c.release()
 	f.madeRoom()
 	select {
 	case spool := <-done:

@@ -31,19 +31,18 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// streamBehind is how many bytes a client may fall behind the download
-// before it is cut loose to read from the spool; streamQueue bounds the
-// chunks that holds (a read from the upstream is often far smaller than
-// copyBuffer).
+// streamBehind is how much memory the chunks a client has not yet
+// written may hold (each counted as its whole buffer, whatever the read
+// put in it) before it is cut loose to read from the spool: 64 chunks.
 const (
 	streamBehind = 16 << 20
-	streamQueue  = 1024
+	streamQueue  = streamBehind / copyBuffer
 )
 
 // stream is one client streaming a download.
 type stream struct {
 	queue  chan *chunk  // closed when the download ends or cuts it loose
-	queued atomic.Int64 // bytes in queue
+	queued atomic.Int64 // the buffer bytes of the chunks in queue (chunk.cost)
 
 	mu      sync.Mutex
 	opened  bool  // the download's source answered
@@ -80,13 +79,13 @@ func (s *stream) offer(c *chunk) int {
 	if s.ended || s.behind || s.stopped {
 		return offerGone
 	}
-	if s.queued.Load()+int64(len(c.b)) > streamBehind {
+	if s.queued.Load()+c.cost() > streamBehind {
 		return offerFull
 	}
 	c.refs.Add(1)
 	select {
 	case s.queue <- c:
-		s.queued.Add(int64(len(c.b)))
+		s.queued.Add(c.cost())
 		return offerTaken
 	default:
 		c.release()
@@ -213,7 +212,7 @@ func (s *stream) serve(ctx context.Context, w http.ResponseWriter, d digest.Dige
 			if start() {
 				_, _ = t.Write(c.b)
 			}
-			s.queued.Add(-int64(len(c.b)))
+			s.queued.Add(-c.cost())
 			c.release()
 			f.madeRoom()
 			if t.failed() {
