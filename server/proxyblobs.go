@@ -95,17 +95,18 @@ var (
 // flight is one download of a blob, into the storage unless it is a
 // late client's own (stream).
 type flight struct {
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced on every change
-	opened   bool          // the source answered; nobody joins the stream after
-	foreign  bool          // the source is the blob's urls
-	streams  []*stream     // the clients streaming it (proxystream.go)
-	room     chan struct{} // a stream has taken a chunk out of its queue (1 buffered)
-	released bool          // verified (streams finished) or failed (streams cut short)
-	verified bool          // released with the blob's digest and size matching
-	done     bool          // stored, or failed
-	err      error         // why it failed
-	size     int64         // the blob's, once opened; -1 when the source did not say
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced on every change
+	opened    bool          // the source answered; nobody joins the stream after
+	foreign   bool          // the source is the blob's urls
+	streams   []*stream     // the clients streaming it (proxystream.go)
+	wantSpool atomic.Bool   // a late client asks for a spool from the next chunk (streamLate)
+	room      chan struct{} // a stream has taken a chunk out of its queue (1 buffered)
+	released  bool          // verified (streams finished) or failed (streams cut short)
+	verified  bool          // released with the blob's digest and size matching
+	done      bool          // stored, or failed
+	err       error         // why it failed
+	size      int64         // the blob's, once opened; -1 when the source did not say
 
 	// A foreign blob's bytes are also kept in a temporary spool file
 	// while it downloads, from its first byte, for the clients that come
@@ -376,6 +377,12 @@ func (m *mirror) serveBlob(w http.ResponseWriter, r *http.Request, local string,
 		// for it rather than read the upstream again.
 		late, foreign := f.opened && !f.foreign && !f.released, f.opened && f.foreign
 		f.mu.Unlock()
+		if late && m.streamLate(w, r, local, d, f) {
+			return
+		}
+		f.mu.Lock()
+		late = !f.released
+		f.mu.Unlock()
 		if late && m.streamUpstream(w, r, local, d) {
 			return
 		}
@@ -430,6 +437,13 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 	if size < 0 {
 		return false // unsized: nothing to stream with, the download stores it
 	}
+	return m.streamFrom(w, r, local, d, src, size)
+}
+
+// streamFrom streams src, blob d of repository local of size bytes, to
+// one client, verified as a download is, storing nothing; it closes src
+// when the client goes away.
+func (m *mirror) streamFrom(w http.ResponseWriter, r *http.Request, local string, d digest.Digest, src io.ReadCloser, size int64) bool {
 	s := newStream()
 	f := newFlight()
 	f.streams, f.refs = []*stream{s}, 1
@@ -441,9 +455,55 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 		_ = src.Close() // the client is gone: stop reading for it
 	}
 	if err := <-copied; err != nil && r.Context().Err() == nil {
-		logrus.WithField("digest", d).WithField("repository", local).Warnf("mirror: blob not streamed from the upstream: %v", err)
+		logrus.WithField("digest", d).WithField("repository", local).Warnf("mirror: blob not streamed: %v", err)
 	}
 	return served
+}
+
+// streamLate streams ordinary blob d of repository local to a client that
+// came after its download f had begun (its first bytes gone out): the
+// bytes f has yet to fetch from f's spool, which the download starts for
+// it at its next chunk, and those before from the upstream again, by a
+// ranged GET; the whole verified as a download is. Before, such a client
+// read the whole blob from the upstream a second time, and a fleet of
+// nodes pulling one new image through the mirror at once read it once
+// per node. It returns false, having written nothing, when f ends first
+// (the blob is then served from the storage) or the upstream takes no
+// range (the caller streams the whole blob from the upstream).
+func (m *mirror) streamLate(w http.ResponseWriter, r *http.Request, local string, d digest.Digest, f *flight) bool {
+	ctx := r.Context()
+	f.mu.Lock()
+	sized := f.size >= 0
+	f.mu.Unlock()
+	if !sized {
+		return false // no spool for an unsized download: it is stored, then served
+	}
+	f.wantSpool.Store(true)
+	if f.wait(ctx, func() bool { return f.spool != nil || f.spoolErr != nil || f.released }) != nil {
+		return true // the client is gone
+	}
+	f.mu.Lock()
+	base, size, ok := f.spoolBase, f.size, f.spool != nil && f.spoolErr == nil && !f.released && f.size >= 0
+	f.mu.Unlock()
+	if !ok || !f.acquireFrom(base) {
+		return false
+	}
+	defer f.release()
+	up, rest := m.split(local)
+	prefix := io.NopCloser(strings.NewReader(""))
+	if base > 0 {
+		rc, err := up.getBlobPrefix(ctx, rest, d, base)
+		if err != nil {
+			logrus.WithField("digest", d).WithField("repository", local).Debugf("mirror: a late client reads the blob whole from the upstream: %v", err)
+			return false
+		}
+		prefix = rc
+	}
+	src := struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(prefix, base), &spoolReader{ctx: ctx, f: f, off: base}), prefix}
+	return m.streamFrom(w, r, local, d, src, size)
 }
 
 // streamSpool streams foreign blob d from flight f's spool, whose
@@ -626,6 +686,9 @@ func (m *mirror) copyBlob(src io.Reader, d digest.Digest, size int64, f *flight,
 		sum <- digest.NewDigest(d.Algorithm(), h)
 	}()
 	n, err := readChunks(src, size, func(c *chunk) {
+		if spool == nil && size >= 0 && f.wantSpool.Load() {
+			spool = f.startSpool(off, d) // for a late client (streamLate)
+		}
 		if sp := offerAll(f, streams, c, off, d); sp != nil {
 			spool = sp
 		}
@@ -1011,6 +1074,29 @@ func (u *upstream) getBlob(ctx context.Context, repo string, d digest.Digest) (i
 		return nil, 0, fmt.Errorf("%w: %s answered %s", errNotUpstream, u.Name, resp.Status)
 	}
 	return nil, 0, fmt.Errorf("%w: %s answered %s", errUnreachable, u.Name, resp.Status)
+}
+
+// getBlobPrefix GETs the first n bytes of blob d of repository repo from
+// the upstream (a ranged GET, answered 206 with exactly those bytes).
+func (u *upstream) getBlobPrefix(ctx context.Context, repo string, d digest.Digest, n int64) (io.ReadCloser, error) {
+	c, base, err := u.client(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", n-1))
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	if resp.StatusCode != http.StatusPartialContent || resp.ContentLength != n || !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes 0-%d/", n-1)) {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("%s answered a range of %d bytes with %s, %d bytes", u.Name, n, resp.Status, resp.ContentLength)
+	}
+	return resp.Body, nil
 }
 
 // headBlob asks the upstream whether its repository repo holds blob d,

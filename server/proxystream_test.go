@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,5 +135,104 @@ func TestMirrorSlowClientHoldsNobody(t *testing.T) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMirrorLateClientReadsTheDownload: a client that asks for an
+// ordinary blob after its download has begun gets the bytes the download
+// has yet to fetch from it (a spool started for it), and only those
+// already fetched from the upstream again, by a ranged GET; the old code
+// read the whole blob from the upstream a second time, once per late
+// client (a fleet of nodes pulling one new image at once).
+func TestMirrorLateClientReadsTheDownload(t *testing.T) {
+	blob := make([]byte, 4<<20)
+	for i := range blob {
+		blob[i] = byte(i * 7 >> 5)
+	}
+	layer := static.NewLayer(blob, types.DockerLayer)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := fixture.NewRegistry(t, server.WithRoot(t.TempDir()))
+	reg.Push(t, "app", "v1", img)
+	d, _ := layer.Digest()
+	regURL, _ := url.Parse(reg.URL)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	const first = 1 << 20
+	released := make(chan struct{})
+	release := sync.OnceFunc(func() { close(released) })
+	var whole, ranged atomic.Int32
+	var rangeAsked atomic.Value
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || path.Base(r.URL.Path) != d.String() {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		if rg := r.Header.Get("Range"); rg != "" {
+			ranged.Add(1)
+			rangeAsked.Store(rg)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(blob))
+			return
+		}
+		whole.Add(1)
+		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+		_, _ = w.Write(blob[:first])
+		w.(http.Flusher).Flush()
+		select {
+		case <-released:
+			_, _ = w.Write(blob[first:])
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(release)
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	blobURL := m.URL + "/v2/app/blobs/" + d.String()
+	pull := func(early []byte) chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := stallFreeClient().Get(blobURL)
+			if err == nil {
+				defer resp.Body.Close()
+				var got []byte
+				if got, err = io.ReadAll(resp.Body); err == nil && sha(append(early, got...)) != d.String() {
+					err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(early)+len(got), sha(append(early, got...)))
+				}
+			}
+			done <- err
+		}()
+		return done
+	}
+	// The first client has the download's first MiB: a GET now is late.
+	resp, err := stallFreeClient().Get(blobURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	early := make([]byte, first)
+	if _, err := io.ReadFull(resp.Body, early); err != nil {
+		t.Fatal(err)
+	}
+	late := pull(nil)
+	time.Sleep(200 * time.Millisecond) // it asks for a spool
+	release()
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || sha(append(early, rest...)) != d.String() {
+		t.Errorf("the first client: %v, %d bytes", err, len(early)+len(rest))
+	}
+	if err := <-late; err != nil {
+		t.Errorf("the late client: %v", err)
+	}
+	if n := whole.Load(); n != 1 {
+		t.Errorf("the upstream sent the whole blob %d times, want once", n)
+	}
+	// One ranged GET, for what the download had fetched; none when the
+	// machine was so loaded that the late GET came after the download
+	// ended (it is then served from the storage).
+	if n := ranged.Load(); n > 1 {
+		t.Errorf("%d ranged GETs upstream, want 1", n)
+	} else if rg, _ := rangeAsked.Load().(string); rg == fmt.Sprintf("bytes=0-%d", len(blob)-1) {
+		t.Errorf("the late client asked the upstream for the whole blob: %s", rg)
 	}
 }
