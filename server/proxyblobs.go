@@ -170,6 +170,21 @@ func (f *flight) subscribe(s *stream) bool {
 	return true
 }
 
+// spooling reports whether f writes a spool.
+func (f *flight) spooling() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.spool != nil && f.spoolErr == nil
+}
+
+// verifiedNow reports whether f has fetched and verified the whole blob
+// (it may still be storing it).
+func (f *flight) verifiedNow() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.verified
+}
+
 // failed reports whether f's download has failed.
 func (f *flight) failed() bool {
 	f.mu.Lock()
@@ -318,6 +333,20 @@ func (fs *flights) spooling(d digest.Digest, size int64) *flight {
 	return nil
 }
 
+// elsewhere returns a download of blob d under way for another
+// repository than local, nil when there is none.
+func (fs *flights) elsewhere(local string, d digest.Digest) *flight {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	suffix := "@" + d.String()
+	for key, f := range fs.m {
+		if key != local+suffix && strings.HasSuffix(key, suffix) && !f.failed() {
+			return f
+		}
+	}
+	return nil
+}
+
 // spoolBody reads another download's spool as a blob's source; Close
 // drops its reference on the spool.
 type spoolBody struct{ spoolReader }
@@ -444,6 +473,7 @@ func (m *mirror) streamUpstream(w http.ResponseWriter, r *http.Request, local st
 // one client, verified as a download is, storing nothing; it closes src
 // when the client goes away.
 func (m *mirror) streamFrom(w http.ResponseWriter, r *http.Request, local string, d digest.Digest, src io.ReadCloser, size int64) bool {
+	defer src.Close()
 	s := newStream()
 	f := newFlight()
 	f.streams, f.refs = []*stream{s}, 1
@@ -461,49 +491,78 @@ func (m *mirror) streamFrom(w http.ResponseWriter, r *http.Request, local string
 }
 
 // streamLate streams ordinary blob d of repository local to a client that
-// came after its download f had begun (its first bytes gone out): the
-// bytes f has yet to fetch from f's spool, which the download starts for
-// it at its next chunk, and those before from the upstream again, by a
-// ranged GET; the whole verified as a download is. Before, such a client
-// read the whole blob from the upstream a second time, and a fleet of
-// nodes pulling one new image through the mirror at once read it once
-// per node. It returns false, having written nothing, when f ends first
-// (the blob is then served from the storage) or the upstream takes no
-// range (the caller streams the whole blob from the upstream).
+// came after its download f had begun (its first bytes gone out), as f
+// fetches it (readAlong), verified as a download is. Before, such a
+// client read the whole blob from the upstream a second time, and a
+// fleet of nodes pulling one new image through the mirror at once read
+// it once per node. It returns false, having written nothing, when it
+// cannot: f ends first (the blob is then served from the storage), or the
+// upstream takes no range (the caller streams the whole blob from the
+// upstream).
 func (m *mirror) streamLate(w http.ResponseWriter, r *http.Request, local string, d digest.Digest, f *flight) bool {
-	ctx := r.Context()
+	src, size, ok := m.readAlong(r.Context(), local, d, f)
+	if !ok {
+		return false
+	}
+	return m.streamFrom(w, r, local, d, src, size)
+}
+
+// readAlong returns blob d, for repository local, as download f (of
+// local or of another repository) fetches it: the bytes f has yet to
+// fetch from f's spool, which f starts for the reader at its next chunk,
+// and those before from local's upstream again, by a ranged GET. The
+// reader holds a reference on f's spool until it is closed. ok is false
+// when it cannot: f is unsized, ends first, or the upstream takes no
+// range.
+func (m *mirror) readAlong(ctx context.Context, local string, d digest.Digest, f *flight) (io.ReadCloser, int64, bool) {
+	if f.wait(ctx, func() bool { return f.opened || f.released }) != nil {
+		return nil, 0, false
+	}
 	f.mu.Lock()
-	sized := f.size >= 0
+	sized := f.size >= 0 && !f.released
 	f.mu.Unlock()
 	if !sized {
-		return false // no spool for an unsized download: it is stored, then served
+		return nil, 0, false // no spool for an unsized download: it is stored, then served
 	}
 	f.wantSpool.Store(true)
 	if f.wait(ctx, func() bool { return f.spool != nil || f.spoolErr != nil || f.released }) != nil {
-		return true // the client is gone
+		return nil, 0, false
 	}
 	f.mu.Lock()
-	base, size, ok := f.spoolBase, f.size, f.spool != nil && f.spoolErr == nil && !f.released && f.size >= 0
+	base, size, ok := f.spoolBase, f.size, f.spool != nil && f.spoolErr == nil && !f.released
 	f.mu.Unlock()
 	if !ok || !f.acquireFrom(base) {
-		return false
+		return nil, 0, false
 	}
-	defer f.release()
 	up, rest := m.split(local)
 	prefix := io.NopCloser(strings.NewReader(""))
 	if base > 0 {
 		rc, err := up.getBlobPrefix(ctx, rest, d, base)
 		if err != nil {
-			logrus.WithField("digest", d).WithField("repository", local).Debugf("mirror: a late client reads the blob whole from the upstream: %v", err)
-			return false
+			f.release()
+			logrus.WithField("digest", d).WithField("repository", local).Debugf("mirror: the blob is read whole from the upstream: %v", err)
+			return nil, 0, false
 		}
 		prefix = rc
 	}
-	src := struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(io.LimitReader(prefix, base), &spoolReader{ctx: ctx, f: f, off: base}), prefix}
-	return m.streamFrom(w, r, local, d, src, size)
+	return &alongBody{Reader: io.MultiReader(io.LimitReader(prefix, base), &spoolReader{ctx: ctx, f: f, off: base}), prefix: prefix, f: f}, size, true
+}
+
+// alongBody is readAlong's reader.
+type alongBody struct {
+	io.Reader
+	prefix io.Closer
+	f      *flight
+	once   sync.Once
+}
+
+// Close implements io.Closer.
+func (b *alongBody) Close() error {
+	b.once.Do(func() {
+		_ = b.prefix.Close()
+		b.f.release()
+	})
+	return nil
 }
 
 // streamSpool streams foreign blob d from flight f's spool, whose
@@ -982,6 +1041,25 @@ func (m *mirror) openBlob(ctx context.Context, local string, d digest.Digest) (r
 	}
 	upErr := fmt.Errorf("%w: it cannot be reached", errUnreachable)
 	if up.reachable() {
+		if other := m.flights.elsewhere(local, d); other != nil {
+			// Another repository's download of the blob is under
+			// way: once the upstream says this repository has it
+			// too, read it as that download fetches it.
+			if size, err := up.headBlob(ctx, rest, d); err == nil {
+				if rc, n, ok := m.readAlong(ctx, local, d, other); ok {
+					if size < 0 || size == n {
+						return rc, n, false, nil
+					}
+					_ = rc.Close()
+				} else if size >= 0 && other.verifiedNow() && other.wait(ctx, func() bool { return other.done }) == nil {
+					// It had the whole blob before a spool could
+					// start for this one: read what it stores.
+					if rc, err := m.storedBlob(ctx, d, size); err == nil {
+						return rc, size, false, nil
+					}
+				}
+			}
+		}
 		if rc, size, err = up.getBlob(ctx, rest, d); err == nil {
 			return rc, size, false, nil
 		}

@@ -106,4 +106,27 @@ func TestOfferAllCutsLooseOnlyBesideAFasterStream(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the download did not go on once the lone stream made room")
 	}
+
+	// A download that spools already (a stream cut loose before reads
+	// it) does not wait on a lone stream behind: waiting would hold the
+	// spool's readers too.
+	f = newFlight()
+	f.refs, f.size = 1, 64<<20
+	if f.startSpool(1<<20, d) == nil {
+		t.Fatal("no spool")
+	}
+	last := newStream()
+	fill(last)
+	done = make(chan *os.File, 1)
+	go func() { done <- offerAll(f, []*stream{last}, chunkOf(1024), 5<<20, d) }()
+	select {
+	case spool := <-done:
+		if spool == nil || !last.behind || !last.spooled {
+			t.Errorf("a lone stream behind a spooling download: spool %v, cut loose %v, holding the spool %v", spool, last.behind, last.spooled)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a spooling download waited on a lone stream behind, holding the spool's readers")
+	}
+	last.stop(f)
+	f.release()
 }

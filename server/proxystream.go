@@ -95,8 +95,9 @@ func (s *stream) offer(c *chunk) int {
 
 // offerAll hands chunk c, at the blob's offset off, to the streams of
 // download f. Those too far behind are cut loose, with f's spool started
-// at c, when another stream took c; when none did, it waits for one of
-// them to make room (f.room), as the download waits for a single client.
+// at c, when another stream took c or f writes a spool already; else it
+// waits for one of them to make room (f.room), as the download waits for
+// a single client.
 func offerAll(f *flight, streams []*stream, c *chunk, off int64, d digest.Digest) (spool *os.File) {
 	for {
 		var full []*stream
@@ -112,7 +113,11 @@ func offerAll(f *flight, streams []*stream, c *chunk, off int64, d digest.Digest
 		if len(full) == 0 {
 			return nil
 		}
-		if taken {
+		// Cut loose beside a stream that took the chunk, or once the
+		// download spools anyway (a foreign blob, a client cut loose
+		// before, a late one): waiting on a full stream then would
+		// also hold those reading the spool.
+		if taken || f.spooling() {
 			spool = f.startSpool(off, d)
 			for _, s := range full {
 				s.loosen(f, off)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -145,49 +146,9 @@ func TestMirrorSlowClientHoldsNobody(t *testing.T) {
 // read the whole blob from the upstream a second time, once per late
 // client (a fleet of nodes pulling one new image at once).
 func TestMirrorLateClientReadsTheDownload(t *testing.T) {
-	blob := make([]byte, 4<<20)
-	for i := range blob {
-		blob[i] = byte(i * 7 >> 5)
-	}
-	layer := static.NewLayer(blob, types.DockerLayer)
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := fixture.NewRegistry(t, server.WithRoot(t.TempDir()))
-	reg.Push(t, "app", "v1", img)
-	d, _ := layer.Digest()
-	regURL, _ := url.Parse(reg.URL)
-	rp := httputil.NewSingleHostReverseProxy(regURL)
-	const first = 1 << 20
-	released := make(chan struct{})
-	release := sync.OnceFunc(func() { close(released) })
-	var whole, ranged atomic.Int32
-	var rangeAsked atomic.Value
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || path.Base(r.URL.Path) != d.String() {
-			rp.ServeHTTP(w, r)
-			return
-		}
-		if rg := r.Header.Get("Range"); rg != "" {
-			ranged.Add(1)
-			rangeAsked.Store(rg)
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(blob))
-			return
-		}
-		whole.Add(1)
-		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
-		_, _ = w.Write(blob[:first])
-		w.(http.Flusher).Flush()
-		select {
-		case <-released:
-			_, _ = w.Write(blob[first:])
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(up.Close)
-	t.Cleanup(release)
-	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
+	g := newGatedUpstream(t, "app")
+	blob, d, first, release := g.blob, g.d, gatedFirst, g.release
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: g.URL}))
 	blobURL := m.URL + "/v2/app/blobs/" + d.String()
 	pull := func(early []byte) chan error {
 		done := make(chan error, 1)
@@ -224,15 +185,121 @@ func TestMirrorLateClientReadsTheDownload(t *testing.T) {
 	if err := <-late; err != nil {
 		t.Errorf("the late client: %v", err)
 	}
-	if n := whole.Load(); n != 1 {
+	if n := g.whole.Load(); n != 1 {
 		t.Errorf("the upstream sent the whole blob %d times, want once", n)
 	}
 	// One ranged GET, for what the download had fetched; none when the
 	// machine was so loaded that the late GET came after the download
 	// ended (it is then served from the storage).
-	if n := ranged.Load(); n > 1 {
+	if n := g.ranged.Load(); n > 1 {
 		t.Errorf("%d ranged GETs upstream, want 1", n)
-	} else if rg, _ := rangeAsked.Load().(string); rg == fmt.Sprintf("bytes=0-%d", len(blob)-1) {
+	} else if rg, _ := g.asked.Load().(string); rg == fmt.Sprintf("bytes=0-%d", len(blob)-1) {
 		t.Errorf("the late client asked the upstream for the whole blob: %s", rg)
 	}
+}
+
+// TestMirrorBlobDownloadingForAnotherRepository: a blob asked for through
+// one repository while another repository's download of it is under way
+// is read as that download fetches it (once the upstream has said this
+// repository has it), not fetched whole a second time: the old code did.
+func TestMirrorBlobDownloadingForAnotherRepository(t *testing.T) {
+	g := newGatedUpstream(t, "a/app", "b/app")
+	d, first, release := g.d, gatedFirst, g.release
+	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: g.URL}))
+	resp, err := stallFreeClient().Get(m.URL + "/v2/a/app/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	early := make([]byte, first)
+	if _, err := io.ReadFull(resp.Body, early); err != nil {
+		t.Fatal(err)
+	}
+	other := make(chan error, 1)
+	go func() {
+		resp, err := stallFreeClient().Get(m.URL + "/v2/b/app/blobs/" + d.String())
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err = rerr; err == nil && sha(b) != d.String() {
+				err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
+			}
+		}
+		other <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // b/app's download asks for a spool
+	release()
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || sha(append(early, rest...)) != d.String() {
+		t.Errorf("through a/app: %v, %d bytes", err, len(early)+len(rest))
+	}
+	if err := <-other; err != nil {
+		t.Errorf("through b/app: %v", err)
+	}
+	if n := g.whole.Load(); n != 1 {
+		t.Errorf("the upstream sent the whole blob %d times, want once", n)
+	}
+}
+
+// gatedUpstream is a registry holding one 4 MiB layer in each of repos
+// (as REPO:v1) behind an upstream that sends a GET of the whole blob its
+// first MiB (first) at once and the rest once release is called (or the
+// test ends), and serves ranged GETs at once. It counts both.
+type gatedUpstream struct {
+	URL     string
+	blob    []byte
+	d       v1.Hash
+	release func()
+	whole   atomic.Int32
+	ranged  atomic.Int32
+	asked   atomic.Value // the last Range header
+}
+
+const gatedFirst = 1 << 20
+
+func newGatedUpstream(t *testing.T, repos ...string) *gatedUpstream {
+	t.Helper()
+	g := &gatedUpstream{blob: make([]byte, 4<<20)}
+	for i := range g.blob {
+		g.blob[i] = byte(i * 7 >> 5)
+	}
+	layer := static.NewLayer(g.blob, types.DockerLayer)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := fixture.NewRegistry(t, server.WithRoot(t.TempDir()))
+	for _, repo := range repos {
+		reg.Push(t, repo, "v1", img)
+	}
+	g.d, _ = layer.Digest()
+	regURL, _ := url.Parse(reg.URL)
+	rp := httputil.NewSingleHostReverseProxy(regURL)
+	released := make(chan struct{})
+	g.release = sync.OnceFunc(func() { close(released) })
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || path.Base(r.URL.Path) != g.d.String() {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		if rg := r.Header.Get("Range"); rg != "" {
+			g.ranged.Add(1)
+			g.asked.Store(rg)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(g.blob))
+			return
+		}
+		g.whole.Add(1)
+		w.Header().Set("Content-Length", fmt.Sprint(len(g.blob)))
+		_, _ = w.Write(g.blob[:gatedFirst])
+		w.(http.Flusher).Flush()
+		select {
+		case <-released:
+			_, _ = w.Write(g.blob[gatedFirst:])
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(g.release) // before up.Close, which waits for its handlers
+	g.URL = up.URL
+	return g
 }
