@@ -312,27 +312,6 @@ func (fs *flights) join(key string) (*flight, bool) {
 	return f, true
 }
 
-// spooling returns, with a reference taken on its spool, a download of
-// foreign blob d (size bytes) under way in any repository whose spool
-// holds it from its first byte; nil when there is none.
-func (fs *flights) spooling(d digest.Digest, size int64) *flight {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	suffix := "@" + d.String()
-	for key, f := range fs.m {
-		if !strings.HasSuffix(key, suffix) {
-			continue
-		}
-		f.mu.Lock()
-		ok := f.foreign && f.size == size && f.spool != nil && f.spoolBase == 0
-		f.mu.Unlock()
-		if ok && f.acquireFrom(0) {
-			return f
-		}
-	}
-	return nil
-}
-
 // elsewhere returns a download of blob d under way for another
 // repository than local, nil when there is none.
 func (fs *flights) elsewhere(local string, d digest.Digest) *flight {
@@ -344,16 +323,6 @@ func (fs *flights) elsewhere(local string, d digest.Digest) *flight {
 			return f
 		}
 	}
-	return nil
-}
-
-// spoolBody reads another download's spool as a blob's source; Close
-// drops its reference on the spool.
-type spoolBody struct{ spoolReader }
-
-// Close implements io.Closer.
-func (b *spoolBody) Close() error {
-	b.f.release()
 	return nil
 }
 
@@ -671,11 +640,8 @@ func (m *mirror) fetchBlob(local string, d digest.Digest, f *flight) error {
 // upstream keeps repositories apart as the upstream has them: a blob
 // local's upstream repository does not have is not served through it.
 func (m *mirror) linkHeld(ctx context.Context, local string, d digest.Digest) bool {
-	if d.Algorithm() != digest.SHA256 {
-		return false
-	}
-	fi, err := m.driver.Stat(ctx, regstorage.BlobPath(d))
-	if err != nil || fi.IsDir() {
+	stored, ok := m.heldSize(ctx, d)
+	if !ok {
 		return false
 	}
 	up, rest := m.split(local)
@@ -685,11 +651,11 @@ func (m *mirror) linkHeld(ctx context.Context, local string, d digest.Digest) bo
 	held := false
 	if up.reachable() {
 		size, err := up.headBlob(ctx, rest, d)
-		held = err == nil && (size < 0 || size == fi.Size())
+		held = err == nil && (size < 0 || size == stored)
 	}
 	if !held {
 		desc, err := m.foreignLayer(ctx, local, d)
-		held = err == nil && desc.Size == fi.Size()
+		held = err == nil && desc.Size == stored
 	}
 	if !held {
 		return false
@@ -1041,22 +1007,12 @@ func (m *mirror) openBlob(ctx context.Context, local string, d digest.Digest) (r
 	}
 	upErr := fmt.Errorf("%w: it cannot be reached", errUnreachable)
 	if up.reachable() {
-		if other := m.flights.elsewhere(local, d); other != nil {
-			// Another repository's download of the blob is under
-			// way: once the upstream says this repository has it
-			// too, read it as that download fetches it.
+		if m.flights.elsewhere(local, d) != nil {
+			// Once the upstream says this repository has the blob
+			// too, read it from the other repository's download.
 			if size, err := up.headBlob(ctx, rest, d); err == nil {
-				if rc, n, ok := m.readAlong(ctx, local, d, other); ok {
-					if size < 0 || size == n {
-						return rc, n, false, nil
-					}
-					_ = rc.Close()
-				} else if size >= 0 && other.verifiedNow() && other.wait(ctx, func() bool { return other.done }) == nil {
-					// It had the whole blob before a spool could
-					// start for this one: read what it stores.
-					if rc, err := m.storedBlob(ctx, d, size); err == nil {
-						return rc, size, false, nil
-					}
+				if rc, n, ok := m.fromElsewhere(ctx, local, d, size); ok {
+					return rc, n, false, nil
 				}
 			}
 		}
@@ -1073,16 +1029,9 @@ func (m *mirror) openBlob(ctx context.Context, local string, d digest.Digest) (r
 	if err != nil {
 		return nil, 0, true, fmt.Errorf("%w: %w", errForeignFetch, err)
 	}
-	if other := m.flights.spooling(d, desc.Size); other != nil {
-		// Another repository's download of the same foreign blob is
-		// under way: read its bytes as it fetches them (the URL is
-		// fetched once, also across repositories).
-		return foreignBody{&spoolBody{spoolReader{ctx: ctx, f: other}}}, desc.Size, true, nil
-	}
-	if rc, err := m.storedBlob(ctx, d, desc.Size); err == nil {
-		// Stored meanwhile for another repository (its download ended
-		// after linkHeld looked): read it there, not from the URL.
-		return foreignBody{rc}, desc.Size, true, nil
+	// The URL is fetched once, also across repositories.
+	if rc, n, ok := m.fromElsewhere(ctx, local, d, desc.Size); ok {
+		return foreignBody{rc}, n, true, nil
 	}
 	rc, err = m.fetcher.Open(ctx, ggcrv1.Descriptor{MediaType: "application/octet-stream", Digest: h, Size: desc.Size, URLs: desc.URLs})
 	if err != nil {
@@ -1091,21 +1040,45 @@ func (m *mirror) openBlob(ctx context.Context, local string, d digest.Digest) (r
 	return foreignBody{rc}, desc.Size, true, nil
 }
 
-// storedBlob opens sha256 blob d, of size bytes, where the storage holds
-// it for any repository.
-func (m *mirror) storedBlob(ctx context.Context, d digest.Digest, size int64) (io.ReadCloser, error) {
+// fromElsewhere reads blob d (size bytes, -1 when unknown) for
+// repository local, whose upstream has it, from another repository's
+// download of it: as that download fetches it (readAlong), or, once it
+// has the whole blob (or has ended), from what it stores. ok is false
+// when there is no such download, nor the blob stored by one.
+func (m *mirror) fromElsewhere(ctx context.Context, local string, d digest.Digest, size int64) (io.ReadCloser, int64, bool) {
+	if other := m.flights.elsewhere(local, d); other != nil {
+		if rc, n, ok := m.readAlong(ctx, local, d, other); ok {
+			if size < 0 || size == n {
+				return rc, n, true
+			}
+			_ = rc.Close()
+			return nil, 0, false
+		}
+		if !other.verifiedNow() || other.wait(ctx, func() bool { return other.done }) != nil {
+			return nil, 0, false
+		}
+	}
+	// Stored by another repository's download (one that ended after
+	// linkHeld looked, or just now): read it there.
+	if held, ok := m.heldSize(ctx, d); ok && held == size {
+		if rc, err := m.driver.Reader(ctx, regstorage.BlobPath(d), 0); err == nil {
+			return rc, size, true
+		}
+	}
+	return nil, 0, false
+}
+
+// heldSize returns the size of sha256 blob d where the storage holds it
+// for any repository; false when it does not.
+func (m *mirror) heldSize(ctx context.Context, d digest.Digest) (int64, bool) {
 	if d.Algorithm() != digest.SHA256 {
-		return nil, fmt.Errorf("blob %s: not stored by its digest", d)
+		return 0, false
 	}
-	p := regstorage.BlobPath(d)
-	fi, err := m.driver.Stat(ctx, p)
-	if err != nil {
-		return nil, err
+	fi, err := m.driver.Stat(ctx, regstorage.BlobPath(d))
+	if err != nil || fi.IsDir() {
+		return 0, false
 	}
-	if fi.IsDir() || fi.Size() != size {
-		return nil, fmt.Errorf("blob %s: stored with %d bytes, want %d", d, fi.Size(), size)
-	}
-	return m.driver.Reader(ctx, p, 0)
+	return fi.Size(), true
 }
 
 // foreignBody marks a foreign fetch's read errors as such.
@@ -1132,47 +1105,23 @@ func (b foreignBody) Read(p []byte) (int, error) {
 
 // getBlob GETs blob d of repository repo from the upstream.
 func (u *upstream) getBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, int64, error) {
-	c, base, err := u.client(ctx, repo)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", errUnreachable, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	resp, err := u.blobRequest(ctx, http.MethodGet, repo, d, "", http.StatusOK)
 	if err != nil {
 		return nil, 0, err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", errUnreachable, err)
-	}
-	if resp.StatusCode == http.StatusOK {
-		return resp.Body, resp.ContentLength, nil
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, 0, fmt.Errorf("%w: %s answered %s", errNotUpstream, u.Name, resp.Status)
-	}
-	return nil, 0, fmt.Errorf("%w: %s answered %s", errUnreachable, u.Name, resp.Status)
+	return resp.Body, resp.ContentLength, nil
 }
 
 // getBlobPrefix GETs the first n bytes of blob d of repository repo from
 // the upstream (a ranged GET, answered 206 with exactly those bytes).
 func (u *upstream) getBlobPrefix(ctx context.Context, repo string, d digest.Digest, n int64) (io.ReadCloser, error) {
-	c, base, err := u.client(ctx, repo)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	resp, err := u.blobRequest(ctx, http.MethodGet, repo, d, fmt.Sprintf("bytes=0-%d", n-1), http.StatusPartialContent)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", n-1))
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
-	}
-	if resp.StatusCode != http.StatusPartialContent || resp.ContentLength != n || !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes 0-%d/", n-1)) {
+	if resp.ContentLength != n || !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes 0-%d/", n-1)) {
 		_ = resp.Body.Close()
-		return nil, fmt.Errorf("%s answered a range of %d bytes with %s, %d bytes", u.Name, n, resp.Status, resp.ContentLength)
+		return nil, fmt.Errorf("%s answered a range of %d bytes with %d bytes (%s)", u.Name, n, resp.ContentLength, resp.Header.Get("Content-Range"))
 	}
 	return resp.Body, nil
 }
@@ -1180,26 +1129,43 @@ func (u *upstream) getBlobPrefix(ctx context.Context, repo string, d digest.Dige
 // headBlob asks the upstream whether its repository repo holds blob d,
 // and its size (-1 when the answer does not say).
 func (u *upstream) headBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
-	c, base, err := u.client(ctx, repo)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %w", errUnreachable, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, base+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	resp, err := u.blobRequest(ctx, http.MethodHead, repo, d, "", http.StatusOK)
 	if err != nil {
 		return 0, err
 	}
+	_ = resp.Body.Close()
+	return resp.ContentLength, nil
+}
+
+// blobRequest sends a method request for blob d of repository repo to
+// the upstream, with a Range header unless rng is "", and returns the
+// answer when its status is want. Otherwise it closes it and returns an
+// error wrapping errNotUpstream (404) or errUnreachable (no answer, or
+// another status).
+func (u *upstream) blobRequest(ctx context.Context, method, repo string, d digest.Digest, rng string, want int) (*http.Response, error) {
+	c, base, err := u.client(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if rng != "" {
+		req.Header.Set("Range", rng)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", errUnreachable, err)
+		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	if resp.StatusCode == want {
+		return resp, nil
 	}
 	_ = resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return resp.ContentLength, nil
-	case http.StatusNotFound:
-		return 0, fmt.Errorf("%w: %s answered %s", errNotUpstream, u.Name, resp.Status)
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: %s answered %s", errNotUpstream, u.Name, resp.Status)
 	}
-	return 0, fmt.Errorf("%w: %s answered %s", errUnreachable, u.Name, resp.Status)
+	return nil, fmt.Errorf("%w: %s answered %s", errUnreachable, u.Name, resp.Status)
 }
 
 // blobClient is an HTTP client for one upstream repository, with its
