@@ -1098,21 +1098,7 @@ func TestMirrorLateClientOfAnUnsizedBlob(t *testing.T) {
 	t.Cleanup(up.Close)
 	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: up.URL}))
 	c := stallFreeClient()
-	pull := func() chan error {
-		done := make(chan error, 1)
-		go func() {
-			resp, err := c.Get(m.URL + "/v2/app/blobs/" + d.String())
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if sha(b) != d.String() {
-					err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
-				}
-			}
-			done <- err
-		}()
-		return done
-	}
+	pull := func() <-chan error { return pullAsync(c, m.URL+"/v2/app/blobs/"+d.String(), d) }
 	first := pull()
 	for gets.Load() < 1 {
 		time.Sleep(10 * time.Millisecond)
@@ -1125,7 +1111,7 @@ func TestMirrorLateClientOfAnUnsizedBlob(t *testing.T) {
 		t.Error("the late GET kept reading the unsized blob from the upstream")
 	}
 	close(release)
-	for _, ch := range []chan error{first, late} {
+	for _, ch := range []<-chan error{first, late} {
 		if err := <-ch; err != nil {
 			t.Errorf("blob through the mirror: %v", err)
 		}

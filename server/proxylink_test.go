@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -147,18 +146,7 @@ func TestMirrorForeignBlobFetchedOnceAcrossRepositories(t *testing.T) {
 	if _, err := io.ReadFull(first.Body, make([]byte, half)); err != nil {
 		t.Fatalf("the first half through first/app: %v", err)
 	}
-	second := make(chan error, 1)
-	go func() {
-		resp, err := http.Get(m.URL + "/v2/second/app/blobs/" + d.String())
-		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err = rerr; err == nil && sha(b) != d.String() {
-				err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
-			}
-		}
-		second <- err
-	}()
+	second := pullAsync(http.DefaultClient, m.URL+"/v2/second/app/blobs/"+d.String(), d)
 	time.Sleep(300 * time.Millisecond) // the second GET's download reads the first's
 	release()
 	if err := <-second; err != nil {

@@ -76,18 +76,7 @@ func TestMirrorSlowClientHoldsNobody(t *testing.T) {
 	// The reading client asks first, so that whatever the machine's load,
 	// the one that reads nothing never has the download to itself: it
 	// joins it, or comes late and streams from the upstream on its own.
-	fast := make(chan error, 1)
-	go func() {
-		resp, err := (&http.Client{Transport: &http.Transport{}}).Get(blobURL)
-		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err = rerr; err == nil && sha(b) != d.String() {
-				err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
-			}
-		}
-		fast <- err
-	}()
+	fast := pullAsync(&http.Client{Transport: &http.Transport{}}, blobURL, d)
 	for gets.Load() < 1 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -150,21 +139,6 @@ func TestMirrorLateClientReadsTheDownload(t *testing.T) {
 	blob, d, first, release := g.blob, g.d, gatedFirst, g.release
 	m := startMirror(t, "", server.WithProxy(server.Upstream{URL: g.URL}))
 	blobURL := m.URL + "/v2/app/blobs/" + d.String()
-	pull := func(early []byte) chan error {
-		done := make(chan error, 1)
-		go func() {
-			resp, err := stallFreeClient().Get(blobURL)
-			if err == nil {
-				defer resp.Body.Close()
-				var got []byte
-				if got, err = io.ReadAll(resp.Body); err == nil && sha(append(early, got...)) != d.String() {
-					err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(early)+len(got), sha(append(early, got...)))
-				}
-			}
-			done <- err
-		}()
-		return done
-	}
 	// The first client has the download's first MiB: a GET now is late.
 	resp, err := stallFreeClient().Get(blobURL)
 	if err != nil {
@@ -175,7 +149,7 @@ func TestMirrorLateClientReadsTheDownload(t *testing.T) {
 	if _, err := io.ReadFull(resp.Body, early); err != nil {
 		t.Fatal(err)
 	}
-	late := pull(nil)
+	late := pullAsync(stallFreeClient(), blobURL, d)
 	time.Sleep(200 * time.Millisecond) // it asks for a spool
 	release()
 	rest, err := io.ReadAll(resp.Body)
@@ -215,18 +189,7 @@ func TestMirrorBlobDownloadingForAnotherRepository(t *testing.T) {
 	if _, err := io.ReadFull(resp.Body, early); err != nil {
 		t.Fatal(err)
 	}
-	other := make(chan error, 1)
-	go func() {
-		resp, err := stallFreeClient().Get(m.URL + "/v2/b/app/blobs/" + d.String())
-		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err = rerr; err == nil && sha(b) != d.String() {
-				err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
-			}
-		}
-		other <- err
-	}()
+	other := pullAsync(stallFreeClient(), m.URL+"/v2/b/app/blobs/"+d.String(), d)
 	time.Sleep(300 * time.Millisecond) // b/app's download asks for a spool
 	release()
 	rest, err := io.ReadAll(resp.Body)
@@ -302,4 +265,23 @@ func newGatedUpstream(t *testing.T, repos ...string) *gatedUpstream {
 	t.Cleanup(g.release) // before up.Close, which waits for its handlers
 	g.URL = up.URL
 	return g
+}
+
+// pullAsync GETs blob d at url with c in the background; the channel
+// gets nil once the whole blob came with its digest, else what was
+// wrong.
+func pullAsync(c *http.Client, url string, d v1.Hash) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err = rerr; err == nil && sha(b) != d.String() {
+				err = fmt.Errorf("%s, %d bytes hashing to %s", resp.Status, len(b), sha(b))
+			}
+		}
+		done <- err
+	}()
+	return done
 }
