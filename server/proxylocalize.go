@@ -70,19 +70,15 @@ func (m *mirror) localizeTag(ctx context.Context, r *mirrorRepo, d v1.Descriptor
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	return m.localizeManifest(ctx, r.named.Name(), ms, local, d.Digest)
+	ld, _, err := m.localizeManifest(ctx, r.named.Name(), ms, local, d.Digest)
+	return ld, err
 }
 
 // localizeManifest localizes manifest dg, read through ms (the upstream's,
-// through the cache) and stored through local.
-func (m *mirror) localizeManifest(ctx context.Context, repo string, ms, local distribution.ManifestService, dg digest.Digest) (v1.Descriptor, error) {
-	d, _, err := m.localizeOne(ctx, repo, ms, local, dg)
-	return d, err
-}
-
-// localizeOne is localizeManifest, also saying whether the result is partial:
-// an index some of whose children could not be read, kept as upstream.
-func (m *mirror) localizeOne(ctx context.Context, repo string, ms, local distribution.ManifestService, dg digest.Digest) (v1.Descriptor, bool, error) {
+// through the cache) and stored through local, and says whether the
+// result is partial: an index some of whose children could not be read,
+// kept as upstream.
+func (m *mirror) localizeManifest(ctx context.Context, repo string, ms, local distribution.ManifestService, dg digest.Digest) (v1.Descriptor, bool, error) {
 	key := repo + "@" + dg.String()
 	if d, ok := m.loc.get(key); ok {
 		return d, false, nil
@@ -119,7 +115,7 @@ func (m *mirror) localizeOne(ctx context.Context, repo string, ms, local distrib
 			if err != nil {
 				return v1.Descriptor{}, false, fmt.Errorf("localize index %s: %w", dg, err)
 			}
-			ld, part, err := m.localizeOne(ctx, repo, ms, local, cd)
+			ld, part, err := m.localizeManifest(ctx, repo, ms, local, cd)
 			if err != nil {
 				if ctx.Err() != nil {
 					return v1.Descriptor{}, false, err
